@@ -1,0 +1,106 @@
+"""Start and stop Azurite's Table service (the project's pinned npm package) on a free port.
+
+Used by the tests, the demo and the benchmarks; never by the app, which only reads
+`AzureWebJobsStorage`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
+# Azurite's well-known development account: published in Azurite's documentation, valid
+# only against a local emulator, so not a secret.
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+class AzuriteServer:
+    """`with AzuriteServer() as azurite:` gives `azurite.connection_string`.
+
+    Data lives in a temporary folder (removed on exit) unless `location` is given, so the
+    demo can keep its history between runs."""
+
+    def __init__(self, port: int | None = None, location: Path | None = None) -> None:
+        if not AZURITE_TABLE.exists():
+            raise RuntimeError(f"{AZURITE_TABLE} is missing: run `npm ci` in {ROOT}")
+        self.port = port or free_port()
+        self._own_location = location is None
+        self.location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def table_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+            f"TableEndpoint={self.table_endpoint};"
+        )
+
+    def start(self) -> AzuriteServer:
+        self.location.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            [
+                str(AZURITE_TABLE),
+                "--tableHost", "127.0.0.1",
+                "--tablePort", str(self.port),
+                "--location", str(self.location),
+                "--silent",
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, 30, self._process)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_location:
+            shutil.rmtree(self.location, ignore_errors=True)
+
+    def __enter__(self) -> AzuriteServer:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType) -> None:
+        self.close()

@@ -1,0 +1,21 @@
+"""The Function app: wiring only. Triggers parse their input and call `shared/`.
+
+Indexing this module imports neither msgraph nor any client: the HTTP API and the poll
+create their clients on first use.
+"""
+
+import logging
+
+import azure.functions as func
+
+from shared.api import create_app
+from shared.poll import run_poll
+
+app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.timer_trigger(schedule="%POLL_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def poll(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        logging.warning("poll timer is past due; polling now")
+    await run_poll(trigger="timer", past_due=timer.past_due)

@@ -1,0 +1,332 @@
+"""Reading provisioning jobs from Microsoft Graph through the Graph SDK.
+
+Imported only by the poll: msgraph-sdk is large and slow to import, and no HTTP request of
+the API needs it. Requests are built by the SDK's request builders and sent through its
+request adapter and middleware (retries honouring Retry-After, redirects, telemetry), but
+responses are read as bytes and parsed here: the SDK's typed models turn enum members they
+do not know into None, and its batch response items can come back with empty bodies.
+
+Job reads go 20 to a JSON `$batch` (Graph's limit), a bounded number in flight at once;
+an item answered 429/503/504 inside a batch is retried after its own Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.authentication import (
+    AnonymousAuthenticationProvider,
+    AuthenticationProvider,
+)
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware.middleware import BaseMiddleware
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.service_principals.service_principals_request_builder import (
+    ServicePrincipalsRequestBuilder,
+)
+from msgraph_core import GraphClientFactory
+
+from shared.credentials import build_credential
+from shared.process_cache import ProcessCache
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 20  # Graph's maximum sub-requests in one $batch
+SERVICE_PRINCIPAL_FIELDS = ["id", "appId", "displayName"]
+PAGE_SIZE = 999  # Graph's maximum $top for servicePrincipals
+_RETRYABLE_ITEM = frozenset({429, 503, 504})
+_ITEM_ATTEMPTS = 5
+_TRANSPORT_ATTEMPTS = 3
+_ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+
+
+class GraphUnavailableError(RuntimeError):
+    """Graph could not be read at all (network down, every request failing)."""
+
+
+@dataclass
+class GraphCounters:
+    """What a poll cost in Graph: every HTTP attempt, including the SDK's own retries."""
+
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "retries": self.retries,
+            "statusCounts": dict(self.status_counts),
+        }
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The answer to one Graph GET, standalone or inside a batch."""
+
+    status: int
+    body: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+# Each poll counts its own requests, even when two polls share the process's client.
+_poll_counters: ContextVar[GraphCounters | None] = ContextVar("graph_counters", default=None)
+
+
+def start_counting() -> GraphCounters:
+    """Counters for the calling task and the tasks it starts from now on."""
+    counters = GraphCounters()
+    _poll_counters.set(counters)
+    return counters
+
+
+def _counters() -> GraphCounters:
+    return _poll_counters.get() or GraphCounters()
+
+
+class _CountingHandler(BaseMiddleware):
+    """Last in the SDK's middleware chain, so it sees every attempt the retry handler makes."""
+
+    async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+        counters = _counters()
+        if "Retry-Attempt" in request.headers:
+            counters.retries += 1
+        response = await super().send(request, transport)
+        counters.requests += 1
+        status = str(response.status_code)
+        counters.status_counts[status] = counters.status_counts.get(status, 0) + 1
+        if response.status_code in (429, 503):
+            counters.throttled += 1
+        return response
+
+
+def _auth_provider(settings: Settings, credential: AsyncTokenCredential | None) -> AuthenticationProvider:
+    if credential is None:  # GRAPH_AUTH=none, allowed for loopback emulators only
+        return AnonymousAuthenticationProvider()
+    return AzureIdentityAuthenticationProvider(
+        credential, scopes=[settings.graph_scope], allowed_hosts=[settings.graph_host]
+    )
+
+
+def _error_from_body(status: int, body: Any) -> ItemResult:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return ItemResult(status, None, str(error.get("code") or ""), str(error.get("message") or ""))
+    return ItemResult(status, None, f"HTTP{status}", "Graph answered with an error and no error body")
+
+
+def _retry_after_seconds(headers: Any) -> float | None:
+    if not isinstance(headers, dict):
+        return None
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+class GraphReader:
+    """One Graph client per process: the SDK adapter, its credential and the poll's counters."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._credential = build_credential(settings)
+        http_client = KiotaClientFactory.get_default_client()
+        http_client.base_url = httpx.URL(settings.graph_base_url + "/")
+        middleware = KiotaClientFactory.get_default_middleware(None)
+        middleware.append(_CountingHandler())
+        http_client = GraphClientFactory.create_with_custom_middleware(middleware, client=http_client)
+        self._http_client = http_client
+        self._adapter = GraphRequestAdapter(_auth_provider(settings, self._credential), http_client)
+        self._adapter.base_url = settings.graph_base_url
+        self._client = GraphServiceClient(request_adapter=self._adapter)
+        self._concurrency = asyncio.Semaphore(settings.graph_max_concurrency)
+
+    async def close(self) -> None:
+        await self._http_client.aclose()
+        if self._credential is not None:
+            await self._credential.close()
+
+    async def _send(self, request: RequestInformation) -> Any:
+        """Send through the SDK and parse the JSON body; transport faults retried with jitter."""
+        for attempt in range(1, _TRANSPORT_ATTEMPTS + 1):
+            try:
+                raw = await self._adapter.send_primitive_async(request, "bytes", _ERROR_MAP)
+                return json.loads(raw) if raw else None
+            except (httpx.TransportError, json.JSONDecodeError) as error:
+                if attempt == _TRANSPORT_ATTEMPTS:
+                    raise GraphUnavailableError(f"Graph did not answer: {type(error).__name__}: {error}") from error
+                _counters().retries += 1
+                await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ discovery
+
+    async def list_service_principals(self) -> list[dict[str, Any]]:
+        """Every service principal in the tenant (the raw objects), following nextLink."""
+        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+            select=SERVICE_PRINCIPAL_FIELDS, top=PAGE_SIZE
+        )
+        builder = self._client.service_principals
+        request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+        found: list[dict[str, Any]] = []
+        while True:
+            page = await self._send(request)
+            if not isinstance(page, dict):
+                raise GraphUnavailableError("servicePrincipals page is not a JSON object")
+            found.extend(item for item in page.get("value") or [] if isinstance(item, dict))
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return found
+            request = builder.with_url(next_link).to_get_request_information()
+
+    # ------------------------------------------------------------ batched reads
+
+    async def get_service_principals(self, ids: Sequence[str]) -> dict[str, ItemResult]:
+        select = ",".join(SERVICE_PRINCIPAL_FIELDS)
+        urls = {sp_id: f"/servicePrincipals/{quote(sp_id, safe='')}?$select={select}" for sp_id in ids}
+        return await self.batch_get(urls)
+
+    async def get_jobs(
+        self, ids: Sequence[str], *, should_start: Callable[[], bool] = lambda: True
+    ) -> dict[str, ItemResult]:
+        """Each service principal's synchronization jobs (body: the list of raw jobs).
+        Batches not started before `should_start()` turns false are left out of the answer."""
+        urls = {sp_id: f"/servicePrincipals/{quote(sp_id, safe='')}/synchronization/jobs" for sp_id in ids}
+        results = await self.batch_get(urls, should_start=should_start)
+        for sp_id, result in list(results.items()):
+            if result.ok:
+                results[sp_id] = await self._all_jobs(result)
+        return results
+
+    async def _all_jobs(self, first: ItemResult) -> ItemResult:
+        body = first.body if isinstance(first.body, dict) else {}
+        jobs = list(body.get("value") or []) if isinstance(body.get("value"), list) else None
+        if jobs is None:
+            return ItemResult(200, None, "MalformedResponse", "jobs response has no value list")
+        next_link = body.get("@odata.nextLink")
+        while isinstance(next_link, str) and next_link:
+            # The jobs collection rarely pages; when it does, the SDK follows the link as given.
+            request = self._client.service_principals.with_url(next_link).to_get_request_information()
+            page = await self._send(request)
+            jobs.extend((page or {}).get("value") or [])
+            next_link = (page or {}).get("@odata.nextLink")
+        return ItemResult(200, jobs)
+
+    async def batch_get(
+        self, urls: dict[str, str], *, should_start: Callable[[], bool] = lambda: True
+    ) -> dict[str, ItemResult]:
+        """GET every URL (relative to the version root) in $batch calls of 20."""
+        keys = list(urls)
+        chunks = [keys[i : i + BATCH_LIMIT] for i in range(0, len(keys), BATCH_LIMIT)]
+        results: dict[str, ItemResult] = {}
+
+        async def run(chunk: list[str]) -> None:
+            async with self._concurrency:
+                if not should_start():
+                    return
+                results.update(await self._batch_with_item_retries({k: urls[k] for k in chunk}))
+
+        await asyncio.gather(*(run(chunk) for chunk in chunks))
+        return results
+
+    async def _batch_with_item_retries(self, urls: dict[str, str]) -> dict[str, ItemResult]:
+        pending = dict(urls)
+        results: dict[str, ItemResult] = {}
+        for attempt in range(1, _ITEM_ATTEMPTS + 1):
+            answered = await self._post_batch(pending)
+            retry: dict[str, str] = {}
+            waits: list[float] = []
+            for key, (result, retry_after) in answered.items():
+                if result.status in _RETRYABLE_ITEM and attempt < _ITEM_ATTEMPTS:
+                    retry[key] = pending[key]
+                    if result.status in (429, 503):
+                        _counters().throttled += 1
+                    waits.append(retry_after if retry_after is not None else 0.5 * 2**attempt)
+                else:
+                    results[key] = result
+            if not retry:
+                break
+            _counters().retries += len(retry)
+            # Honour the longest Retry-After among the items; jitter spreads concurrent batches.
+            await asyncio.sleep(min(60.0, max(waits)) + random.uniform(0, 0.25))
+            pending = retry
+        return results
+
+    async def _post_batch(
+        self, urls: dict[str, str]
+    ) -> dict[str, tuple[ItemResult, float | None]]:
+        ids = {str(index): key for index, key in enumerate(urls, start=1)}
+        payload = {
+            "requests": [{"id": item_id, "method": "GET", "url": urls[key]} for item_id, key in ids.items()]
+        }
+        request = RequestInformation(Method.POST, "{+baseurl}/$batch")
+        request.headers.try_add("Accept", "application/json")
+        request.set_stream_content(json.dumps(payload).encode(), "application/json")
+        try:
+            body = await self._send(request)
+        except APIError as error:
+            failed = self._api_error_result(error)
+            return {key: (failed, None) for key in urls}
+        answered: dict[str, tuple[ItemResult, float | None]] = {}
+        for item in (body or {}).get("responses") or []:
+            key = ids.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if key is None:
+                continue
+            status = int(item.get("status") or 0)
+            item_body = item.get("body")
+            result = ItemResult(status, item_body) if 200 <= status < 300 else _error_from_body(status, item_body)
+            answered[key] = (result, _retry_after_seconds(item.get("headers")))
+        for key in urls:
+            answered.setdefault(key, (ItemResult(0, None, "MissingBatchItem", "batch answer left this item out"), None))
+        return answered
+
+    @staticmethod
+    def _api_error_result(error: APIError) -> ItemResult:
+        status = int(getattr(error, "response_status_code", 0) or 0)
+        odata = getattr(error, "error", None)
+        code = getattr(odata, "code", None) or f"HTTP{status}"
+        message = getattr(odata, "message", None) or str(error.message or "")
+        return ItemResult(status, None, code, message[:500])
+
+
+_readers = ProcessCache[GraphReader]()
+
+
+def graph_reader(settings: Settings) -> GraphReader:
+    """The process's Graph reader, created on first use inside the running event loop."""
+    return _readers.get(settings, lambda: GraphReader(settings))
+
+
+async def close_graph_reader() -> None:
+    await _readers.close()

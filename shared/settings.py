@@ -1,0 +1,320 @@
+"""Every setting the app reads, read in one place.
+
+Settings are environment variables with the same names as the Function app's app settings.
+`load_settings()` validates all of them at once and fails with a `SettingsError` that names
+the setting and what it expects, so a bad configuration stops a run at its start, not deep
+in a poll. `SETTINGS` is the catalogue that docs, the sample settings file and the Bicep
+checks are held against.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+GraphAuth = Literal[
+    "managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"
+]
+GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = (
+    "managed_identity",
+    "client_secret",
+    "certificate",
+    "workload_identity",
+    "default",
+    "none",
+)
+
+DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """What one setting means; `default` None means "no default" (required or optional)."""
+
+    description: str
+    default: str | None = None
+    required: bool = False
+    secret: bool = False
+
+
+SETTINGS: dict[str, SettingSpec] = {
+    "AZURE_TENANT_ID": SettingSpec(
+        "The Entra tenant (GUID) whose jobs are watched; labels every stored record.",
+        required=True,
+    ),
+    "GRAPH_BASE_URL": SettingSpec(
+        "Microsoft Graph root including the version (national clouds: their own host).",
+        DEFAULT_GRAPH_BASE_URL,
+    ),
+    "GRAPH_AUTH": SettingSpec(
+        "How the app signs in to Graph: " + " | ".join(GRAPH_AUTH_MODES) + ".",
+        "managed_identity",
+    ),
+    "AZURE_CLIENT_ID": SettingSpec(
+        "Client ID of the user-assigned managed identity, or of the app registration "
+        "(client_secret, certificate, workload_identity)."
+    ),
+    "AZURE_CLIENT_SECRET": SettingSpec(
+        "Client secret of the app registration (GRAPH_AUTH=client_secret); in Azure, a Key "
+        "Vault reference.",
+        secret=True,
+    ),
+    "AZURE_CLIENT_CERTIFICATE_PATH": SettingSpec(
+        "PEM or PKCS12 certificate of the app registration (GRAPH_AUTH=certificate)."
+    ),
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD": SettingSpec(
+        "Password of that certificate, if any.", secret=True
+    ),
+    "AZURE_AUTHORITY_HOST": SettingSpec(
+        "Entra authority for national clouds, e.g. https://login.microsoftonline.us."
+    ),
+    "MANAGED_IDENTITY_CLIENT_ID": SettingSpec(
+        "GRAPH_AUTH=workload_identity: client ID of the managed identity that is the app "
+        "registration's federated credential (empty: system-assigned)."
+    ),
+    "AzureWebJobsStorage": SettingSpec(
+        "Storage connection string for the data tables (`UseDevelopmentStorage=true` for "
+        "Azurite on its default port, or one with `TableEndpoint=`).",
+        secret=True,
+    ),
+    "AzureWebJobsStorage__tableServiceUri": SettingSpec(
+        "Identity-based storage: the Table service URI (used when AzureWebJobsStorage is unset)."
+    ),
+    "AzureWebJobsStorage__credential": SettingSpec(
+        "Identity-based storage: `managedidentity` (the only value Functions accepts)."
+    ),
+    "AzureWebJobsStorage__clientId": SettingSpec(
+        "Identity-based storage: client ID of the user-assigned managed identity."
+    ),
+    "TABLE_PREFIX": SettingSpec(
+        "Prefix of the data tables' names (letters and digits).", "syncmon"
+    ),
+    "SERVICE_PRINCIPAL_IDS": SettingSpec(
+        "Comma-separated service principal object IDs to watch; empty: discover all."
+    ),
+    "POLL_SCHEDULE": SettingSpec(
+        "NCRONTAB schedule of the poll timer (read by the Functions host).", "0 */5 * * * *"
+    ),
+    "GRAPH_MAX_CONCURRENCY": SettingSpec(
+        "How many Graph requests ($batch calls) a poll has in flight at once (1-32).", "4"
+    ),
+    "POLL_DEADLINE_SECONDS": SettingSpec(
+        "A poll stops reading Graph after this many seconds (below the function timeout).",
+        "480",
+    ),
+}
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,40}$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the data tables live: a connection string, or a service URI with an identity."""
+
+    connection_string: str | None = field(default=None, repr=False)
+    table_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    tenant_id: str
+    graph_base_url: str
+    graph_auth: GraphAuth
+    client_id: str | None
+    client_secret: str | None = field(repr=False)
+    client_certificate_path: str | None
+    client_certificate_password: str | None = field(repr=False)
+    authority_host: str | None
+    managed_identity_client_id: str | None
+    storage: StorageSettings
+    table_prefix: str
+    service_principal_ids: tuple[str, ...]
+    graph_max_concurrency: int
+    poll_deadline_seconds: float
+
+    @property
+    def graph_host(self) -> str:
+        return urlsplit(self.graph_base_url).netloc
+
+    @property
+    def graph_scope(self) -> str:
+        """Token scope derived from the Graph host, so national clouds need no extra setting."""
+        parts = urlsplit(self.graph_base_url)
+        return f"{parts.scheme}://{parts.netloc}/.default"
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        default = SETTINGS[name].default
+        return default
+    return value.strip()
+
+
+def _require(env: Mapping[str, str], name: str, why: str) -> str:
+    value = _get(env, name)
+    if value is None:
+        raise SettingsError(f"{name} is required {why}")
+    return value
+
+
+def _int_setting(env: Mapping[str, str], name: str, low: int, high: int) -> int:
+    raw = _get(env, name)
+    assert raw is not None  # both have defaults
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _graph_base_url(env: Mapping[str, str]) -> str:
+    raw = _get(env, "GRAPH_BASE_URL")
+    assert raw is not None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SettingsError(
+            f"GRAPH_BASE_URL must be an absolute URL such as {DEFAULT_GRAPH_BASE_URL}, got {raw!r}"
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise SettingsError(
+            f"GRAPH_BASE_URL must use https unless its host is loopback, got {raw!r}"
+        )
+    if not parts.path.strip("/"):
+        raise SettingsError(
+            f"GRAPH_BASE_URL must include the API version (e.g. /v1.0), got {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
+def _storage(env: Mapping[str, str]) -> StorageSettings:
+    connection = _get(env, "AzureWebJobsStorage")
+    if connection:
+        if connection != "UseDevelopmentStorage=true" and not (
+            "TableEndpoint=" in connection or "AccountName=" in connection
+        ):
+            # The value is a secret: never echo it.
+            raise SettingsError(
+                "AzureWebJobsStorage must be `UseDevelopmentStorage=true` or a storage "
+                "connection string with AccountName= or TableEndpoint= (value not shown)"
+            )
+        return StorageSettings(connection_string=connection)
+    uri = _get(env, "AzureWebJobsStorage__tableServiceUri")
+    if not uri:
+        raise SettingsError(
+            "AzureWebJobsStorage is required: a connection string, or identity-based "
+            "AzureWebJobsStorage__tableServiceUri with AzureWebJobsStorage__credential"
+        )
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SettingsError(
+            "AzureWebJobsStorage__tableServiceUri must be a URL such as "
+            f"https://<account>.table.core.windows.net, got {uri!r}"
+        )
+    credential = _get(env, "AzureWebJobsStorage__credential")
+    if credential is not None and credential.lower() != "managedidentity":
+        raise SettingsError(
+            f"AzureWebJobsStorage__credential must be `managedidentity`, got {credential!r}"
+        )
+    return StorageSettings(
+        table_service_uri=uri.rstrip("/"),
+        managed_identity_client_id=_get(env, "AzureWebJobsStorage__clientId"),
+    )
+
+
+def _service_principal_ids(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _get(env, "SERVICE_PRINCIPAL_IDS") or ""
+    ids = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    for sp_id in ids:
+        if not _GUID.match(sp_id):
+            raise SettingsError(
+                f"SERVICE_PRINCIPAL_IDS must be comma-separated object IDs (GUIDs), got {sp_id!r}"
+            )
+    return ids
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raises SettingsError naming the first bad one."""
+    env = os.environ if env is None else env
+
+    tenant_id = _require(env, "AZURE_TENANT_ID", "(the tenant's GUID)")
+    if not _GUID.match(tenant_id):
+        raise SettingsError(f"AZURE_TENANT_ID must be the tenant's GUID, got {tenant_id!r}")
+
+    graph_base_url = _graph_base_url(env)
+    graph_auth = (_get(env, "GRAPH_AUTH") or "").lower()
+    if graph_auth not in GRAPH_AUTH_MODES:
+        raise SettingsError(
+            f"GRAPH_AUTH must be one of {', '.join(GRAPH_AUTH_MODES)}, got {graph_auth!r}"
+        )
+    host = urlsplit(graph_base_url).hostname or ""
+    if graph_auth == "none" and not is_loopback_host(host):
+        raise SettingsError(
+            "GRAPH_AUTH=none sends no credentials and is only allowed when GRAPH_BASE_URL's "
+            f"host is loopback (a local emulator), not {host!r}"
+        )
+
+    client_id = _get(env, "AZURE_CLIENT_ID")
+    client_secret = _get(env, "AZURE_CLIENT_SECRET")
+    certificate_path = _get(env, "AZURE_CLIENT_CERTIFICATE_PATH")
+    if graph_auth in ("client_secret", "certificate", "workload_identity") and not client_id:
+        raise SettingsError(
+            f"AZURE_CLIENT_ID is required with GRAPH_AUTH={graph_auth} (the app registration's client ID)"
+        )
+    if graph_auth == "client_secret" and not client_secret:
+        raise SettingsError("AZURE_CLIENT_SECRET is required with GRAPH_AUTH=client_secret")
+    if graph_auth == "certificate":
+        if not certificate_path:
+            raise SettingsError(
+                "AZURE_CLIENT_CERTIFICATE_PATH is required with GRAPH_AUTH=certificate"
+            )
+        if not os.path.isfile(certificate_path):
+            raise SettingsError(
+                f"AZURE_CLIENT_CERTIFICATE_PATH must name a readable file, got {certificate_path!r}"
+            )
+
+    table_prefix = _get(env, "TABLE_PREFIX") or ""
+    if not _TABLE_PREFIX.match(table_prefix):
+        raise SettingsError(
+            "TABLE_PREFIX must be 1-41 letters and digits starting with a letter, "
+            f"got {table_prefix!r}"
+        )
+
+    return Settings(
+        tenant_id=tenant_id.lower(),
+        graph_base_url=graph_base_url,
+        graph_auth=graph_auth,  # type: ignore[arg-type]  # checked against GRAPH_AUTH_MODES
+        client_id=client_id,
+        client_secret=client_secret,
+        client_certificate_path=certificate_path,
+        client_certificate_password=_get(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+        authority_host=_get(env, "AZURE_AUTHORITY_HOST"),
+        managed_identity_client_id=_get(env, "MANAGED_IDENTITY_CLIENT_ID"),
+        storage=_storage(env),
+        table_prefix=table_prefix,
+        service_principal_ids=_service_principal_ids(env),
+        graph_max_concurrency=_int_setting(env, "GRAPH_MAX_CONCURRENCY", 1, 32),
+        poll_deadline_seconds=float(_int_setting(env, "POLL_DEADLINE_SECONDS", 10, 3600)),
+    )

@@ -1,0 +1,74 @@
+"""Fixtures: real Azurite and the Graph emulator on free loopback ports, one of each per run.
+
+Each test gets its own TABLE_PREFIX, so tests share the services without sharing data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from devtools.azurite import AzuriteServer  # noqa: E402
+from devtools.graph_emulator import DEMO_TENANT_ID, EmulatorServer, demo_tenant  # noqa: E402
+
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteServer]:
+    with AzuriteServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(tenant=demo_tenant()) as server:
+        yield server
+
+
+@pytest.fixture
+def demo_emulator(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The session's emulator, reset to the demo tenant with no faults."""
+    emulator.set_demo_tenant()
+    emulator.clear_faults()
+    emulator.reset_stats()
+    yield emulator
+    emulator.clear_faults()
+
+
+@pytest.fixture
+def app_env(azurite: AzuriteServer, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The app's settings for this test (also put in the environment, as the host does)."""
+    env = {
+        "AZURE_TENANT_ID": DEMO_TENANT_ID,
+        "GRAPH_BASE_URL": emulator.base_url,
+        "GRAPH_AUTH": "none",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "TABLE_PREFIX": f"t{next(_prefixes)}x{id(monkeypatch) % 100000}",
+        "POLL_SCHEDULE": "0 */5 * * * *",
+    }
+    for name in (
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "SERVICE_PRINCIPAL_IDS",
+        "AzureWebJobsStorage__tableServiceUri",
+        "GRAPH_MAX_CONCURRENCY",
+        "POLL_DEADLINE_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def by_key(items: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(item[k] for k in keys): item for item in items}
