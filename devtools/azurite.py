@@ -71,9 +71,12 @@ class AzuriteServer:
         self._process = subprocess.Popen(
             [
                 str(AZURITE_TABLE),
-                "--tableHost", "127.0.0.1",
-                "--tablePort", str(self.port),
-                "--location", str(self.location),
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                str(self.port),
+                "--location",
+                str(self.location),
                 "--silent",
                 "--disableTelemetry",
                 "--skipApiVersionCheck",

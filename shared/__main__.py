@@ -1,7 +1,7 @@
 """Local commands on the same code paths as the Function app's triggers.
 
-    python -m shared poll                          one poll, exactly as the timer runs it
-    python -m shared serve [--host H] [--port P]   the HTTP API, as the Functions host serves it
+python -m shared poll                          one poll, exactly as the timer runs it
+python -m shared serve [--host H] [--port P]   the HTTP API, as the Functions host serves it
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7071)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # The SDKs log every HTTP request at INFO; keep our own lines readable.
     for noisy in ("azure", "httpx", "kiota_http", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -116,14 +116,13 @@ def create_app() -> FastAPI:
         responses={**_PROBLEMS, 404: {"model": Problem, "description": "No such job"}},
         tags=["jobs"],
     )
-    async def get_job(service_principal_id: ServicePrincipalId, job_id: JobId, store: StoreDep) -> dict[str, Any]:
+    async def get_job(servicePrincipalId: ServicePrincipalId, jobId: JobId, store: StoreDep) -> dict[str, Any]:
         """One job and its most recent runs."""
-        job = await store.get_job(service_principal_id, job_id)
+        job = await store.get_job(servicePrincipalId, jobId)
         if job is None:
-            raise HTTPException(404, f"No job {job_id!r} is stored for service principal {service_principal_id!r}")
-        job = with_current_health(job, now=datetime.now(UTC))
-        executions, _ = await store.list_executions(service_principal_id, job_id, top=10)
-        return {"job": job, "executions": executions}
+            raise HTTPException(404, f"No job {jobId!r} is stored for service principal {servicePrincipalId!r}")
+        executions, _ = await store.list_executions(servicePrincipalId, jobId, top=10)
+        return {"job": with_current_health(job, now=datetime.now(UTC)), "executions": executions}
 
     @app.get(
         f"{API_PREFIX}/jobs/{{servicePrincipalId}}/{{jobId}}/executions",
@@ -133,8 +132,8 @@ def create_app() -> FastAPI:
     )
     async def list_executions(
         request: Request,
-        service_principal_id: ServicePrincipalId,
-        job_id: JobId,
+        servicePrincipalId: ServicePrincipalId,
+        jobId: JobId,
         store: StoreDep,
         top: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page")] = DEFAULT_PAGE,
         continuation: Annotated[
@@ -143,9 +142,9 @@ def create_app() -> FastAPI:
     ) -> dict[str, Any]:
         """The job's runs, newest first by timeBegan, paged."""
         after = decode_continuation(continuation) if continuation is not None else None
-        if await store.get_job(service_principal_id, job_id) is None:
-            raise HTTPException(404, f"No job {job_id!r} is stored for service principal {service_principal_id!r}")
-        page, next_after = await store.list_executions(service_principal_id, job_id, top=top, after_row_key=after)
+        if await store.get_job(servicePrincipalId, jobId) is None:
+            raise HTTPException(404, f"No job {jobId!r} is stored for service principal {servicePrincipalId!r}")
+        page, next_after = await store.list_executions(servicePrincipalId, jobId, top=top, after_row_key=after)
         next_link = None
         if next_after is not None:
             next_link = str(request.url.include_query_params(top=top, continuation=encode_continuation(next_after)))
@@ -171,4 +170,4 @@ def create_app() -> FastAPI:
     return app
 
 
-__all__ = ["create_app", "Execution", "Job"]
+__all__ = ["Execution", "Job", "create_app"]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 # The audience Entra expects for a managed identity token used as a federated assertion.
-_TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
+_TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 (a scope, not a secret)
 
 
 def build_credential(settings: Settings) -> AsyncTokenCredential | None:
@@ -42,9 +42,7 @@ def build_credential(settings: Settings) -> AsyncTokenCredential | None:
     assert settings.client_id is not None  # load_settings requires it for the modes below
     if mode == "client_secret":
         assert settings.client_secret is not None
-        return ClientSecretCredential(
-            settings.tenant_id, settings.client_id, settings.client_secret, **authority
-        )
+        return ClientSecretCredential(settings.tenant_id, settings.client_id, settings.client_secret, **authority)
     if mode == "certificate":
         assert settings.client_certificate_path is not None
         password = settings.client_certificate_password

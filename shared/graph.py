@@ -283,13 +283,9 @@ class GraphReader:
             pending = retry
         return results
 
-    async def _post_batch(
-        self, urls: dict[str, str]
-    ) -> dict[str, tuple[ItemResult, float | None]]:
+    async def _post_batch(self, urls: dict[str, str]) -> dict[str, tuple[ItemResult, float | None]]:
         ids = {str(index): key for index, key in enumerate(urls, start=1)}
-        payload = {
-            "requests": [{"id": item_id, "method": "GET", "url": urls[key]} for item_id, key in ids.items()]
-        }
+        payload = {"requests": [{"id": item_id, "method": "GET", "url": urls[key]} for item_id, key in ids.items()]}
         request = RequestInformation(Method.POST, "{+baseurl}/$batch")
         request.headers.try_add("Accept", "application/json")
         request.set_stream_content(json.dumps(payload).encode(), "application/json")

@@ -220,9 +220,7 @@ def normalize_execution(raw: object, notes: Notes | None = None, where: str = "e
     if not activity or not activity.strip():
         return None
     if began is None:
-        if execution.get("timeBegan") not in (None, "") and not str(
-            execution.get("timeBegan")
-        ).startswith("0001"):
+        if execution.get("timeBegan") not in (None, "") and not str(execution.get("timeBegan")).startswith("0001"):
             notes.add(where, f"run {activity} skipped: no readable timeBegan")
         return None
     ended = format_timestamp(execution.get("timeEnded"), notes, f"{where}.timeEnded")
@@ -332,9 +330,7 @@ def normalize_job(
     status = _object(raw.get("status"), notes, "status") or {}
     if not status:
         notes.add("status", "missing")
-    executions = {
-        kind: normalize_execution(status.get(kind), notes, f"status.{kind}") for kind in EXECUTION_KINDS
-    }
+    executions = {kind: normalize_execution(status.get(kind), notes, f"status.{kind}") for kind in EXECUTION_KINDS}
     interval = _text(schedule.get("interval"), notes, "schedule.interval")
     settings = {
         key: str(value)
@@ -376,7 +372,7 @@ def normalize_job(
         "settings": settings,
         "observedAt": isoformat_utc(observed_at),
     }
-    health, reasons = classify_health(job, now=observed_at)  # type: ignore[arg-type]
+    health, reasons = classify_health(job, now=observed_at)
     job["health"] = health
     job["healthReasons"] = reasons
     job["anomalies"] = notes.items

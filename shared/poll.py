@@ -172,7 +172,9 @@ async def poll_tenant(
             for raw in raw_jobs:
                 try:
                     jobs.append(
-                        normalize_job(raw, tenant_id=settings.tenant_id, service_principal=by_id[sp_id], observed_at=started)
+                        normalize_job(
+                            raw, tenant_id=settings.tenant_id, service_principal=by_id[sp_id], observed_at=started
+                        )
                     )
                 except PayloadError as error:
                     record.jobs_skipped += 1
@@ -190,16 +192,16 @@ async def poll_tenant(
         record.error("pollFailed", failure)
         log.exception("poll failed")
     status = "failed" if failure else ("partial" if record.error_count or record.unfinished else "succeeded")
-    result = record.to_dict(status=status, ended_at=datetime.now(UTC), graph=counters.as_dict())
+    summary = record.to_dict(status=status, ended_at=datetime.now(UTC), graph=counters.as_dict())
     try:
-        await store.save_poll(result)
+        await store.save_poll(summary)
     except Exception as error:  # storage itself may be what failed
         failure = failure or f"could not store the poll record: {type(error).__name__}"
-        result["status"] = "failed"
-    log.info("poll %s", json.dumps(_log_line(result), separators=(",", ":")))
+        summary["status"] = "failed"
+    log.info("poll %s", json.dumps(_log_line(summary), separators=(",", ":")))
     if failure:
-        raise PollFailedError(failure, result)
-    return result
+        raise PollFailedError(failure, summary)
+    return summary
 
 
 def _log_line(record: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +210,11 @@ def _log_line(record: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _store_jobs(store: Store, jobs: list[Job], previous: dict[str, StoredJob], record: PollRecord) -> None:
-    plans = [plan for job in jobs if (plan := plan_job_write(job, previous.get(job_key(job["servicePrincipalId"], job["jobId"]))))]
+    plans = [
+        plan
+        for job in jobs
+        if (plan := plan_job_write(job, previous.get(job_key(job["servicePrincipalId"], job["jobId"]))))
+    ]
     limit = asyncio.Semaphore(_STORE_CONCURRENCY)
     days: set[str] = set()
 

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-GraphAuth = Literal[
-    "managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"
-]
+GraphAuth = Literal["managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"]
 GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = (
     "managed_identity",
     "client_secret",
@@ -60,19 +58,14 @@ SETTINGS: dict[str, SettingSpec] = {
         "(client_secret, certificate, workload_identity)."
     ),
     "AZURE_CLIENT_SECRET": SettingSpec(
-        "Client secret of the app registration (GRAPH_AUTH=client_secret); in Azure, a Key "
-        "Vault reference.",
+        "Client secret of the app registration (GRAPH_AUTH=client_secret); in Azure, a Key Vault reference.",
         secret=True,
     ),
     "AZURE_CLIENT_CERTIFICATE_PATH": SettingSpec(
         "PEM or PKCS12 certificate of the app registration (GRAPH_AUTH=certificate)."
     ),
-    "AZURE_CLIENT_CERTIFICATE_PASSWORD": SettingSpec(
-        "Password of that certificate, if any.", secret=True
-    ),
-    "AZURE_AUTHORITY_HOST": SettingSpec(
-        "Entra authority for national clouds, e.g. https://login.microsoftonline.us."
-    ),
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD": SettingSpec("Password of that certificate, if any.", secret=True),
+    "AZURE_AUTHORITY_HOST": SettingSpec("Entra authority for national clouds, e.g. https://login.microsoftonline.us."),
     "MANAGED_IDENTITY_CLIENT_ID": SettingSpec(
         "GRAPH_AUTH=workload_identity: client ID of the managed identity that is the app "
         "registration's federated credential (empty: system-assigned)."
@@ -91,15 +84,9 @@ SETTINGS: dict[str, SettingSpec] = {
     "AzureWebJobsStorage__clientId": SettingSpec(
         "Identity-based storage: client ID of the user-assigned managed identity."
     ),
-    "TABLE_PREFIX": SettingSpec(
-        "Prefix of the data tables' names (letters and digits).", "syncmon"
-    ),
-    "SERVICE_PRINCIPAL_IDS": SettingSpec(
-        "Comma-separated service principal object IDs to watch; empty: discover all."
-    ),
-    "POLL_SCHEDULE": SettingSpec(
-        "NCRONTAB schedule of the poll timer (read by the Functions host).", "0 */5 * * * *"
-    ),
+    "TABLE_PREFIX": SettingSpec("Prefix of the data tables' names (letters and digits).", "syncmon"),
+    "SERVICE_PRINCIPAL_IDS": SettingSpec("Comma-separated service principal object IDs to watch; empty: discover all."),
+    "POLL_SCHEDULE": SettingSpec("NCRONTAB schedule of the poll timer (read by the Functions host).", "0 */5 * * * *"),
     "GRAPH_MAX_CONCURRENCY": SettingSpec(
         "How many Graph requests ($batch calls) a poll has in flight at once (1-32).", "4"
     ),
@@ -195,17 +182,11 @@ def _graph_base_url(env: Mapping[str, str]) -> str:
     assert raw is not None
     parts = urlsplit(raw)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SettingsError(
-            f"GRAPH_BASE_URL must be an absolute URL such as {DEFAULT_GRAPH_BASE_URL}, got {raw!r}"
-        )
+        raise SettingsError(f"GRAPH_BASE_URL must be an absolute URL such as {DEFAULT_GRAPH_BASE_URL}, got {raw!r}")
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise SettingsError(
-            f"GRAPH_BASE_URL must use https unless its host is loopback, got {raw!r}"
-        )
+        raise SettingsError(f"GRAPH_BASE_URL must use https unless its host is loopback, got {raw!r}")
     if not parts.path.strip("/"):
-        raise SettingsError(
-            f"GRAPH_BASE_URL must include the API version (e.g. /v1.0), got {raw!r}"
-        )
+        raise SettingsError(f"GRAPH_BASE_URL must include the API version (e.g. /v1.0), got {raw!r}")
     return raw.rstrip("/")
 
 
@@ -235,9 +216,7 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
         )
     credential = _get(env, "AzureWebJobsStorage__credential")
     if credential is not None and credential.lower() != "managedidentity":
-        raise SettingsError(
-            f"AzureWebJobsStorage__credential must be `managedidentity`, got {credential!r}"
-        )
+        raise SettingsError(f"AzureWebJobsStorage__credential must be `managedidentity`, got {credential!r}")
     return StorageSettings(
         table_service_uri=uri.rstrip("/"),
         managed_identity_client_id=_get(env, "AzureWebJobsStorage__clientId"),
@@ -249,9 +228,7 @@ def _service_principal_ids(env: Mapping[str, str]) -> tuple[str, ...]:
     ids = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     for sp_id in ids:
         if not _GUID.match(sp_id):
-            raise SettingsError(
-                f"SERVICE_PRINCIPAL_IDS must be comma-separated object IDs (GUIDs), got {sp_id!r}"
-            )
+            raise SettingsError(f"SERVICE_PRINCIPAL_IDS must be comma-separated object IDs (GUIDs), got {sp_id!r}")
     return ids
 
 
@@ -266,9 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     graph_base_url = _graph_base_url(env)
     graph_auth = (_get(env, "GRAPH_AUTH") or "").lower()
     if graph_auth not in GRAPH_AUTH_MODES:
-        raise SettingsError(
-            f"GRAPH_AUTH must be one of {', '.join(GRAPH_AUTH_MODES)}, got {graph_auth!r}"
-        )
+        raise SettingsError(f"GRAPH_AUTH must be one of {', '.join(GRAPH_AUTH_MODES)}, got {graph_auth!r}")
     host = urlsplit(graph_base_url).hostname or ""
     if graph_auth == "none" and not is_loopback_host(host):
         raise SettingsError(
@@ -287,25 +262,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("AZURE_CLIENT_SECRET is required with GRAPH_AUTH=client_secret")
     if graph_auth == "certificate":
         if not certificate_path:
-            raise SettingsError(
-                "AZURE_CLIENT_CERTIFICATE_PATH is required with GRAPH_AUTH=certificate"
-            )
+            raise SettingsError("AZURE_CLIENT_CERTIFICATE_PATH is required with GRAPH_AUTH=certificate")
         if not os.path.isfile(certificate_path):
-            raise SettingsError(
-                f"AZURE_CLIENT_CERTIFICATE_PATH must name a readable file, got {certificate_path!r}"
-            )
+            raise SettingsError(f"AZURE_CLIENT_CERTIFICATE_PATH must name a readable file, got {certificate_path!r}")
 
     table_prefix = _get(env, "TABLE_PREFIX") or ""
     if not _TABLE_PREFIX.match(table_prefix):
         raise SettingsError(
-            "TABLE_PREFIX must be 1-41 letters and digits starting with a letter, "
-            f"got {table_prefix!r}"
+            f"TABLE_PREFIX must be 1-41 letters and digits starting with a letter, got {table_prefix!r}"
         )
 
     return Settings(
         tenant_id=tenant_id.lower(),
         graph_base_url=graph_base_url,
-        graph_auth=graph_auth,  # type: ignore[arg-type]  # checked against GRAPH_AUTH_MODES
+        graph_auth=graph_auth,
         client_id=client_id,
         client_secret=client_secret,
         client_certificate_path=certificate_path,

@@ -175,9 +175,7 @@ class Store:
                     await client.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)
                     continue
                 try:
-                    await client.submit_transaction(
-                        [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk]
-                    )
+                    await client.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
                 except TableTransactionError:
                     # Azure rejects a transaction with two operations on one entity; fall back.
                     for row in chunk:

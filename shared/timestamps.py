@@ -15,9 +15,7 @@ _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7})\d*)?(Z|[+-]\d{2}:?\d{2})?$",
     re.IGNORECASE,
 )
-_DURATION = re.compile(
-    r"^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE
-)
+_DURATION = re.compile(r"^(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE)
 _NO_SCHEDULE_SECONDS = 10_675_199 * 86_400
 _TICKS_PER_SECOND = 10_000_000
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)
@@ -61,7 +59,7 @@ def format_timestamp(value: object, notes: Notes | None = None, where: str = "")
     digits = (fraction or "").rstrip("0")
     base = instant.strftime("%Y-%m-%dT%H:%M:%S")
     if len(base) != 19:  # years before 1000 print short on some platforms
-        base = f"{instant.year:04d}{base[base.index('-'):]}"
+        base = f"{instant.year:04d}{base[base.index('-') :]}"
     return f"{base}.{digits}Z" if digits else f"{base}Z"
 
 
@@ -96,7 +94,7 @@ def parse_duration_seconds(value: object, notes: Notes | None = None, where: str
     if value is None or value == "":
         return None
     match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match or value.upper().rstrip("T") in ("P", "-P"):
+    if not match or match.group(0).upper().rstrip("T") in ("P", "-P"):
         if notes is not None:
             notes.add(where, f"unreadable duration {str(value)[:60]!r}")
         return None

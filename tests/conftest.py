@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +46,12 @@ def demo_emulator(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
-def app_env(azurite: AzuriteServer, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The app's settings for this test (also put in the environment, as the host does)."""
+def app_env(azurite: AzuriteServer, demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The app's settings for this test (also put in the environment, as the host does),
+    against fresh tables and the demo tenant with no faults."""
     env = {
         "AZURE_TENANT_ID": DEMO_TENANT_ID,
-        "GRAPH_BASE_URL": emulator.base_url,
+        "GRAPH_BASE_URL": demo_emulator.base_url,
         "GRAPH_AUTH": "none",
         "AzureWebJobsStorage": azurite.connection_string,
         "TABLE_PREFIX": f"t{next(_prefixes)}x{id(monkeypatch) % 100000}",
@@ -68,6 +69,19 @@ def app_env(azurite: AzuriteServer, emulator: EmulatorServer, monkeypatch: pytes
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture(autouse=True)
+async def close_clients() -> AsyncIterator[None]:
+    """Close the per-process clients in the loop that made them (each test has its own loop)."""
+    yield
+    from shared.store import close_store
+
+    await close_store()
+    if "shared.graph" in sys.modules:
+        from shared.graph import close_graph_reader
+
+        await close_graph_reader()
 
 
 def by_key(items: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict[str, Any]]:

@@ -11,22 +11,45 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def run(state: str = "Succeeded", ended: str = "2026-11-25T11:50:00Z", **extra: Any) -> dict[str, Any]:
-    return {"activityIdentifier": "a", "state": state, "timeBegan": "2026-11-25T11:49:00Z", "timeEnded": ended,
-            "countEscrowed": 0, "countEntitled": 100, "error": None, **extra}
+    return {
+        "activityIdentifier": "a",
+        "state": state,
+        "timeBegan": "2026-11-25T11:49:00Z",
+        "timeEnded": ended,
+        "countEscrowed": 0,
+        "countEntitled": 100,
+        "error": None,
+        **extra,
+    }
 
 
 def job(**fields: Any) -> dict[str, Any]:
-    base = {"statusCode": "Active", "scheduleState": "Active", "scheduleIntervalSeconds": 2400.0,
-            "countSuccessiveCompleteFailures": 0, "escrowsPruned": False, "quarantine": None,
-            "lastExecution": run(), "lastSuccessfulExecution": run(), "lastSuccessfulExecutionWithExports": None}
+    base = {
+        "statusCode": "Active",
+        "scheduleState": "Active",
+        "scheduleIntervalSeconds": 2400.0,
+        "countSuccessiveCompleteFailures": 0,
+        "escrowsPruned": False,
+        "quarantine": None,
+        "lastExecution": run(),
+        "lastSuccessfulExecution": run(),
+        "lastSuccessfulExecutionWithExports": None,
+    }
     return {**base, **fields}
 
 
 def test_quarantine_wins_and_says_since_when_and_why() -> None:
     health, reasons = classify_health(
-        job(statusCode="Quarantine", lastExecution=run("Failed"),
-            quarantine={"reason": "EncounteredQuarantineException", "currentBegan": "2026-11-24T12:00:00Z",
-                        "nextAttempt": "2026-11-25T18:00:00Z", "error": {"code": "CredentialsInvalid", "message": "401"}}),
+        job(
+            statusCode="Quarantine",
+            lastExecution=run("Failed"),
+            quarantine={
+                "reason": "EncounteredQuarantineException",
+                "currentBegan": "2026-11-24T12:00:00Z",
+                "nextAttempt": "2026-11-25T18:00:00Z",
+                "error": {"code": "CredentialsInvalid", "message": "401"},
+            },
+        ),
         now=NOW,
     )
     assert health == "quarantined"
@@ -43,17 +66,22 @@ def test_paused() -> None:
 def test_not_run() -> None:
     assert classify_health(job(statusCode="NotRun", lastExecution=None), now=NOW) == ("notRun", ["never run"])
     assert classify_health(job(statusCode="NotConfigured", lastExecution=None, scheduleState="Disabled"), now=NOW) == (
-        "notRun", ["not configured"])
+        "notRun",
+        ["not configured"],
+    )
 
 
 def test_failing_on_a_failed_run_or_successive_failures() -> None:
     health, reasons = classify_health(
         job(lastExecution=run("Failed", error={"code": "HybridIdentityServiceAgentsUnavailable", "message": "x"})),
-        now=NOW)
+        now=NOW,
+    )
     assert health == "failing"
     assert reasons == ["last run failed at 2026-11-25T11:50:00Z: HybridIdentityServiceAgentsUnavailable - x"]
     assert classify_health(job(countSuccessiveCompleteFailures=3), now=NOW) == (
-        "failing", ["3 successive complete failures"])
+        "failing",
+        ["3 successive complete failures"],
+    )
 
 
 def test_stale_when_no_run_finished_within_three_intervals() -> None:
@@ -66,15 +94,17 @@ def test_stale_when_no_run_finished_within_three_intervals() -> None:
 
 
 def test_warning_for_escrows_and_entry_level_errors() -> None:
-    health, reasons = classify_health(job(lastExecution=run("EntryLevelErrors", countEscrowed=1234, countEntitled=3980)),
-                                      now=NOW)
+    health, reasons = classify_health(
+        job(lastExecution=run("EntryLevelErrors", countEscrowed=1234, countEntitled=3980)), now=NOW
+    )
     assert health == "warning"
     assert reasons == ["last run had entry-level errors", "1,234 escrowed entries, 31% of entitled"]
 
 
 def test_warning_near_the_quarantine_thresholds() -> None:
-    _, reasons = classify_health(job(lastExecution=run("EntryLevelErrors", countEscrowed=6000, countEntitled=16000)),
-                                 now=NOW)
+    _, reasons = classify_health(
+        job(lastExecution=run("EntryLevelErrors", countEscrowed=6000, countEntitled=16000)), now=NOW
+    )
     assert any("near Entra's quarantine thresholds" in reason for reason in reasons)
 
 

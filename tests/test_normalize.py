@@ -56,8 +56,16 @@ def test_timestamps_keep_up_to_seven_digits_and_never_is_none(raw: object, expec
 
 @pytest.mark.parametrize(
     ("raw", "seconds"),
-    [("PT40M", 2400.0), ("PT20M", 1200.0), ("P1DT2H", 93600.0), ("PT1.5S", 1.5),
-     ("P10675199DT2H48M5.4775807S", None), (None, None), ("soon", None), ("P", None)],
+    [
+        ("PT40M", 2400.0),
+        ("PT20M", 1200.0),
+        ("P1DT2H", 93600.0),
+        ("PT1.5S", 1.5),
+        ("P10675199DT2H48M5.4775807S", None),
+        (None, None),
+        ("soon", None),
+        ("P", None),
+    ],
 )
 def test_schedule_intervals(raw: object, seconds: float | None) -> None:
     assert parse_duration_seconds(raw) == seconds
@@ -72,11 +80,24 @@ def test_sentinel_executions_are_not_runs() -> None:
 
 def test_an_execution_keeps_every_seed_property() -> None:
     raw = run(
-        "act-1", "2026-11-25T10:00:00.1234567Z", "2026-11-25T10:00:30.2234567Z", "EntryLevelErrors",
-        countEntitled=3_000_000_000, countEntitledForProvisioning=10, countEscrowed=2, countEscrowedRaw=3,
-        countExported=4, countExports=5, countImported=6, countImportedDeltas="7", countImportedReferenceDeltas=8,
-        error={"code": "SystemForCrossDomainIdentityManagementServiceIncompatible", "message": "m",
-               "tenantActionable": True},
+        "act-1",
+        "2026-11-25T10:00:00.1234567Z",
+        "2026-11-25T10:00:30.2234567Z",
+        "EntryLevelErrors",
+        countEntitled=3_000_000_000,
+        countEntitledForProvisioning=10,
+        countEscrowed=2,
+        countEscrowedRaw=3,
+        countExported=4,
+        countExports=5,
+        countImported=6,
+        countImportedDeltas="7",
+        countImportedReferenceDeltas=8,
+        error={
+            "code": "SystemForCrossDomainIdentityManagementServiceIncompatible",
+            "message": "m",
+            "tenantActionable": True,
+        },
     )
     execution = normalize_execution(raw)
     assert execution is not None
@@ -84,15 +105,20 @@ def test_an_execution_keeps_every_seed_property() -> None:
     assert execution["countImportedDeltas"] == 7  # Int64 sent as a string
     assert execution["state"] == "EntryLevelErrors"
     assert execution["error"] == {
-        "code": "SystemForCrossDomainIdentityManagementServiceIncompatible", "message": "m", "tenantActionable": True
+        "code": "SystemForCrossDomainIdentityManagementServiceIncompatible",
+        "message": "m",
+        "tenantActionable": True,
     }
     assert execution["durationSeconds"] == pytest.approx(30.1)
     assert len(execution) == 15  # the seed's 14 properties + durationSeconds
 
 
 def test_unknown_enum_members_are_kept_as_strings() -> None:
-    raw = job(code="Throttled", lastExecution=run("a", "2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z", "PartialSuccess"),
-              quarantine={"reason": "unknownFutureValue", "currentBegan": "2026-11-24T00:00:00Z"})
+    raw = job(
+        code="Throttled",
+        lastExecution=run("a", "2026-11-25T10:00:00Z", "2026-11-25T10:01:00Z", "PartialSuccess"),
+        quarantine={"reason": "unknownFutureValue", "currentBegan": "2026-11-24T00:00:00Z"},
+    )
     normalized = normalize_job(raw, tenant_id="t", service_principal=SP, observed_at=NOW)
     assert normalized["statusCode"] == "Throttled"
     assert normalized["lastExecution"]["state"] == "PartialSuccess"  # type: ignore[index]
@@ -105,11 +131,15 @@ def test_never_run_job_with_graphs_sentinels() -> None:
         "templateId": "scim",
         "schedule": {"interval": "P10675199DT2H48M5.4775807S", "state": "Disabled", "expiration": None},
         "status": {
-            "code": "NotRun", "lastExecution": None, "lastSuccessfulExecution": SENTINEL,
-            "lastSuccessfulExecutionWithExports": SENTINEL, "quarantine": None,
+            "code": "NotRun",
+            "lastExecution": None,
+            "lastSuccessfulExecution": SENTINEL,
+            "lastSuccessfulExecutionWithExports": SENTINEL,
+            "quarantine": None,
             "steadyStateFirstAchievedTime": "0001-01-01T00:00:00Z",
             "steadyStateLastAchievedTime": "0001-01-01T00:00:00Z",
-            "synchronizedEntryCountByType": [], "progress": [],
+            "synchronizedEntryCountByType": [],
+            "progress": [],
         },
     }
     normalized = normalize_job(raw, tenant_id="t", service_principal=SP, observed_at=NOW)
@@ -129,9 +159,13 @@ def test_one_run_in_several_slots_counts_once() -> None:
 
 
 def test_odd_fields_become_anomalies_not_failures() -> None:
-    raw = job(countSuccessiveCompleteFailures="many", escrowsPruned="maybe", progress="none",
-              lastExecution=run("a", "2026-11-25T10:05:00Z", "2026-11-25T10:00:00Z"),
-              synchronizedEntryCountByType=[{"key": "User", "value": 5}, {"value": 3}, 7])
+    raw = job(
+        countSuccessiveCompleteFailures="many",
+        escrowsPruned="maybe",
+        progress="none",
+        lastExecution=run("a", "2026-11-25T10:05:00Z", "2026-11-25T10:00:00Z"),
+        synchronizedEntryCountByType=[{"key": "User", "value": 5}, {"value": 3}, 7],
+    )
     normalized = normalize_job(raw, tenant_id="t", service_principal=SP, observed_at=NOW)
     assert normalized["countSuccessiveCompleteFailures"] is None
     assert normalized["escrowsPruned"] is None
