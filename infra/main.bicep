@@ -1,0 +1,164 @@
+// Entra Sync Monitor: a Flex Consumption Function app that polls every Entra provisioning job
+// through Microsoft Graph and keeps their history in Table Storage. Keyless throughout: one
+// user-assigned identity reaches storage, the deployment container, Application Insights and Graph.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment: names the resource group and seeds the unique token in resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object ID of the deploying user or service principal. When set, it gets the app identity\'s data-plane roles for local debugging; leave empty in production.')
+param principalId string = ''
+
+@description('Grant the app identity the Microsoft Graph application permissions it needs. The deployer must be allowed to grant app roles (Privileged Role Administrator or Global Administrator); set false to grant them by hand (docs/deploy.md).')
+param grantGraphPermissions bool = true
+
+@description('GRAPH_BASE_URL: Microsoft Graph root including the version; national clouds use their own host.')
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('POLL_SCHEDULE: NCRONTAB schedule of the poll timer.')
+param pollSchedule string = '0 */5 * * * *'
+
+@description('SERVICE_PRINCIPAL_IDS: comma-separated object IDs of the service principals to watch; empty watches every one.')
+param servicePrincipalIds string = ''
+
+@description('Memory of each Flex Consumption instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most Flex Consumption instances the app scales out to: a cap on scale and on cost.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = 'func-api-${resourceToken}'
+var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
+  name: 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+// The app's only identity; rbac.bicep and graph-permissions.bicep give it what it needs.
+module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'apiUserAssignedIdentity'
+  scope: rg
+  params: {
+    name: 'id-api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Host storage, the deployment package container and the app's history tables (the app creates
+// its tables at first run). Shared keys are off: every client signs in with Entra ID.
+module storage 'br/public:avm/res/storage/storage-account:0.8.3' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    skuName: 'Standard_LRS'
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    dnsEndpointType: 'Standard'
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+    blobServices: {
+      containers: [
+        {
+          name: deploymentStorageContainerName
+        }
+      ]
+    }
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    deploymentStorageContainerName: deploymentStorageContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    identityId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    graphBaseUrl: graphBaseUrl
+    pollSchedule: pollSchedule
+    servicePrincipalIds: servicePrincipalIds
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbacAssignments'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    managedIdentityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+  }
+}
+
+module graphPermissions 'app/graph-permissions.bicep' = if (grantGraphPermissions) {
+  name: 'graphPermissions'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.SERVICE_API_NAME
+output SERVICE_API_NAME string = api.outputs.SERVICE_API_NAME
+output SERVICE_API_URI string = api.outputs.SERVICE_API_URI
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_TABLE_ENDPOINT string = api.outputs.tableServiceUri
+output API_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output API_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output GRAPH_PERMISSIONS_GRANTED bool = grantGraphPermissions
