@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.normalize import (
+    Execution,
     Job,
     PayloadError,
     ServicePrincipal,
@@ -95,18 +96,25 @@ class PollRecord:
 @dataclass
 class _JobWrite:
     job: Job
-    new_runs: list[Any]
+    new_runs: list[Execution]
+    # Rows of runs whose timeBegan moved: the run is stored once, under its new key.
+    moved_runs: list[Execution]
 
 
 def plan_job_write(job: Job, previous: StoredJob | None) -> _JobWrite | None:
     """What a job needs written: None when nothing changed since the stored state."""
     if previous is not None and previous.content_hash == job_content_hash(job):
         return None
-    known = {}
+    known: dict[str, Execution] = {}
     if previous is not None:
         known = {run["activityIdentifier"]: run for run in distinct_runs(previous.document)}
     new_runs = [run for run in distinct_runs(job) if known.get(run["activityIdentifier"]) != run]
-    return _JobWrite(job, new_runs)
+    moved = [
+        old
+        for run in new_runs
+        if (old := known.get(run["activityIdentifier"])) is not None and old["timeBegan"] != run["timeBegan"]
+    ]
+    return _JobWrite(job, new_runs, moved)
 
 
 async def _service_principals(settings: Settings, reader: Any, record: PollRecord) -> list[ServicePrincipal]:
@@ -223,7 +231,9 @@ async def _store_jobs(store: Store, jobs: list[Job], previous: dict[str, StoredJ
             if not plan.new_runs:
                 return
             await store.save_runs(plan.job, plan.new_runs)
-            job_days = {run["timeBegan"][:10] for run in plan.new_runs}
+            if plan.moved_runs:
+                await store.delete_runs(plan.job, plan.moved_runs)
+            job_days = {run["timeBegan"][:10] for run in plan.new_runs + plan.moved_runs}
             await store.refresh_job_days(plan.job, job_days)
             days.update(job_days)
             record.runs_stored += len(plan.new_runs)

@@ -247,6 +247,11 @@ class Store:
             ],
         )
 
+    async def delete_runs(self, job: Job, runs: Sequence[Execution]) -> None:
+        partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
+        for run in runs:
+            await self.tables["Executions"].delete_entity(partition, execution_row_key(run))
+
     async def list_executions(
         self, service_principal_id: str, job_id: str, *, top: int, after_row_key: str | None = None
     ) -> tuple[list[Execution], str | None]:

@@ -173,3 +173,55 @@ def test_cli_poll_fails_loudly_when_graph_is_down(app_env: dict[str, str], monke
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["status"] == "failed"
     assert record["errorsByKind"] == {"graphUnavailable": 1}
+
+
+def static_tenant(*executions: dict[str, Any] | None) -> dict[str, Any]:
+    """One service principal with one job whose lastExecution is each of `executions` in turn."""
+    job = {
+        "id": "scim.static.1",
+        "templateId": "scim",
+        "schedule": {"interval": "PT40M", "state": "Active", "expiration": None},
+        "status": {
+            "code": "Active",
+            "countSuccessiveCompleteFailures": 0,
+            "escrowsPruned": False,
+            "lastExecution": executions[0],
+            "quarantine": None,
+        },
+    }
+    sp = {"id": "11111111-2222-3333-4444-555555555555", "appId": "a", "displayName": "Static", "jobs": [job]}
+    return {"tenantId": "t", "servicePrincipals": [sp]}
+
+
+async def test_a_run_whose_start_moves_is_still_stored_once(
+    app_env: dict[str, str], demo_emulator: EmulatorServer, api: httpx.AsyncClient
+) -> None:
+    run = {
+        "activityIdentifier": "run-1",
+        "state": "Succeeded",
+        "countImported": 1,
+        "timeBegan": "2026-11-25T10:00:00Z",
+        "timeEnded": "2026-11-25T10:01:00Z",
+    }
+    demo_emulator.set_tenant(static_tenant(run))
+    await run_poll(trigger="test")
+    demo_emulator.set_tenant(static_tenant({**run, "timeBegan": "2026-11-25T09:59:00Z"}))
+    await run_poll(trigger="test")
+    stored = await all_executions(api, "11111111-2222-3333-4444-555555555555", "scim.static.1")
+    assert [(r["activityIdentifier"], r["timeBegan"]) for r in stored] == [("run-1", "2026-11-25T09:59:00Z")]
+    summary = (await api.get("/api/v1/summary")).json()
+    assert summary["executions"] == {"total": 1, "byState": {"Succeeded": 1}}
+
+
+async def test_a_malformed_job_is_recorded_and_skipped_and_the_rest_are_stored(
+    app_env: dict[str, str], demo_emulator: EmulatorServer, api: httpx.AsyncClient
+) -> None:
+    tenant = static_tenant(None)
+    tenant["servicePrincipals"][0]["jobs"].extend([{"templateId": "no-id"}, "not an object"])
+    demo_emulator.set_tenant(tenant)
+    record = await run_poll(trigger="test")
+    assert record["status"] == "partial"
+    assert record["jobsRead"] == 1 and record["jobsSkipped"] == 2
+    assert record["errorsByKind"] == {"malformedJob": 2}
+    jobs = (await api.get("/api/v1/jobs")).json()["value"]
+    assert [job["jobId"] for job in jobs] == ["scim.static.1"]

@@ -1,0 +1,173 @@
+"""The demo: the whole app on this machine, against a demo tenant.
+
+Starts Azurite (data kept in .demo-data/, so re-running keeps the history) and the Graph
+emulator, then runs the app's own commands: `python -m shared poll` and
+`python -m shared serve`. While it runs, demo time passes faster (each poll moves the
+emulator's clock on by --minutes-per-poll) so new runs appear and the history grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from devtools.azurite import ROOT, AzuriteServer, free_port, wait_for_port
+from devtools.graph_emulator import DEMO_TENANT_ID, EmulatorControl
+
+DATA = ROOT / ".demo-data"
+
+
+def _start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.graph_emulator", "--port", "0", "--tenant", "demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith("GRAPH_BASE_URL="):
+        process.kill()
+        raise RuntimeError(f"the Graph emulator did not start (said {line!r})")
+    return process, line.split("=", 1)[1]
+
+
+def _poll(env: dict[str, str]) -> bool:
+    """Run `python -m shared poll` as a user would, and say what it did in one line."""
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-m", "shared", "poll"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    try:
+        record = json.loads(result.stdout.strip().splitlines()[-1])
+        print(
+            f"poll {record['status']}: {record['servicePrincipalsScanned']} service principals, "
+            f"{record['jobsRead']} jobs read, {record['jobsChanged']} changed, {record['runsStored']} runs stored, "
+            f"{record['graph']['requests']} Graph requests, {record['durationSeconds']} s",
+            flush=True,
+        )
+    except (IndexError, KeyError, ValueError):
+        print(f"poll exit {result.returncode}", flush=True)
+    if result.returncode != 0:
+        print(result.stderr[-2000:], file=sys.stderr)
+    return result.returncode == 0
+
+
+def _example_executions_url(api: str) -> str:
+    """A real job's executions URL, so the printed example works as it is."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    with urllib.request.urlopen(f"{api}/v1/jobs", timeout=10) as response:  # loopback only
+        jobs = json.load(response)["value"]
+    for job in jobs:
+        if job["lastExecution"]:
+            path = "/".join(urllib.parse.quote(job[k], safe="") for k in ("servicePrincipalId", "jobId"))
+            return f'"{api}/v1/jobs/{path}/executions?top=5"'
+    return f'"{api}/v1/jobs/<servicePrincipalId>/<jobId>/executions?top=5"'
+
+
+def _port(wanted: int) -> int:
+    try:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", wanted))
+        return wanted
+    except OSError:
+        return free_port()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/demo.sh", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=7071, help="API port (another free one if taken)")
+    parser.add_argument("--poll-seconds", type=float, default=30, help="seconds between polls")
+    parser.add_argument("--minutes-per-poll", type=float, default=30, help="demo minutes that pass per poll")
+    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
+    parser.add_argument("--fresh", action="store_true", help="forget the stored demo history first")
+    args = parser.parse_args(argv)
+
+    if args.fresh and DATA.exists():
+        import shutil
+
+        shutil.rmtree(DATA)
+    processes: list[subprocess.Popen[str]] = []
+    azurite = AzuriteServer(location=DATA / "azurite")
+    try:
+        azurite.start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "GRAPH_", "AzureWebJobs"))}
+        emulator, graph_url = _start_emulator(env)
+        processes.append(emulator)
+        control = EmulatorControl(graph_url.rsplit("/", 1)[0])
+        env.update(
+            {
+                "AZURE_TENANT_ID": DEMO_TENANT_ID,
+                "GRAPH_BASE_URL": graph_url,
+                "GRAPH_AUTH": "none",
+                "AzureWebJobsStorage": azurite.connection_string,
+                "TABLE_PREFIX": "demo",
+            }
+        )
+        print(f"Azurite tables: {azurite.table_endpoint} (data in {DATA})")
+        print(f"Graph emulator: {graph_url}")
+        _poll(env)
+        port = _port(args.port)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "shared", "serve", "--port", str(port)], cwd=ROOT, env=env, text=True
+        )
+        processes.append(server)
+        wait_for_port(port, 30)
+        api = f"http://127.0.0.1:{port}/api"
+        example = _example_executions_url(api)
+        print(
+            f"""
+Entra Sync Monitor is running on the demo tenant.
+  API docs (OpenAPI UI): {api}/docs
+  OpenAPI document:      {api}/openapi.json
+Try:
+  curl -s {api}/v1/summary
+  curl -s {api}/v1/jobs
+  curl -s {example}
+Polling every {args.poll_seconds:g} s; {args.minutes_per_poll:g} demo minutes pass per poll. Ctrl-C stops.
+""",
+            flush=True,
+        )
+        started = time.monotonic()
+        while not args.duration or time.monotonic() - started < args.duration:
+            time.sleep(
+                min(args.poll_seconds, max(0.1, args.duration - (time.monotonic() - started)))
+                if args.duration
+                else args.poll_seconds
+            )
+            if server.poll() is not None:
+                print("the API server stopped", file=sys.stderr)
+                return 1
+            if args.duration and time.monotonic() - started >= args.duration:
+                break
+            control.advance_clock(args.minutes_per_poll * 60)
+            _poll(env)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        azurite.stop()
+        print("demo stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

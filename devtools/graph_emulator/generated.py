@@ -1,0 +1,131 @@
+"""Generated tenants of any size, for paging and polling at scale.
+
+Service principals are built eagerly (cheap dicts, 10,000 in well under a second); job
+profiles are built only when a service principal's jobs are first asked for, from a random
+generator seeded by (seed, index), so the same arguments always give the same tenant.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import Any
+
+from .profiles import (
+    CLOUD_SYNC_TEMPLATE_ID,
+    INTEGRATED_APP_TAG,
+    MICROSOFT_TENANT_ID,
+    PROFILE_WEIGHTS,
+    TEMPLATES,
+    make_profile,
+)
+from .runs import JobProfile
+from .tenant import LivingTenant
+
+_VENDORS = (
+    "Contoso",
+    "Fabrikam",
+    "Northwind",
+    "Tailspin",
+    "Wingtip",
+    "Adventure Works",
+    "Litware",
+    "Proseware",
+    "Woodgrove",
+    "Alpine Ski House",
+    "Blue Yonder",
+    "Coho Winery",
+    "Fourth Coffee",
+)
+_PRODUCTS = (
+    "HR",
+    "CRM",
+    "Expenses",
+    "Helpdesk",
+    "Wiki",
+    "Payroll",
+    "Learning",
+    "Travel",
+    "Analytics",
+    "Procurement",
+    "Benefits",
+    "Recruiting",
+    "Ticketing",
+    "Chat",
+    "Storage",
+    "Portal",
+)
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def generated_tenant(
+    service_principals: int, job_ratio: float = 0.3, seed: int = 1, now: float | None = None
+) -> LivingTenant:
+    """A living tenant of `service_principals` SPs; about `job_ratio` of them have jobs."""
+    if service_principals < 0 or not 0.0 <= job_ratio <= 1.0:
+        raise ValueError("service_principals >= 0 and 0 <= job_ratio <= 1")
+    epoch = int(time.time() if now is None else now) // 60 * 60
+    rng = random.Random(seed)
+    tenant_id = _uuid(rng)
+    sps: list[dict[str, Any]] = []
+    job_templates: list[tuple[str, ...]] = []
+    for i in range(service_principals):
+        app_id = _uuid(rng)
+        has_jobs = rng.random() < job_ratio
+        cloud_sync = has_jobs and rng.random() < 0.05
+        microsoft = not has_jobs and rng.random() < 0.2
+        tagged = (has_jobs and not cloud_sync) or (not has_jobs and not microsoft and rng.random() < 0.5)
+        name = f"{rng.choice(_VENDORS)} {rng.choice(_PRODUCTS)} {i:05d}"
+        if cloud_sync:
+            name = f"{rng.choice(_VENDORS)} Cloud Sync (domain{i}.local)"
+            templates: tuple[str, ...] = ("AD2AADProvisioning",)
+            if rng.random() < 0.5:
+                templates += ("AD2AADPasswordHash",)
+        elif has_jobs:
+            templates = (rng.choice(TEMPLATES),) * (2 if rng.random() < 0.05 else 1)
+        else:
+            templates = ()
+        job_templates.append(templates)
+        sps.append(
+            {
+                "id": _uuid(rng),
+                "accountEnabled": True,
+                "appDisplayName": name,
+                "appId": app_id,
+                "applicationTemplateId": CLOUD_SYNC_TEMPLATE_ID if cloud_sync else (_uuid(rng) if tagged else None),
+                "appOwnerOrganizationId": MICROSOFT_TENANT_ID if microsoft else tenant_id,
+                "appRoleAssignmentRequired": tagged,
+                "displayName": name,
+                "preferredSingleSignOnMode": "saml" if tagged else None,
+                "servicePrincipalNames": [app_id],
+                "servicePrincipalType": "Application",
+                "signInAudience": "AzureADMultipleOrgs" if microsoft else "AzureADMyOrg",
+                "tags": [INTEGRATED_APP_TAG] if tagged else [],
+            }
+        )
+    kinds = list(PROFILE_WEIGHTS)
+    weights = list(PROFILE_WEIGHTS.values())
+
+    def profiles_for(index: int) -> tuple[JobProfile, ...]:
+        job_rng = random.Random(f"{seed}:{index}")
+        built = []
+        for n, template in enumerate(job_templates[index]):
+            kind = job_rng.choices(kinds, weights)[0]
+            built.append(
+                make_profile(
+                    kind,
+                    job=f"{template}.{uuid.UUID(int=job_rng.getrandbits(128)).hex}.{tenant_id}",
+                    template_id=template,
+                    epoch=epoch,
+                    rng=job_rng,
+                    seed=seed * 1000 + n,
+                )
+            )
+        return tuple(built)
+
+    spec = {"kind": "generated", "servicePrincipals": service_principals, "jobRatio": job_ratio, "seed": seed}
+    return LivingTenant(tenant_id, sps, profiles_for, spec)

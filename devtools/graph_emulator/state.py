@@ -1,0 +1,62 @@
+"""Everything one emulator holds: the tenant, the clock, the faults and the traffic counters.
+
+Shared by the request handlers (event loop thread) and in-process tests (other threads), so
+every swap happens under a lock; tenants themselves are immutable once built.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .clock import Clock
+from .demo import demo_tenant
+from .faults import FaultConfig
+from .generated import generated_tenant
+from .stats import Stats
+from .tenant import Tenant, TenantView, as_view
+
+
+class EmulatorState:
+    def __init__(self, tenant: Tenant | None = None, *, latency_ms: int = 0, frozen_clock: bool = False) -> None:
+        self._lock = threading.Lock()
+        self.clock = Clock(frozen=frozen_clock)
+        self.latency_ms = latency_ms  # base latency, kept when faults are cleared
+        self.stats = Stats()
+        self._faults = FaultConfig()
+        self._tenant: TenantView = as_view(tenant if tenant is not None else demo_tenant())
+
+    @property
+    def tenant(self) -> TenantView:
+        with self._lock:
+            return self._tenant
+
+    def set_tenant(self, tenant: Tenant) -> None:
+        view = as_view(tenant)  # validates before swapping
+        with self._lock:
+            self._tenant = view
+
+    def set_demo_tenant(self, seed: int = 1) -> None:
+        self.set_tenant(demo_tenant(seed, now=self.clock.now()))
+
+    def set_generated_tenant(self, service_principals: int, job_ratio: float = 0.3, seed: int = 1) -> None:
+        self.set_tenant(generated_tenant(service_principals, job_ratio, seed, now=self.clock.now()))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The tenant as served right now, jobs materialised: the ground truth for tests."""
+        return self.tenant.snapshot(self.clock.now())
+
+    @property
+    def faults(self) -> FaultConfig:
+        with self._lock:
+            return self._faults
+
+    def set_faults(self, raw: Any) -> FaultConfig:
+        config = FaultConfig.parse(raw)
+        with self._lock:
+            self._faults = config
+        return config
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults = FaultConfig()
