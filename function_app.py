@@ -10,6 +10,7 @@ import azure.functions as func
 
 from shared.api import create_app
 from shared.poll import run_poll
+from shared.retention import run_retention
 
 app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -19,3 +20,15 @@ async def poll(timer: func.TimerRequest) -> None:
     if timer.past_due:
         logging.warning("poll timer is past due; polling now")
     await run_poll(trigger="timer", past_due=timer.past_due)
+
+
+@app.timer_trigger(schedule="%DISCOVERY_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def discover(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        logging.warning("discovery timer is past due; discovering now")
+    await run_poll(trigger="discovery", past_due=timer.past_due, discover=True)
+
+
+@app.timer_trigger(schedule="%RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
+async def retention(timer: func.TimerRequest) -> None:
+    await run_retention()

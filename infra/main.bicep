@@ -29,6 +29,15 @@ param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 @description('POLL_SCHEDULE: NCRONTAB schedule of the poll timer.')
 param pollSchedule string = '0 */5 * * * *'
 
+@description('DISCOVERY_SCHEDULE: NCRONTAB schedule of discovery (every service principal read to find new and removed jobs).')
+param discoverySchedule string = '0 0 * * * *'
+
+@description('RETENTION_SCHEDULE: NCRONTAB schedule of the retention run.')
+param retentionSchedule string = '0 30 3 * * *'
+
+@description('RETENTION_DAYS: runs and poll records older than this are deleted; rollups and events stay.')
+param retentionDays string = '400'
+
 @description('SERVICE_PRINCIPAL_IDS: comma-separated object IDs of the service principals to watch; empty watches every one.')
 param servicePrincipalIds string = ''
 
@@ -126,6 +135,9 @@ module api 'app/api.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     graphBaseUrl: graphBaseUrl
     pollSchedule: pollSchedule
+    discoverySchedule: discoverySchedule
+    retentionSchedule: retentionSchedule
+    retentionDays: retentionDays
     servicePrincipalIds: servicePrincipalIds
   }
 }

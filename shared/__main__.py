@@ -16,24 +16,45 @@ from typing import Any
 from shared.settings import SettingsError, is_loopback_host, load_settings
 
 
-async def _poll() -> dict[str, Any]:
+async def _poll(discover: bool) -> dict[str, Any]:
     from shared.graph import close_graph_reader
     from shared.poll import run_poll
     from shared.store import close_store
 
     try:
-        return await run_poll(trigger="cli")
+        return await run_poll(trigger="discovery" if discover else "cli", discover=discover)
     finally:
         await close_graph_reader()
         await close_store()
 
 
-def _command_poll() -> int:
+async def _retention() -> dict[str, Any]:
+    from shared.retention import run_retention
+    from shared.store import close_store
+
+    try:
+        return await run_retention()
+    finally:
+        await close_store()
+
+
+def _command_retention() -> int:
+    try:
+        load_settings()
+        result = asyncio.run(_retention())
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
+
+
+def _command_poll(discover: bool) -> int:
     from shared.poll import PollFailedError
 
     try:
         load_settings()  # fail fast, before any client is made
-        record = asyncio.run(_poll())
+        record = asyncio.run(_poll(discover))
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -68,7 +89,9 @@ def _command_serve(host: str, port: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("poll", help="run one poll cycle and print its record as one JSON line")
+    poll = commands.add_parser("poll", help="run one poll cycle and print its record as one JSON line")
+    poll.add_argument("--discover", action="store_true", help="read every service principal (as discovery does)")
+    commands.add_parser("retention", help="delete history older than RETENTION_DAYS")
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7071)
@@ -78,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("azure", "httpx", "kiota_http", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.command == "poll":
-        return _command_poll()
+        return _command_poll(args.discover)
+    if args.command == "retention":
+        return _command_retention()
     return _command_serve(args.host, args.port)
 
 

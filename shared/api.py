@@ -117,12 +117,13 @@ def create_app() -> FastAPI:
         tags=["jobs"],
     )
     async def get_job(servicePrincipalId: ServicePrincipalId, jobId: JobId, store: StoreDep) -> dict[str, Any]:
-        """One job and its most recent runs."""
+        """One job, its most recent runs and its timeline."""
         job = await store.get_job(servicePrincipalId, jobId)
         if job is None:
             raise HTTPException(404, f"No job {jobId!r} is stored for service principal {servicePrincipalId!r}")
         executions, _ = await store.list_executions(servicePrincipalId, jobId, top=10)
-        return {"job": with_current_health(job, now=datetime.now(UTC)), "executions": executions}
+        events = await store.list_events(servicePrincipalId, jobId, top=100)
+        return {"job": with_current_health(job, now=datetime.now(UTC)), "executions": executions, "events": events}
 
     @app.get(
         f"{API_PREFIX}/jobs/{{servicePrincipalId}}/{{jobId}}/executions",

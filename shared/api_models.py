@@ -38,6 +38,10 @@ class Execution(_Model):
     timeBegan: str = Field(description="ISO 8601 UTC, up to 7 fractional digits")
     timeEnded: str | None
     durationSeconds: float | None = Field(description="null when a time is missing or the span is implausible")
+    exportSuccessRatio: float | None = Field(description="countExported / countExports; null when nothing was due")
+    escrowDelta: int | None = Field(
+        None, description="change in countEscrowed since the job's previous stored run (history endpoints only)"
+    )
 
 
 class Quarantine(_Model):
@@ -92,9 +96,26 @@ class JobList(_Model):
     value: list[Job]
 
 
+class Event(_Model):
+    """A state transition of a job."""
+
+    servicePrincipalId: str
+    jobId: str
+    at: str = Field(description="when the poll that saw the change observed it")
+    kind: str = Field(
+        description="jobAppeared, statusCodeChanged, quarantineEntered, quarantineReasonChanged, "
+        "quarantineLeft, healthChanged or jobRemoved"
+    )
+    previous: str | None
+    current: str | None
+    detail: str | None
+    since: str = Field(description="when the state this event leaves was first observed")
+
+
 class JobDetail(_Model):
     job: Job
     executions: list[Execution] = Field(description="the job's most recent runs, newest first")
+    events: list[Event] = Field(description="the job's timeline of state transitions, newest first")
 
 
 class ExecutionPage(_Model):

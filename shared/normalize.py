@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from shared.health import classify_health
 from shared.timestamps import (
@@ -44,6 +44,10 @@ EXECUTION_KINDS: tuple[str, ...] = (
 KEPT_JOB_SETTINGS: tuple[str, ...] = ("QuarantineTooManyDeletesThreshold", "Domain")
 
 _INT64_MAX = 2**63 - 1
+TEXT_LIMIT = 2_000  # any one string Graph sends; error messages get MESSAGE_LIMIT
+MESSAGE_LIMIT = 4_000
+LIST_LIMIT = 100  # progress entries and object types kept per job
+ACTIVITY_ID_LIMIT = 256
 # A run longer than this is not trusted as a duration (initial cycles can take days, not years).
 MAX_PLAUSIBLE_RUN_SECONDS = 90 * 86_400
 
@@ -74,6 +78,9 @@ class Execution(TypedDict):
     timeBegan: str
     timeEnded: str | None
     durationSeconds: float | None
+    exportSuccessRatio: float | None
+    # Stored runs only: the change in countEscrowed since the job's previous stored run.
+    escrowDelta: NotRequired[int | None]
 
 
 class Quarantine(TypedDict):
@@ -152,10 +159,13 @@ def _int64(value: object, notes: Notes, where: str) -> int | None:
     return number
 
 
-def _text(value: object, notes: Notes, where: str) -> str | None:
+def _text(value: object, notes: Notes, where: str, limit: int = TEXT_LIMIT) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
+        if len(value) > limit:  # keeps a stored record within Table Storage's entity size
+            notes.add(where, f"text of {len(value):,} characters cut to {limit:,}")
+            return value[:limit]
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -198,7 +208,7 @@ def normalize_error(raw: object, notes: Notes, where: str) -> SyncError | None:
     if not error:
         return None
     code = _text(error.get("code"), notes, f"{where}.code")
-    message = _text(error.get("message"), notes, f"{where}.message")
+    message = _text(error.get("message"), notes, f"{where}.message", MESSAGE_LIMIT)
     actionable = _bool(error.get("tenantActionable"), notes, f"{where}.tenantActionable")
     if code is None and message is None and actionable is None:
         return None  # `{"@odata.type": ...}` alone carries no error
@@ -219,6 +229,9 @@ def normalize_execution(raw: object, notes: Notes | None = None, where: str = "e
     began = format_timestamp(execution.get("timeBegan"), notes, f"{where}.timeBegan")
     if not activity or not activity.strip():
         return None
+    if len(activity) > ACTIVITY_ID_LIMIT:
+        notes.add(where, f"run skipped: activityIdentifier of {len(activity):,} characters")
+        return None
     if began is None:
         if execution.get("timeBegan") not in (None, "") and not str(execution.get("timeBegan")).startswith("0001"):
             notes.add(where, f"run {activity} skipped: no readable timeBegan")
@@ -232,6 +245,8 @@ def normalize_execution(raw: object, notes: Notes | None = None, where: str = "e
     result["timeBegan"] = began
     result["timeEnded"] = ended
     result["durationSeconds"] = run_duration_seconds(began, ended, notes, where)
+    exported, exports = result["countExported"], result["countExports"]
+    result["exportSuccessRatio"] = round(exported / exports, 4) if exported is not None and exports else None
     return result  # type: ignore[return-value]  # built field by field above
 
 
@@ -266,7 +281,7 @@ def normalize_quarantine(raw: object, notes: Notes) -> Quarantine | None:
 
 def _progress(raw: object, notes: Notes) -> list[Progress]:
     items: list[Progress] = []
-    for index, entry in enumerate(_list(raw, notes, "status.progress")):
+    for index, entry in enumerate(_list(raw, notes, "status.progress")[:LIST_LIMIT]):
         where = f"status.progress[{index}]"
         item = _object(entry, notes, where)
         if item is None:
@@ -286,26 +301,27 @@ def _progress(raw: object, notes: Notes) -> list[Progress]:
 
 def _key_values(raw: object, notes: Notes, where: str) -> list[tuple[str, object]]:
     pairs: list[tuple[str, object]] = []
-    for index, entry in enumerate(_list(raw, notes, where)):
+    for index, entry in enumerate(_list(raw, notes, where)[:LIST_LIMIT]):
         item = _object(entry, notes, f"{where}[{index}]")
         if item is None:
             continue
         key = item.get("key", item.get("name"))
-        if not isinstance(key, str):
-            notes.add(f"{where}[{index}]", "entry without a key")
+        if not isinstance(key, str) or len(key) > TEXT_LIMIT // 4:
+            notes.add(f"{where}[{index}]", "entry without a usable key")
             continue
         pairs.append((key, item.get("value")))
     return pairs
 
 
 def normalize_service_principal(raw: object) -> ServicePrincipal | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+    """A service principal's id and names; None when it has no usable id."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not 0 < len(raw["id"]) <= 200:
         return None
     app_id, name = raw.get("appId"), raw.get("displayName")
     return {
         "id": raw["id"],
-        "appId": app_id if isinstance(app_id, str) else None,
-        "displayName": name if isinstance(name, str) else None,
+        "appId": app_id[:200] if isinstance(app_id, str) else None,
+        "displayName": name[:TEXT_LIMIT] if isinstance(name, str) else None,
     }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.events import job_removed, job_transitions
 from shared.normalize import (
     Execution,
     Job,
@@ -56,7 +57,10 @@ class PollRecord:
     jobs_read: int = 0
     jobs_changed: int = 0
     jobs_skipped: int = 0
+    jobs_removed: int = 0
     runs_stored: int = 0
+    events: int = 0
+    discovery: bool = False
     unfinished: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
@@ -74,6 +78,7 @@ class PollRecord:
             "pollId": self.poll_id,
             "tenantId": self.tenant_id,
             "trigger": self.trigger,
+            "discovery": self.discovery,
             "pastDue": self.past_due,
             "status": status,
             "startedAt": isoformat_utc(self.started_at),
@@ -84,7 +89,9 @@ class PollRecord:
             "jobsRead": self.jobs_read,
             "jobsChanged": self.jobs_changed,
             "jobsSkipped": self.jobs_skipped,
+            "jobsRemoved": self.jobs_removed,
             "runsStored": self.runs_stored,
+            "events": self.events,
             "unfinishedServicePrincipals": self.unfinished,
             "graph": graph,
             "errorCount": self.error_count,
@@ -117,33 +124,65 @@ def plan_job_write(job: Job, previous: StoredJob | None) -> _JobWrite | None:
     return _JobWrite(job, new_runs, moved)
 
 
-async def _service_principals(settings: Settings, reader: Any, record: PollRecord) -> list[ServicePrincipal]:
-    """The service principals to read: the pinned list, or all of them."""
+@dataclass
+class _Scope:
+    """Which service principals a poll reads, and whether it is a discovery."""
+
+    principals: list[ServicePrincipal]
+    discovery: bool
+    known: dict[str, dict[str, Any]]
+
+
+async def _pinned_principals(settings: Settings, reader: Any, record: PollRecord) -> list[ServicePrincipal]:
+    found = await reader.get_service_principals(settings.service_principal_ids)
+    principals: list[ServicePrincipal] = []
+    for sp_id in settings.service_principal_ids:
+        result = found.get(sp_id)
+        sp = normalize_service_principal(result.body) if result is not None and result.ok else None
+        if sp is None:
+            status = result.status if result is not None else 0
+            code = result.error_code if result is not None else "NotRead"
+            record.error("servicePrincipal", f"HTTP {status} {code}", servicePrincipalId=sp_id, status=status)
+            if status in (401, 403, 404):
+                continue  # gone or hidden: its jobs cannot be read either
+            sp = {"id": sp_id, "appId": None, "displayName": None}
+        principals.append(sp)
+    return principals
+
+
+async def _scope(settings: Settings, reader: Any, store: Store, record: PollRecord, discover: bool) -> _Scope:
+    """The pinned list; or, on discovery (or before the first one), every service principal;
+    otherwise only those discovery found with jobs, last poll's unfinished ones first."""
     if settings.service_principal_ids:
-        found = await reader.get_service_principals(settings.service_principal_ids)
-        principals = []
-        for sp_id in settings.service_principal_ids:
-            result = found.get(sp_id)
-            sp = normalize_service_principal(result.body) if result is not None and result.ok else None
-            if sp is None:
-                status = result.status if result is not None else 0
-                code = result.error_code if result is not None else "NotRead"
-                record.error("servicePrincipal", f"HTTP {status} {code}", servicePrincipalId=sp_id)
-                if status in (401, 403, 404):
-                    continue  # this one is gone or hidden; its jobs cannot be read either
-                sp = {"id": sp_id, "appId": None, "displayName": None}
-            principals.append(sp)
-        return principals
-    raw = await reader.list_service_principals()
-    return [sp for item in raw if (sp := normalize_service_principal(item)) is not None]
+        return _Scope(await _pinned_principals(settings, reader, record), False, {})
+    known, discovered_at = await store.load_principals()
+    if discover or discovered_at is None:
+        raw = await reader.list_service_principals()
+        return _Scope([sp for item in raw if (sp := normalize_service_principal(item)) is not None], True, known)
+    with_jobs = {sp_id: row for sp_id, row in known.items() if int(row.get("jobCount") or 0) > 0}
+    last = await store.last_poll()
+    first = [sp_id for sp_id in (last or {}).get("unfinishedServicePrincipals", []) if sp_id in with_jobs]
+    order = list(dict.fromkeys(first + sorted(with_jobs)))
+    principals: list[ServicePrincipal] = [
+        {"id": sp_id, "appId": with_jobs[sp_id].get("appId"), "displayName": with_jobs[sp_id].get("displayName")}
+        for sp_id in order
+    ]
+    return _Scope(principals, False, known)
 
 
 async def poll_tenant(
-    settings: Settings, *, trigger: str = "manual", past_due: bool = False, store: Store | None = None
+    settings: Settings,
+    *,
+    trigger: str = "manual",
+    past_due: bool = False,
+    discover: bool = False,
+    store: Store | None = None,
 ) -> dict[str, Any]:
-    """Poll every job once and store what changed; returns the poll record.
+    """Poll the jobs once and store what changed; returns the poll record.
 
-    Raises PollFailedError (after storing the record) when Graph cannot be read at all."""
+    A discovery (`discover=True`, and every poll until the first discovery completes) reads
+    every service principal's jobs and remembers which have any; a regular poll reads only
+    those. Raises PollFailedError (after storing the record) when the poll could not work."""
     from shared import graph  # msgraph is heavy: imported only when a poll runs
 
     started = datetime.now(UTC)
@@ -155,43 +194,21 @@ async def poll_tenant(
     failure: str | None = None
     try:
         await store.ensure_tables()
-        principals = await _service_principals(settings, reader, record)
-        record.service_principals_scanned = len(principals)
+        scope = await _scope(settings, reader, store, record, discover)
+        record.discovery = scope.discovery
+        record.service_principals_scanned = len(scope.principals)
         deadline = clock_start + settings.poll_deadline_seconds
-        by_id = {sp["id"]: sp for sp in principals}
+        by_id = {sp["id"]: sp for sp in scope.principals}
         results = await reader.get_jobs(list(by_id), should_start=lambda: time.monotonic() < deadline)
         record.unfinished = [sp_id for sp_id in by_id if sp_id not in results]
         previous = await store.load_jobs()
-        jobs: list[Job] = []
-        failed_reads = 0
-        for sp_id, result in results.items():
-            if not result.ok:
-                failed_reads += 1
-                record.error(
-                    "graphRead",
-                    f"HTTP {result.status} {result.error_code}: {result.error_message}",
-                    servicePrincipalId=sp_id,
-                    status=result.status,
-                )
-                continue
-            raw_jobs = result.body or []
-            if raw_jobs:
-                record.service_principals_with_jobs += 1
-            for raw in raw_jobs:
-                try:
-                    jobs.append(
-                        normalize_job(
-                            raw, tenant_id=settings.tenant_id, service_principal=by_id[sp_id], observed_at=started
-                        )
-                    )
-                except PayloadError as error:
-                    record.jobs_skipped += 1
-                    job_id = raw.get("id") if isinstance(raw, dict) else None
-                    record.error("malformedJob", str(error), servicePrincipalId=sp_id, jobId=job_id)
-        record.jobs_read = len(jobs)
-        if results and failed_reads == len(results) and not any(r.status in (403, 404) for r in results.values()):
-            failure = f"Graph failed every job read ({failed_reads} service principals)"
-        await _store_jobs(store, jobs, previous, record)
+        jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, started, record)
+        if results and not read_ok and not any(r.status in (403, 404) for r in results.values()):
+            failure = f"Graph failed every job read ({len(results)} service principals)"
+        removed = _removed_jobs(previous, jobs, read_ok - with_skipped, set(by_id) if scope.discovery else None)
+        await _store_jobs(store, jobs, previous, removed, record)
+        if scope.discovery and not record.unfinished:
+            await _remember_principals(store, scope, results, started)
     except graph.GraphUnavailableError as error:
         failure = f"Graph unavailable: {error}"
         record.error("graphUnavailable", str(error))
@@ -212,12 +229,83 @@ async def poll_tenant(
     return summary
 
 
+def _normalize_results(
+    settings: Settings,
+    by_id: dict[str, ServicePrincipal],
+    results: dict[str, Any],
+    observed_at: datetime,
+    record: PollRecord,
+) -> tuple[list[Job], set[str], set[str]]:
+    """The jobs read, the service principals whose jobs were read, and those of them that
+    answered with a job payload that could not be read."""
+    jobs: list[Job] = []
+    read_ok: set[str] = set()
+    with_skipped: set[str] = set()
+    for sp_id, result in results.items():
+        if not result.ok:
+            kind = "servicePrincipalNotFound" if result.status == 404 else "graphRead"
+            message = f"HTTP {result.status} {result.error_code}: {result.error_message}"
+            record.error(kind, message, servicePrincipalId=sp_id, status=result.status)
+            continue
+        read_ok.add(sp_id)
+        raw_jobs = result.body or []
+        if raw_jobs:
+            record.service_principals_with_jobs += 1
+        for raw in raw_jobs:
+            try:
+                sp = by_id[sp_id]
+                jobs.append(
+                    normalize_job(raw, tenant_id=settings.tenant_id, service_principal=sp, observed_at=observed_at)
+                )
+            except PayloadError as error:
+                with_skipped.add(sp_id)
+                record.jobs_skipped += 1
+                job_id = raw.get("id") if isinstance(raw, dict) else None
+                record.error("malformedJob", str(error), servicePrincipalId=sp_id, jobId=job_id)
+    record.jobs_read = len(jobs)
+    return jobs, read_ok, with_skipped
+
+
+def _removed_jobs(
+    previous: dict[str, StoredJob], jobs: list[Job], read_ok: set[str], enumerated: set[str] | None
+) -> list[Job]:
+    """Stored jobs that are gone: their service principal answered without them, or (on a
+    discovery) the service principal itself no longer exists. Jobs of a service principal
+    whose read failed, or that answered with a payload it could not read, are kept."""
+    seen = {job_key(job["servicePrincipalId"], job["jobId"]) for job in jobs}
+    gone = []
+    for key, stored in previous.items():
+        sp_id = stored.document["servicePrincipalId"]
+        if key in seen:
+            continue
+        if sp_id in read_ok or (enumerated is not None and sp_id not in enumerated):
+            gone.append(stored.document)
+    return gone
+
+
+async def _remember_principals(store: Store, scope: _Scope, results: dict[str, Any], completed_at: datetime) -> None:
+    """Discovery's memory: job counts per service principal, written only where changed."""
+    changed = []
+    for sp in scope.principals:
+        result = results.get(sp["id"])
+        if result is None or not result.ok:
+            continue  # keep what was known; the next discovery tries again
+        row = {**sp, "jobCount": len(result.body or [])}
+        old = scope.known.get(sp["id"])
+        if old is None or any(old.get(k) != row[k] for k in ("appId", "displayName", "jobCount")):
+            changed.append(row)
+    gone = [sp_id for sp_id in scope.known if sp_id not in {sp["id"] for sp in scope.principals}]
+    await store.save_principals(changed, remove=gone, completed_at=isoformat_utc(completed_at))
+
+
 def _log_line(record: dict[str, Any]) -> dict[str, Any]:
     """The record for the log: errors by kind only (the full list is in the table)."""
     return {k: v for k, v in record.items() if k != "errors"}
 
 
-async def _store_jobs(store: Store, jobs: list[Job], previous: dict[str, StoredJob], record: PollRecord) -> None:
+async def _store_jobs(
+    store: Store, jobs: list[Job], previous: dict[str, StoredJob], removed: list[Job], record: PollRecord
+) -> None:
     plans = [
         plan
         for job in jobs
@@ -241,12 +329,25 @@ async def _store_jobs(store: Store, jobs: list[Job], previous: dict[str, StoredJ
     await asyncio.gather(*(store_runs(plan) for plan in plans))
     if days:
         await store.refresh_tenant_days(days)
-    # Current state last: only now are this job's runs known to be stored.
+    events = [event for plan in plans for event in job_transitions(_previous_document(previous, plan.job), plan.job)]
+    observed_at = isoformat_utc(record.started_at)
+    events += [job_removed(job, observed_at) for job in removed]
+    await store.save_events(events)
+    # Current state last: only now are this job's runs and events known to be stored.
     await store.save_jobs([plan.job for plan in plans])
+    for job in removed:
+        await store.delete_job(job["servicePrincipalId"], job["jobId"])
     record.jobs_changed = len(plans)
+    record.jobs_removed = len(removed)
+    record.events = len(events)
 
 
-async def run_poll(*, trigger: str, past_due: bool = False) -> dict[str, Any]:
-    """The entry point of the timer and the CLI: settings are read (and checked) first."""
+def _previous_document(previous: dict[str, StoredJob], job: Job) -> Job | None:
+    stored = previous.get(job_key(job["servicePrincipalId"], job["jobId"]))
+    return stored.document if stored is not None else None
+
+
+async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = False) -> dict[str, Any]:
+    """The entry point of the timers and the CLI: settings are read (and checked) first."""
     settings = load_settings()
-    return await poll_tenant(settings, trigger=trigger, past_due=past_due)
+    return await poll_tenant(settings, trigger=trigger, past_due=past_due, discover=discover)

@@ -87,6 +87,17 @@ SETTINGS: dict[str, SettingSpec] = {
     "TABLE_PREFIX": SettingSpec("Prefix of the data tables' names (letters and digits).", "syncmon"),
     "SERVICE_PRINCIPAL_IDS": SettingSpec("Comma-separated service principal object IDs to watch; empty: discover all."),
     "POLL_SCHEDULE": SettingSpec("NCRONTAB schedule of the poll timer (read by the Functions host).", "0 */5 * * * *"),
+    "DISCOVERY_SCHEDULE": SettingSpec(
+        "NCRONTAB schedule of discovery: every service principal is read to find new and removed "
+        "jobs (read by the Functions host).",
+        "0 0 * * * *",
+    ),
+    "RETENTION_SCHEDULE": SettingSpec(
+        "NCRONTAB schedule of the retention run (read by the Functions host).", "0 30 3 * * *"
+    ),
+    "RETENTION_DAYS": SettingSpec(
+        "Runs and poll records older than this many days are deleted; rollups and events stay.", "400"
+    ),
     "GRAPH_MAX_CONCURRENCY": SettingSpec(
         "How many Graph requests ($batch calls) a poll has in flight at once (1-32).", "4"
     ),
@@ -129,6 +140,7 @@ class Settings:
     service_principal_ids: tuple[str, ...]
     graph_max_concurrency: int
     poll_deadline_seconds: float
+    retention_days: int
 
     @property
     def graph_host(self) -> str:
@@ -287,4 +299,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         service_principal_ids=_service_principal_ids(env),
         graph_max_concurrency=_int_setting(env, "GRAPH_MAX_CONCURRENCY", 1, 32),
         poll_deadline_seconds=float(_int_setting(env, "POLL_DEADLINE_SECONDS", 10, 3600)),
+        retention_days=_int_setting(env, "RETENTION_DAYS", 1, 36500),
     )

@@ -5,6 +5,11 @@ serves):
 - `<p>Jobs`        PK tenant, RK job key: each job's current state.
 - `<p>Executions`  PK tenant|job key, RK inverted timeBegan ticks|activityIdentifier:
                    every distinct run once, newest first.
+- `<p>RunsByTime`  PK tenant|day, RK inverted timeBegan ticks|job key|activityIdentifier:
+                   the same runs by UTC day of timeBegan, for tenant-wide time windows.
+- `<p>Events`      PK tenant|job key, RK inverted time|kind: a job's state transitions.
+- `<p>ServicePrincipals` PK tenant, RK service principal id: discovery's memory of which
+                   service principals have jobs.
 - `<p>JobDays`     PK tenant|day, RK job key: a job's runs of one UTC day, by state.
 - `<p>TenantDays`  PK tenant, RK day: the tenant's runs of one day, summed from JobDays.
 - `<p>Polls`       PK tenant, RK inverted start ticks|poll id: a record of every poll.
@@ -28,6 +33,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from shared.events import EVENT_KINDS, Event
 from shared.normalize import Execution, Job
 from shared.process_cache import ProcessCache
 from shared.settings import Settings, StorageSettings
@@ -35,13 +41,38 @@ from shared.timestamps import isoformat_utc, timestamp_ticks
 
 TRANSACTION_LIMIT = 100  # Azure's maximum operations in one entity group transaction
 _MAX_TICKS = 3_155_378_975_999_999_999  # 9999-12-31T23:59:59.9999999Z
+_EVENT_ORDER = {kind: index for index, kind in enumerate(EVENT_KINDS)}
+_DISCOVERY_MARKER = "!discovery"  # sorts before any id; holds when discovery last completed
 _KEY_UNSAFE = re.compile(r"[/\\#?%|\x00-\x1f\x7f-\x9f]")
-TABLE_NAMES = ("Jobs", "Executions", "JobDays", "TenantDays", "Polls")
+_KEY_PART_LIMIT = 240  # three parts and a timestamp stay under the 1 KiB key limit
+_PROPERTY_CHARS = 30_000  # a string property holds 64 KiB of UTF-16: up to 32K characters
+TABLE_NAMES = ("Jobs", "Executions", "RunsByTime", "Events", "JobDays", "TenantDays", "Polls", "ServicePrincipals")
 
 
 def key_part(value: str) -> str:
-    """Escape what Table keys forbid (`/ \\ # ?`, control characters) and our separator `|`."""
-    return _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", value)
+    """Escape what Table keys forbid (`/ \\ # ?`, control characters) and our separator `|`.
+    A part too long for a 1 KiB key keeps a readable head and a hash of the whole value."""
+    escaped = _KEY_UNSAFE.sub(lambda m: f"%{ord(m.group()):02X}", value)
+    if len(escaped) <= _KEY_PART_LIMIT:
+        return escaped
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"{escaped[:100].rstrip('%0123456789ABCDEF')}~{digest}"
+
+
+def pack_document(document: Any) -> dict[str, str]:
+    """JSON in as many string properties as it needs (Azure caps one at 64 KiB)."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)] or [""]
+    return {("document" if index == 0 else f"document{index}"): chunk for index, chunk in enumerate(chunks)}
+
+
+def unpack_document(entity: dict[str, Any]) -> Any:
+    parts = [entity["document"]]
+    index = 1
+    while f"document{index}" in entity:
+        parts.append(entity[f"document{index}"])
+        index += 1
+    return json.loads("".join(parts))
 
 
 def job_key(service_principal_id: str, job_id: str) -> str:
@@ -69,8 +100,12 @@ def job_content_hash(job: Job) -> str:
     return content_hash(dict(job), ignore=("observedAt", "healthReasons"))
 
 
-def _day_of(execution: Execution) -> str:
-    return execution["timeBegan"][:10]
+def with_derived_figures(run: Execution, previous: Execution | None) -> Execution:
+    """The run with its escrow change since the job's previous run (None without one)."""
+    escrowed = run["countEscrowed"]
+    before = previous["countEscrowed"] if previous is not None else None
+    delta = escrowed - before if escrowed is not None and before is not None else None
+    return {**run, "escrowDelta": delta}
 
 
 def _day_bounds(day: str) -> tuple[str, str]:
@@ -184,11 +219,9 @@ class Store:
     # ------------------------------------------------------------ jobs
 
     async def load_jobs(self) -> dict[str, StoredJob]:
-        rows = await self._query(
-            "Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id}, select=["RowKey", "contentHash", "document"]
-        )
+        rows = await self._query("Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id})
         return {
-            row["RowKey"]: StoredJob(row.get("contentHash", ""), json.loads(row["document"]))
+            row["RowKey"]: StoredJob(row.get("contentHash", ""), unpack_document(row))
             for row in rows
             if row.get("document")
         }
@@ -204,53 +237,81 @@ class Store:
             "statusCode": job["statusCode"],
             "health": job["health"],
             "contentHash": job_content_hash(job),
-            "document": json.dumps(job, separators=(",", ":")),
+            **pack_document(job),
         }
 
     async def save_jobs(self, jobs: Sequence[Job]) -> None:
         await self._upsert_all("Jobs", [self.job_entity(job) for job in jobs])
 
     async def list_jobs(self) -> list[Job]:
-        rows = await self._query("Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id}, select=["document"])
-        return [json.loads(row["document"]) for row in rows if row.get("document")]
+        rows = await self._query("Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id})
+        return [unpack_document(row) for row in rows if row.get("document")]
 
     async def get_job(self, service_principal_id: str, job_id: str) -> Job | None:
         try:
-            entity = await self.tables["Jobs"].get_entity(
-                self.tenant_id, job_key(service_principal_id, job_id), select=["document"]
-            )
+            entity = await self.tables["Jobs"].get_entity(self.tenant_id, job_key(service_principal_id, job_id))
         except ResourceNotFoundError:
             return None
-        return json.loads(entity["document"])
+        return unpack_document(entity)
 
     # ------------------------------------------------------------ executions
 
     def _executions_partition(self, service_principal_id: str, job_id: str) -> str:
         return f"{self.tenant_id}|{job_key(service_principal_id, job_id)}"
 
-    async def save_runs(self, job: Job, runs: Sequence[Execution]) -> None:
+    async def _previous_run(self, partition: str, run: Execution) -> Execution | None:
+        """The job's stored run just before `run` (the next row: rows sort newest first)."""
+        async for entity in self.tables["Executions"].query_entities(
+            "PartitionKey eq @pk and RowKey gt @rk",
+            parameters={"pk": partition, "rk": execution_row_key(run)},
+            results_per_page=1,
+        ):
+            previous: Execution = unpack_document(entity)
+            return previous
+        return None
+
+    async def save_runs(self, job: Job, runs: Sequence[Execution]) -> list[Execution]:
+        """Store new or changed runs with their derived figures; returns what was stored."""
         partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
-        await self._upsert_all(
-            "Executions",
-            [
+        key = job_key(job["servicePrincipalId"], job["jobId"])
+        stored: list[Execution] = []
+        for run in sorted(runs, key=lambda r: r["timeBegan"]):
+            previous = await self._previous_run(partition, run)
+            if stored and (previous is None or stored[-1]["timeBegan"] > previous["timeBegan"]):
+                previous = stored[-1]  # an older run of this same write, not stored yet
+            stored.append(with_derived_figures(run, previous))
+        executions, by_time = [], []
+        for run in stored:
+            common = {
+                "servicePrincipalId": job["servicePrincipalId"],
+                "jobId": job["jobId"],
+                "activityIdentifier": run["activityIdentifier"],
+                "state": run["state"],
+                "timeBegan": run["timeBegan"],
+                **pack_document(run),
+            }
+            executions.append({"PartitionKey": partition, "RowKey": execution_row_key(run), **common})
+            by_time.append(
                 {
-                    "PartitionKey": partition,
-                    "RowKey": execution_row_key(run),
-                    "servicePrincipalId": job["servicePrincipalId"],
-                    "jobId": job["jobId"],
-                    "activityIdentifier": run["activityIdentifier"],
-                    "state": run["state"],
-                    "timeBegan": run["timeBegan"],
-                    "document": json.dumps(run, separators=(",", ":")),
+                    "PartitionKey": f"{self.tenant_id}|{run['timeBegan'][:10]}",
+                    "RowKey": f"{inverted_ticks(run['timeBegan'])}|{key}|{key_part(run['activityIdentifier'])}",
+                    "servicePrincipalName": job["servicePrincipalName"],
+                    **common,
                 }
-                for run in runs
-            ],
-        )
+            )
+        await self._upsert_all("Executions", executions)
+        await self._upsert_all("RunsByTime", by_time)
+        return stored
 
     async def delete_runs(self, job: Job, runs: Sequence[Execution]) -> None:
         partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
+        key = job_key(job["servicePrincipalId"], job["jobId"])
         for run in runs:
             await self.tables["Executions"].delete_entity(partition, execution_row_key(run))
+            await self.tables["RunsByTime"].delete_entity(
+                f"{self.tenant_id}|{run['timeBegan'][:10]}",
+                f"{inverted_ticks(run['timeBegan'])}|{key}|{key_part(run['activityIdentifier'])}",
+            )
 
     async def list_executions(
         self, service_principal_id: str, job_id: str, *, top: int, after_row_key: str | None = None
@@ -264,7 +325,7 @@ class Store:
         page: list[dict[str, Any]] = []
         try:
             async for entity in self.tables["Executions"].query_entities(
-                filter_, parameters=parameters, select=["RowKey", "document"], results_per_page=min(top + 1, 1000)
+                filter_, parameters=parameters, results_per_page=min(top + 1, 1000)
             ):
                 page.append(entity)
                 if len(page) > top:
@@ -273,7 +334,7 @@ class Store:
             return [], None
         more = len(page) > top
         page = page[:top]
-        return [json.loads(row["document"]) for row in page], (page[-1]["RowKey"] if more else None)
+        return [unpack_document(row) for row in page], (page[-1]["RowKey"] if more else None)
 
     # ------------------------------------------------------------ rollups
 
@@ -288,9 +349,8 @@ class Store:
                 "Executions",
                 "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
                 {"pk": partition, "low": low, "high": high},
-                select=["document"],
             )
-            runs = [json.loads(row["document"]) for row in rows]
+            runs = [unpack_document(row) for row in rows]
             by_state: dict[str, int] = {}
             for run in runs:
                 state = run.get("state") or "unknown"
@@ -344,6 +404,140 @@ class Store:
             for row in rows
         )
 
+    # ------------------------------------------------------------ events
+
+    def _event_entity(self, event: Event) -> dict[str, Any]:
+        key = job_key(event["servicePrincipalId"], event["jobId"])
+        # Keyed by the left state's observedAt: overlapping polls write the same event once.
+        when = inverted_ticks(event["since"]) if event["since"] else f"{_MAX_TICKS:019d}"
+        return {
+            "PartitionKey": f"{self.tenant_id}|{key}",
+            "RowKey": f"{when}|{event['kind']}",
+            "kind": event["kind"],
+            "at": event["at"],
+            **pack_document(event),
+        }
+
+    async def save_events(self, events: Sequence[Event]) -> None:
+        await self._upsert_all("Events", [self._event_entity(event) for event in events])
+
+    async def list_events(self, service_principal_id: str, job_id: str, *, top: int = 100) -> list[Event]:
+        """The job's timeline, newest first."""
+        partition = f"{self.tenant_id}|{job_key(service_principal_id, job_id)}"
+        events: list[Event] = []
+        try:
+            async for entity in self.tables["Events"].query_entities(
+                "PartitionKey eq @pk", parameters={"pk": partition}, results_per_page=top
+            ):
+                events.append(unpack_document(entity))
+                if len(events) >= top:
+                    break
+        except ResourceNotFoundError:
+            return []
+        # Events of one poll share their time: within it, the order job_transitions gives.
+        return sorted(events, key=lambda e: (e["at"], _EVENT_ORDER.get(e["kind"], 99)), reverse=True)
+
+    async def delete_job(self, service_principal_id: str, job_id: str) -> None:
+        """A removed job leaves the current state; its runs, rollups and events stay."""
+        try:
+            await self.tables["Jobs"].delete_entity(self.tenant_id, job_key(service_principal_id, job_id))
+        except ResourceNotFoundError:
+            pass
+
+    # ------------------------------------------------------------ discovery
+
+    async def load_principals(self) -> tuple[dict[str, dict[str, Any]], str | None]:
+        """Known service principals by id, and when discovery last completed (None: never)."""
+        rows = await self._query("ServicePrincipals", "PartitionKey eq @pk", {"pk": self.tenant_id})
+        principals = {row["id"]: row for row in rows if row["RowKey"] != _DISCOVERY_MARKER}
+        marker = next((row for row in rows if row["RowKey"] == _DISCOVERY_MARKER), None)
+        return principals, (marker or {}).get("completedAt")
+
+    async def save_principals(
+        self, principals: Sequence[dict[str, Any]], *, remove: Iterable[str] = (), completed_at: str | None = None
+    ) -> None:
+        """Upsert what changed (the caller passes only changed rows) and forget removed ones."""
+        entities = [
+            {
+                "PartitionKey": self.tenant_id,
+                "RowKey": key_part(sp["id"]),
+                "id": sp["id"],
+                "appId": sp.get("appId"),
+                "displayName": sp.get("displayName"),
+                "jobCount": int(sp.get("jobCount") or 0),
+            }
+            for sp in principals
+        ]
+        if completed_at is not None:
+            entities.append({"PartitionKey": self.tenant_id, "RowKey": _DISCOVERY_MARKER, "completedAt": completed_at})
+        await self._upsert_all("ServicePrincipals", entities)
+        for sp_id in remove:
+            try:
+                await self.tables["ServicePrincipals"].delete_entity(self.tenant_id, key_part(sp_id))
+            except ResourceNotFoundError:
+                pass
+
+    # ------------------------------------------------------------ retention
+
+    async def purge_runs_before(self, cutoff_day: str, *, budget: int) -> tuple[int, bool]:
+        """Delete stored runs (Executions and RunsByTime rows) of days before `cutoff_day`,
+        at most `budget` runs per call; rollups and events stay. Returns (runs deleted,
+        finished). Days already purged are marked, so later calls skip them."""
+        days = await self._query(
+            "TenantDays",
+            "PartitionKey eq @pk and RowKey lt @cutoff",
+            {"pk": self.tenant_id, "cutoff": cutoff_day},
+            select=["RowKey", "purged"],
+        )
+        deleted = 0
+        for day in sorted(row["RowKey"] for row in days if not row.get("purged")):
+            remaining = budget - deleted
+            if remaining <= 0:
+                return deleted, False
+            rows = await self._query(
+                "RunsByTime",
+                "PartitionKey eq @pk",
+                {"pk": f"{self.tenant_id}|{day}"},
+                select=["PartitionKey", "RowKey", "servicePrincipalId", "jobId", "timeBegan", "activityIdentifier"],
+            )
+            batch = rows[:remaining]
+            for row in batch:
+                partition = self._executions_partition(row["servicePrincipalId"], row["jobId"])
+                row_key = f"{inverted_ticks(row['timeBegan'])}|{key_part(row['activityIdentifier'])}"
+                await self.tables["Executions"].delete_entity(partition, row_key)
+            await self._delete_all("RunsByTime", batch)
+            deleted += len(batch)
+            if len(rows) > len(batch):
+                return deleted, False
+            await self.tables["TenantDays"].upsert_entity(
+                {"PartitionKey": self.tenant_id, "RowKey": day, "purged": True}, mode=UpdateMode.MERGE
+            )
+        return deleted, True
+
+    async def purge_polls_before(self, cutoff: str, *, budget: int) -> int:
+        rows = await self._query(
+            "Polls",
+            "PartitionKey eq @pk and RowKey gt @after",
+            {"pk": self.tenant_id, "after": inverted_ticks(cutoff)},
+            select=["PartitionKey", "RowKey"],
+        )
+        rows = rows[:budget]
+        await self._delete_all("Polls", rows)
+        return len(rows)
+
+    async def _delete_all(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Delete rows (PartitionKey and RowKey present) in transactions of one partition."""
+        by_partition: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_partition.setdefault(row["PartitionKey"], []).append(row)
+        client = self.tables[table]
+        for partition_rows in by_partition.values():
+            for start in range(0, len(partition_rows), TRANSACTION_LIMIT):
+                chunk = partition_rows[start : start + TRANSACTION_LIMIT]
+                await client.submit_transaction(
+                    [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in chunk]
+                )
+
     # ------------------------------------------------------------ polls
 
     async def save_poll(self, record: dict[str, Any]) -> None:
@@ -353,7 +547,7 @@ class Store:
                 "RowKey": f"{inverted_ticks(record['startedAt'])}|{record['pollId']}",
                 "status": record["status"],
                 "startedAt": record["startedAt"],
-                "document": json.dumps(record, separators=(",", ":")),
+                **pack_document(record),
             },
             mode=UpdateMode.REPLACE,
         )
@@ -361,9 +555,9 @@ class Store:
     async def last_poll(self) -> dict[str, Any] | None:
         try:
             async for entity in self.tables["Polls"].query_entities(
-                "PartitionKey eq @pk", parameters={"pk": self.tenant_id}, select=["document"], results_per_page=1
+                "PartitionKey eq @pk", parameters={"pk": self.tenant_id}, results_per_page=1
             ):
-                return json.loads(entity["document"])
+                return unpack_document(entity)
         except ResourceNotFoundError:
             return None
         return None

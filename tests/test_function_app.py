@@ -42,22 +42,24 @@ def test_importing_the_app_loads_no_graph_sdk_and_no_client() -> None:
 
 
 def test_bindings(functions: dict[str, Any]) -> None:
-    assert set(functions) == {"http_app_func", "poll"}
+    assert set(functions) == {"http_app_func", "poll", "discover", "retention"}
     http = json.loads(functions["http_app_func"].get_function_json())["bindings"]
     trigger = next(b for b in http if b["type"] == "httpTrigger")
     assert trigger["authLevel"] == "FUNCTION"
     assert trigger["route"] == "/{*route}"
-    timer = json.loads(functions["poll"].get_function_json())["bindings"]
-    assert timer == [
-        {
-            "direction": "IN",
-            "type": "timerTrigger",
-            "name": "timer",
-            "schedule": "%POLL_SCHEDULE%",
-            "runOnStartup": False,
-            "useMonitor": True,
-        }
-    ]
+    schedules = {"poll": "POLL_SCHEDULE", "discover": "DISCOVERY_SCHEDULE", "retention": "RETENTION_SCHEDULE"}
+    for name, setting in schedules.items():
+        bindings = json.loads(functions[name].get_function_json())["bindings"]
+        assert bindings == [
+            {
+                "direction": "IN",
+                "type": "timerTrigger",
+                "name": "timer",
+                "schedule": f"%{setting}%",
+                "runOnStartup": False,
+                "useMonitor": True,
+            }
+        ]
 
 
 async def test_http_through_the_asgi_middleware_as_the_host_calls_it(

@@ -609,3 +609,16 @@ def test_azure_yaml_deploys_the_api_service_to_the_tagged_app() -> None:
     assert fields == {"project": ".", "language": "python", "host": "function"}
     service_name = declarations(bicep("app/api.bicep"), "parameter_declaration")["serviceName"]
     assert literal(after_equals(service_name)) == "api"
+
+
+def test_every_timer_schedule_setting_is_deployed_and_in_the_sample() -> None:
+    """The Functions host resolves %NAME% from app settings: a missing one breaks indexing."""
+    source = (ROOT / "function_app.py").read_text()
+    schedules = set(re.findall(r'schedule="%([A-Z_]+)%"', source))
+    assert schedules == {"POLL_SCHEDULE", "DISCOVERY_SCHEDULE", "RETENTION_SCHEDULE"}
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    api = (ROOT / "infra" / "app" / "api.bicep").read_text()
+    for name in schedules:
+        assert name in SETTINGS and SETTINGS[name].default
+        assert sample[name] == SETTINGS[name].default
+        assert f"name: '{name}'" in api

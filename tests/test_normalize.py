@@ -110,7 +110,8 @@ def test_an_execution_keeps_every_seed_property() -> None:
         "tenantActionable": True,
     }
     assert execution["durationSeconds"] == pytest.approx(30.1)
-    assert len(execution) == 15  # the seed's 14 properties + durationSeconds
+    assert execution["exportSuccessRatio"] == 0.8
+    assert len(execution) == 16  # the seed's 14 properties + durationSeconds + exportSuccessRatio
 
 
 def test_unknown_enum_members_are_kept_as_strings() -> None:

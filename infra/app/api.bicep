@@ -32,6 +32,9 @@ param maximumInstanceCount int = 40
 
 param graphBaseUrl string
 param pollSchedule string
+param discoverySchedule string
+param retentionSchedule string
+param retentionDays string
 param servicePrincipalIds string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -126,6 +129,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'POLL_SCHEDULE'
           value: pollSchedule
+        }
+        {
+          name: 'DISCOVERY_SCHEDULE'
+          value: discoverySchedule
+        }
+        {
+          name: 'RETENTION_SCHEDULE'
+          value: retentionSchedule
+        }
+        {
+          name: 'RETENTION_DAYS'
+          value: retentionDays
         }
         {
           name: 'SERVICE_PRINCIPAL_IDS'
