@@ -72,8 +72,11 @@ class PollRecord:
 
     def to_dict(self, *, status: str, ended_at: datetime, graph: dict[str, Any]) -> dict[str, Any]:
         errors_by_kind: dict[str, int] = {}
+        errors_by_sp: dict[str, int] = {}
         for error in self.errors:
             errors_by_kind[error["kind"]] = errors_by_kind.get(error["kind"], 0) + 1
+            if sp_id := error.get("servicePrincipalId"):
+                errors_by_sp[sp_id] = errors_by_sp.get(sp_id, 0) + 1
         return {
             "pollId": self.poll_id,
             "tenantId": self.tenant_id,
@@ -96,6 +99,7 @@ class PollRecord:
             "graph": graph,
             "errorCount": self.error_count,
             "errorsByKind": errors_by_kind,
+            "errorsByServicePrincipal": errors_by_sp,
             "errors": self.errors,
         }
 

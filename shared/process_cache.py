@@ -21,17 +21,19 @@ T = TypeVar("T", bound=_Closable)
 
 class ProcessCache(Generic[T]):
     def __init__(self) -> None:
-        self._value: T | None = None
-        self._key: tuple[Any, asyncio.AbstractEventLoop] | None = None
+        self._values: dict[tuple[Any, asyncio.AbstractEventLoop], T] = {}
 
     def get(self, settings: Any, create: Callable[[], T]) -> T:
         key = (settings, asyncio.get_running_loop())
-        if self._value is None or self._key != key:
-            self._value, self._key = create(), key
-        return self._value
+        if key not in self._values:
+            # Clients of loops that are gone cannot be closed any more; just let them go.
+            self._values = {k: v for k, v in self._values.items() if not k[1].is_closed()}
+            self._values[key] = create()
+        return self._values[key]
 
     async def close(self) -> None:
-        value, key = self._value, self._key
-        self._value = self._key = None
-        if value is not None and key is not None and key[1] is asyncio.get_running_loop():
-            await value.close()
+        """Close every client made on the running loop."""
+        loop = asyncio.get_running_loop()
+        mine = [key for key in self._values if key[1] is loop]
+        for key in mine:
+            await self._values.pop(key).close()
