@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -40,7 +41,8 @@ print(json.dumps({"import": imported, "firstAnswer": first_answer, "status": sta
 
 async def test_no_http_request_imports_the_graph_sdk(app_env: dict[str, str], demo_emulator: EmulatorServer) -> None:
     await run_poll(trigger="test")
-    result = subprocess.run(
+    result = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-c", PROBE],
         cwd=ROOT,
         capture_output=True,
