@@ -7,6 +7,7 @@ Used by the tests, the demo and the benchmarks; never by the app, which only rea
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -89,7 +90,8 @@ class AzuriteServer:
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+            # SIGINT is Azurite's graceful stop: it saves its data (autosaved only every 5 s).
+            self._process.send_signal(signal.SIGINT)
             try:
                 self._process.wait(10)
             except subprocess.TimeoutExpired:

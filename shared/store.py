@@ -563,14 +563,26 @@ class Store:
         return None
 
 
+# Transient storage faults (5xx, timeouts, refused connections) are retried with exponential
+# backoff by the SDK's retry policy; bounded here so that an outage fails the poll in seconds,
+# not after the SDK's default ten retries of up to two minutes each.
+STORAGE_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 4,
+    "retry_backoff_factor": 0.5,
+    "retry_backoff_max": 8,
+    "connection_timeout": 10,
+    "read_timeout": 60,
+}
+
+
 def table_service(storage: StorageSettings) -> TableServiceClient:
     if storage.connection_string:
-        return TableServiceClient.from_connection_string(storage.connection_string)
+        return TableServiceClient.from_connection_string(storage.connection_string, **STORAGE_CLIENT_OPTIONS)
     from azure.identity.aio import ManagedIdentityCredential
 
     assert storage.table_service_uri is not None  # load_settings guarantees one of the two
     credential = ManagedIdentityCredential(client_id=storage.managed_identity_client_id)
-    return TableServiceClient(endpoint=storage.table_service_uri, credential=credential)
+    return TableServiceClient(endpoint=storage.table_service_uri, credential=credential, **STORAGE_CLIENT_OPTIONS)
 
 
 _stores = ProcessCache[Store]()
