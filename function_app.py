@@ -9,9 +9,11 @@ import logging
 import azure.functions as func
 
 from shared.api import create_app
+from shared.logs import quiet_sdk_loggers
 from shared.poll import run_poll
 from shared.retention import run_retention
 
+quiet_sdk_loggers()
 app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.FUNCTION)
 
 

@@ -13,6 +13,7 @@ import logging
 import sys
 from typing import Any
 
+from shared.logs import quiet_sdk_loggers
 from shared.settings import SettingsError, is_loopback_host, load_settings
 
 
@@ -97,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=7071)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # The SDKs log every HTTP request at INFO; keep our own lines readable.
-    for noisy in ("azure", "httpx", "kiota_http", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_sdk_loggers()
     if args.command == "poll":
         return _command_poll(args.discover)
     if args.command == "retention":
