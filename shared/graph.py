@@ -59,6 +59,7 @@ _RETRYABLE_ITEM = frozenset({429, 503, 504})
 _ITEM_ATTEMPTS = 5
 _TRANSPORT_ATTEMPTS = 3
 _ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+_NO_BATCH_STATUSES = frozenset({404, 405, 501})
 
 
 class GraphUnavailableError(RuntimeError):
@@ -171,6 +172,7 @@ class GraphReader:
         self._adapter.base_url = settings.graph_base_url
         self._client = GraphServiceClient(request_adapter=self._adapter)
         self._concurrency = asyncio.Semaphore(settings.graph_max_concurrency)
+        self._batch_supported = True
 
     async def close(self) -> None:
         await self._http_client.aclose()
@@ -284,6 +286,8 @@ class GraphReader:
         return results
 
     async def _post_batch(self, urls: dict[str, str]) -> dict[str, tuple[ItemResult, float | None]]:
+        if not self._batch_supported:
+            return await self._get_each(urls)
         ids = {str(index): key for index, key in enumerate(urls, start=1)}
         payload = {"requests": [{"id": item_id, "method": "GET", "url": urls[key]} for item_id, key in ids.items()]}
         request = RequestInformation(Method.POST, "{+baseurl}/$batch")
@@ -292,6 +296,12 @@ class GraphReader:
         try:
             body = await self._send(request)
         except APIError as error:
+            if self._batch_supported and getattr(error, "response_status_code", 0) in _NO_BATCH_STATUSES:
+                # An endpoint without JSON batching (a proxy, a sovereign cloud gap): read one by one.
+                log.warning("$batch answered HTTP %s; reading without batching", error.response_status_code)
+                self._batch_supported = False
+            if not self._batch_supported:
+                return await self._get_each(urls)
             failed = self._api_error_result(error)
             return {key: (failed, None) for key in urls}
         answered: dict[str, tuple[ItemResult, float | None]] = {}
@@ -305,6 +315,19 @@ class GraphReader:
             answered[key] = (result, _retry_after_seconds(item.get("headers")))
         for key in urls:
             answered.setdefault(key, (ItemResult(0, None, "MissingBatchItem", "batch answer left this item out"), None))
+        return answered
+
+    async def _get_each(self, urls: dict[str, str]) -> dict[str, tuple[ItemResult, float | None]]:
+        answered: dict[str, tuple[ItemResult, float | None]] = {}
+        for key, url in urls.items():
+            request = RequestInformation(Method.GET)
+            request.url = self.settings.graph_base_url + url
+            request.headers.try_add("Accept", "application/json")
+            try:
+                answered[key] = (ItemResult(200, await self._send(request)), None)
+            except APIError as error:
+                retry_after = _retry_after_seconds(dict(getattr(error, "response_headers", None) or {}))
+                answered[key] = (self._api_error_result(error), retry_after)
         return answered
 
     @staticmethod

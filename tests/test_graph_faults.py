@@ -124,3 +124,16 @@ async def test_slow_graph_past_the_deadline_leaves_the_rest_for_the_next_poll(fr
     after = await poll_tenant(settings, trigger="test")
     assert after["status"] == "succeeded"
     assert after["unfinishedServicePrincipals"] == []
+
+
+async def test_without_json_batching_the_poll_reads_one_by_one(frozen: EmulatorServer) -> None:
+    settings = load_settings()
+    clean = dataclasses.replace(settings, table_prefix=settings.table_prefix + "clean")
+    await poll_tenant(clean, trigger="test")
+    expected = await stored_state(clean)
+    frozen.set_faults({"rules": [{"path": "^/\\$batch$", "status": 404, "inBatch": False}]})
+    frozen.reset_stats()
+    record = await poll_tenant(settings, trigger="test")
+    assert record["status"] == "succeeded", record["errors"]
+    assert frozen.stats()["byPath"].get("/servicePrincipals/{id}/synchronization/jobs", 0) > 0
+    assert await stored_state(settings) == expected
