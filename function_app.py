@@ -4,11 +4,13 @@ Indexing this module imports neither msgraph nor any client: the HTTP API and th
 create their clients on first use.
 """
 
+import json
 import logging
 
 import azure.functions as func
 
 from shared.api import create_app
+from shared.api_health import monitor_health
 from shared.logs import quiet_sdk_loggers
 from shared.poll import run_poll
 from shared.retention import run_retention
@@ -34,3 +36,12 @@ async def discover(timer: func.TimerRequest) -> None:
 @app.timer_trigger(schedule="%RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 async def retention(timer: func.TimerRequest) -> None:
     await run_retention()
+
+
+# A literal route wins over the ASGI catch-all: platform health checks reach it without a key.
+@app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    status, body = await monitor_health()
+    return func.HttpResponse(
+        json.dumps(body), status_code=status, mimetype="application/json", headers={"Cache-Control": "no-store"}
+    )

@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"""
 Entra Sync Monitor is running on the demo tenant.
+  Dashboard:             {api}/v1/dashboard
   API docs (OpenAPI UI): {api}/docs
   OpenAPI document:      {api}/openapi.json
 Try:

@@ -41,6 +41,42 @@ param retentionDays string = '400'
 @description('SERVICE_PRINCIPAL_IDS: comma-separated object IDs of the service principals to watch; empty watches every one.')
 param servicePrincipalIds string = ''
 
+@description('API_REQUIRED_ROLE: with App Service Authentication on, the app role a caller of /api/v1 must hold; empty accepts any signed-in caller.')
+param apiRequiredRole string = ''
+
+@description('CORS_ALLOWED_ORIGINS: comma-separated browser origins allowed to call the API (or *); empty sends no CORS headers.')
+param corsAllowedOrigins string = ''
+
+@description('HEALTH_MAX_AGE_SECONDS: /api/health answers 503 when the last successful poll is older; empty derives it from POLL_SCHEDULE.')
+param healthMaxAgeSeconds string = ''
+
+@description('ALERT_RULES: alert rules that are on: all, none, or comma-separated rule names (docs/alerts.md).')
+param alertRules string = 'all'
+
+@description('ALERT_REMINDER_HOURS: an open alert is sent again after this many hours; 0 sends no reminders.')
+param alertReminderHours string = '24'
+
+@description('ALERT_QUARANTINE_REMINDER_DAYS: a quarantined job is also reminded each N days in quarantine, with the days left before Entra disables it; 0: off.')
+param alertQuarantineReminderDays string = '7'
+
+@description('ALERT_FAILING_AFTER: the failing alert opens at this many successive complete failures.')
+param alertFailingAfter string = '3'
+
+@description('ALERT_OBJECT_DROP_PERCENT: the objectCountDrop alert opens when synchronized objects fall by more than this percentage.')
+param alertObjectDropPercent string = '20'
+
+@description('Key Vault secret URI (https://<vault>.vault.azure.net/secrets/<name>) holding the Teams incoming webhook or Workflows URL; empty: no Teams alerts. The app identity needs Key Vault Secrets User on the vault.')
+param alertTeamsWebhookUrlSecretUri string = ''
+
+@description('Key Vault secret URI holding the Slack incoming webhook URL; empty: no Slack alerts.')
+param alertSlackWebhookUrlSecretUri string = ''
+
+@description('Key Vault secret URI holding the generic webhook URL; empty: no generic webhook.')
+param alertWebhookUrlSecretUri string = ''
+
+@description('Key Vault secret URI holding the generic webhook signing secret (16 characters or more).')
+param alertWebhookSecretSecretUri string = ''
+
 @description('Memory of each Flex Consumption instance, in MB.')
 @allowed([
   512
@@ -139,6 +175,18 @@ module api 'app/api.bicep' = {
     retentionSchedule: retentionSchedule
     retentionDays: retentionDays
     servicePrincipalIds: servicePrincipalIds
+    apiRequiredRole: apiRequiredRole
+    corsAllowedOrigins: corsAllowedOrigins
+    healthMaxAgeSeconds: healthMaxAgeSeconds
+    alertRules: alertRules
+    alertReminderHours: alertReminderHours
+    alertQuarantineReminderDays: alertQuarantineReminderDays
+    alertFailingAfter: alertFailingAfter
+    alertObjectDropPercent: alertObjectDropPercent
+    alertTeamsWebhookUrlSecretUri: alertTeamsWebhookUrlSecretUri
+    alertSlackWebhookUrlSecretUri: alertSlackWebhookUrlSecretUri
+    alertWebhookUrlSecretUri: alertWebhookUrlSecretUri
+    alertWebhookSecretSecretUri: alertWebhookSecretSecretUri
   }
 }
 

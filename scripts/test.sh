@@ -3,7 +3,7 @@
 # Arguments go to pytest (e.g. scripts/test.sh -k pipeline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --browser
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -1,83 +1,558 @@
 """The HTTP API (FastAPI), served by the Functions host through AsgiFunctionApp and locally
-by uvicorn (`python -m shared serve`). It only reads the tables; it never imports msgraph.
+by uvicorn (`python -m shared serve`). Its own routes only read the tables (their one write
+is the continuation-signing key); it also mounts the alert endpoints (`alerts_api`, which
+write mutes) and the dashboard page (`dashboard_route`). It never imports msgraph.
+docs/api.md is the reader's guide.
+
+Routes live here; the HTTP mechanics (problems, ETags, CORS, CSV) are in `api_http`, the
+continuation tokens in `api_paging`, the caller checks in `api_auth`, the health check in
+`api_health`, the pure job and summary logic in `api_views`, and the exact OpenAPI document
+in `api_openapi`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+import asyncio
+import logging
 import re
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from azure.core.exceptions import AzureError
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from pydantic import Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import __version__
+from shared.alerts_api import router as alerts_router
+from shared.api_auth import PRINCIPAL_HEADER, AccessDenied, authorize
+from shared.api_health import monitor_health
+from shared.api_http import (
+    CSV_MEDIA_TYPE,
+    ConditionalGetMiddleware,
+    SettingsCorsMiddleware,
+    executions_csv,
+    problem,
+    wants_csv,
+)
 from shared.api_models import (
     Execution,
     ExecutionPage,
+    HealthValue,
     Job,
     JobDetail,
     JobList,
+    MonitorHealth,
     Problem,
     Summary,
+    TenantExecutionPage,
 )
+from shared.api_openapi import build_openapi
+from shared.api_paging import ContinuationError, issue, redeem
+from shared.api_views import (
+    JobSort,
+    count_by,
+    execution_counts,
+    filter_jobs,
+    job_ranks,
+    job_sort_key,
+    quarantined_jobs,
+    top_jobs,
+)
+from shared.dashboard_route import router as dashboard_router
 from shared.health import with_current_health
-from shared.settings import SettingsError, load_settings
-from shared.store import Store, open_store
+from shared.settings import Settings, SettingsError, load_settings
+from shared.store import Store, close_store, open_store
+from shared.timestamps import isoformat_utc
+
+log = logging.getLogger("entra_sync_monitor.api")
 
 API_PREFIX = "/api/v1"
-PROBLEM_JSON = "application/problem+json"
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-_ROW_KEY = re.compile(r"^\d{19}\|[^\x00-\x1f/\\#?]{1,1024}$")
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "A parameter is malformed"},
-    503: {"model": Problem, "description": "The app is not configured"},
+FEED_DEFAULT_SPAN = timedelta(hours=24)
+JOB_DETAIL_RUNS = 10
+JOB_DETAIL_EVENTS = 100
+WINDOW_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+KNOWN_STATES = {state.lower(): state for state in ("Succeeded", "Failed", "EntryLevelErrors")}
+_ROW_KEY = re.compile(r"^\d{19}\|[^\x00-\x1f]{1,1200}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INSTANT = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2}))?$")
+_PROBLEM_TEXT = {
+    400: "A parameter is malformed; `detail` names it",
+    401: "App Service Authentication is on and there is no signed-in caller",
+    403: "The caller lacks the app role API_REQUIRED_ROLE names",
+    404: "No such job",
+    503: "The app is misconfigured or its storage is unreachable; `detail` says which",
 }
 
 
-def problem(status: int, title: str, detail: str | None = None) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail).model_dump()
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": Problem, "description": _PROBLEM_TEXT[status]} for status in statuses}
 
 
-async def get_store() -> Store:
+# ------------------------------------------------------------ dependencies
+
+
+async def get_settings() -> Settings:
     try:
-        settings = load_settings()
+        return load_settings()
     except SettingsError as error:
         raise HTTPException(503, f"The app is misconfigured: {error}") from None
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_store(settings: SettingsDep) -> Store:
     return open_store(settings)
+
+
+async def require_caller(request: Request, settings: SettingsDep) -> None:
+    try:
+        authorize(
+            auth_enabled=settings.auth_enabled,
+            required_role=settings.api_required_role,
+            header=request.headers.get(PRINCIPAL_HEADER),
+        )
+    except AccessDenied as denied:
+        headers = {"WWW-Authenticate": 'Bearer realm="App Service Authentication"'} if denied.status == 401 else None
+        raise HTTPException(denied.status, denied.detail, headers=headers) from None
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
 ServicePrincipalId = Annotated[str, Path(min_length=1, max_length=100, description="Service principal object ID")]
 JobId = Annotated[str, Path(min_length=1, max_length=400, description="synchronizationJob id")]
+Top = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page (1-1000)")]
+Continuation = Annotated[
+    str | None,
+    Query(max_length=4096, description="Opaque; only ever from a previous page's nextLink"),
+]
+Since = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        max_length=128,
+        description="Runs that began at or after this instant: RFC 3339 (2026-11-25T08:00:00Z) or a date "
+        "(2026-11-25: its midnight UTC)",
+        json_schema_extra={"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]},
+    ),
+]
+Until = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        max_length=128,
+        description="Runs that began before this instant (exclusive), as `from`",
+        json_schema_extra={"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]},
+    ),
+]
+States = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
+    Query(
+        max_length=10,
+        description="Only runs in these states (repeat to allow several): Succeeded, Failed, EntryLevelErrors, "
+        "or a newer value Graph sends",
+    ),
+]
+Format = Annotated[
+    Literal["json", "csv"] | None,
+    Query(alias="format", description="csv: the page as CSV (as does `Accept: text/csv`); default json"),
+]
 
 
-def encode_continuation(row_key: str) -> str:
-    raw = json.dumps({"v": 1, "after": row_key}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+# ------------------------------------------------------------ parameters
 
 
-def decode_continuation(token: str) -> str:
-    """The RowKey a page continues after; a token this API did not make is a 400."""
+def parse_instant(name: str, value: str) -> datetime:
+    """An RFC 3339 date-time or a date (midnight UTC) as an aware UTC datetime; 400 otherwise."""
+    match = _INSTANT.match(value)
     try:
-        data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        data = None
-    after = data.get("after") if isinstance(data, dict) and data.get("v") == 1 else None
-    if not isinstance(after, str) or not _ROW_KEY.match(after):
-        raise HTTPException(400, "continuation is not a token this API issued: start again without it")
-    return after
+        if match is None:
+            raise ValueError
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        micro = int((fraction or "0").ljust(6, "0")[:6])
+        local = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro)
+    except ValueError:
+        raise HTTPException(
+            400,
+            f"{name} must be an RFC 3339 date-time such as 2026-11-25T08:00:00Z, or a date such as 2026-11-25 "
+            f"(midnight UTC); got {value[:64]!r}",
+        ) from None
+    instant = local.replace(tzinfo=UTC)
+    if offset and offset.upper() != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        shift = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+        try:
+            instant -= sign * shift
+        except OverflowError:  # beyond year 1 or 9999: as far as the calendar goes
+            instant = datetime.min.replace(tzinfo=UTC) if sign > 0 else datetime.max.replace(tzinfo=UTC)
+    return instant
 
 
-async def _current_jobs(store: Store) -> list[dict[str, Any]]:
-    now = datetime.now(UTC)
+def instant_text(instant: datetime) -> str:
+    """Canonical UTC text: the same instant always reads the same (tokens bind to it)."""
+    fraction = f".{instant.microsecond:06d}".rstrip("0") if instant.microsecond else ""
+    return (
+        f"{instant.year:04d}-{instant.month:02d}-{instant.day:02d}T"
+        f"{instant.hour:02d}:{instant.minute:02d}:{instant.second:02d}{fraction}Z"
+    )
+
+
+def _states(values: Sequence[str] | None) -> list[str]:
+    """Graph's spelling for the states it documents, whatever the case; others as given."""
+    return list(dict.fromkeys(KNOWN_STATES.get(value.lower(), value) for value in values or ()))
+
+
+def _empty_window(start: datetime, end: datetime) -> HTTPException:
+    return HTTPException(
+        400,
+        f"from ({instant_text(start)}) must be earlier than to ({instant_text(end)}): to is exclusive, so one "
+        "day is from=2026-11-25&to=2026-11-26; without to, the window ends now",
+    )
+
+
+def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    start = parse_instant("from", since) if since is not None else None
+    end = parse_instant("to", until) if until is not None else None
+    if start is not None and end is not None and start >= end:
+        raise _empty_window(start, end)
+    return start, end
+
+
+def _next_link(request: Request, token: str, **params: Any) -> str:
+    return str(request.url.include_query_params(**params, continuation=token))
+
+
+def _page_response(
+    request: Request, format_: str | None, body: dict[str, Any], *, with_job: bool
+) -> dict[str, Any] | Response:
+    """The JSON page, or its CSV with the next page in a Link header."""
+    if not wants_csv(format_, request.headers.get("accept")):
+        return body
+    headers = {"Content-Disposition": 'inline; filename="executions.csv"'}
+    if body["nextLink"]:
+        headers["Link"] = f'<{body["nextLink"]}>; rel="next"'
+    return Response(executions_csv(body["value"], with_job=with_job), media_type=CSV_MEDIA_TYPE, headers=headers)
+
+
+def _minute(now: datetime | None = None) -> datetime:
+    """Now to the minute: answers (and so their ETags) hold still within a minute."""
+    return (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+
+
+async def _current_jobs(store: Store, now: datetime) -> list[dict[str, Any]]:
     return [with_current_health(job, now=now) for job in await store.list_jobs()]
+
+
+async def _job_or_404(store: Store, service_principal_id: str, job_id: str) -> Mapping[str, Any]:
+    job = await store.get_job(service_principal_id, job_id)
+    if job is None:
+        raise HTTPException(
+            404,
+            f"No job {job_id!r} is stored for service principal {service_principal_id!r}: "
+            "GET /api/v1/jobs lists the jobs there are",
+        )
+    return job
+
+
+# ------------------------------------------------------------ routes
+
+v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_caller)])
+
+
+@v1.get(
+    "/jobs",
+    response_model=JobList,
+    responses=_problems(400, 401, 403, 503),
+    tags=["jobs"],
+    operation_id="listJobs",
+    summary="List jobs",
+)
+async def list_jobs(
+    request: Request,
+    store: StoreDep,
+    health: Annotated[
+        list[HealthValue] | None, Query(max_length=7, description="Only jobs with this health (repeatable)")
+    ] = None,
+    statusCode: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
+        Query(max_length=10, description="Only jobs with this status code, e.g. Quarantine (repeatable, any case)"),
+    ] = None,
+    templateId: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+        Query(max_length=20, description="Only jobs made from this template, e.g. scim (repeatable, any case)"),
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Service principal name or job id contains this (any case)")
+    ] = None,
+    sort: Annotated[
+        JobSort, Query(description="health orders worst first; lastRun by lastExecution.timeBegan")
+    ] = "name",
+    order: Annotated[Literal["asc", "desc"], Query(description="ties: by name, then job id, same direction")] = "asc",
+    top: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Jobs per page (1-1000)")] = MAX_PAGE,
+    continuation: Continuation = None,
+) -> dict[str, Any]:
+    """The tenant's provisioning jobs with their health, filtered and sorted, paged."""
+    jobs = filter_jobs(
+        await _current_jobs(store, _minute()),
+        health=health or (),
+        status_codes=statusCode or (),
+        template_ids=templateId or (),
+        q=q,
+    )
+    key = job_sort_key(sort)
+    descending = order == "desc"
+    jobs.sort(key=key, reverse=descending)
+    query = {
+        "health": health or [],
+        "statusCode": statusCode or [],
+        "templateId": templateId or [],
+        "q": q or "",
+        "sort": sort,
+        "order": order,
+    }
+    count = len(jobs)
+    if continuation is not None:
+        after = redeem(await store.api_signing_key(), "jobs", query, continuation)
+        if not (isinstance(after, list) and all(isinstance(part, str) for part in after)):
+            raise ContinuationError
+        jobs = [job for job in jobs if (key(job) < after if descending else key(job) > after)]
+    page = jobs[:top]
+    next_link = None
+    if len(jobs) > top:
+        token = issue(await store.api_signing_key(), "jobs", query, key(page[-1]))
+        next_link = _next_link(request, token, top=top)
+    return {"value": page, "count": count, "nextLink": next_link}
+
+
+@v1.get(
+    "/jobs/{servicePrincipalId}/{jobId}",
+    response_model=JobDetail,
+    responses=_problems(400, 401, 403, 404, 503),
+    tags=["jobs"],
+    operation_id="getJob",
+    summary="Get a job",
+)
+async def get_job(servicePrincipalId: ServicePrincipalId, jobId: JobId, store: StoreDep) -> dict[str, Any]:
+    """One job, its most recent runs and its timeline of state transitions."""
+    job = await _job_or_404(store, servicePrincipalId, jobId)
+    (executions, _), events = await asyncio.gather(
+        store.list_executions(servicePrincipalId, jobId, top=JOB_DETAIL_RUNS),
+        store.list_events(servicePrincipalId, jobId, top=JOB_DETAIL_EVENTS),
+    )
+    return {"job": with_current_health(job, now=_minute()), "executions": executions, "events": events}
+
+
+@v1.get(
+    "/jobs/{servicePrincipalId}/{jobId}/executions",
+    response_model=ExecutionPage,
+    responses=_problems(400, 401, 403, 404, 503),
+    tags=["executions"],
+    operation_id="listJobExecutions",
+    summary="List a job's runs",
+)
+async def list_executions(
+    request: Request,
+    servicePrincipalId: ServicePrincipalId,
+    jobId: JobId,
+    store: StoreDep,
+    top: Top = DEFAULT_PAGE,
+    continuation: Continuation = None,
+    since: Since = None,
+    until: Until = None,
+    state: States = None,
+    format_: Format = None,
+) -> Any:
+    """The job's runs, newest first by timeBegan, optionally within [from, to) and of some states; paged."""
+    start, end = _window(since, until)
+    states = _states(state)
+    await _job_or_404(store, servicePrincipalId, jobId)
+    query = {
+        "servicePrincipalId": servicePrincipalId,
+        "jobId": jobId,
+        "from": instant_text(start) if start else None,
+        "to": instant_text(end) if end else None,
+        "state": states,
+    }
+    after = None
+    if continuation is not None:
+        after = redeem(await store.api_signing_key(), "jobExecutions", query, continuation)
+        if not (isinstance(after, str) and _ROW_KEY.match(after)):
+            raise ContinuationError
+    page, next_after = await store.executions_page(
+        servicePrincipalId, jobId, top=top, since=start, until=end, states=states, after_row_key=after
+    )
+    next_link = None
+    if next_after is not None:
+        next_link = _next_link(
+            request, issue(await store.api_signing_key(), "jobExecutions", query, next_after), top=top
+        )
+    return _page_response(request, format_, {"value": page, "nextLink": next_link}, with_job=False)
+
+
+@v1.get(
+    "/executions",
+    response_model=TenantExecutionPage,
+    responses=_problems(400, 401, 403, 503),
+    tags=["executions"],
+    operation_id="listExecutions",
+    summary="List the tenant's runs in a time window",
+)
+async def list_tenant_executions(
+    request: Request,
+    store: StoreDep,
+    top: Top = DEFAULT_PAGE,
+    continuation: Continuation = None,
+    since: Since = None,
+    until: Until = None,
+    state: States = None,
+    format_: Format = None,
+) -> Any:
+    """Every job's runs that began in [from, to) (default: the last 24 hours), newest first,
+    optionally of some states (`state=Failed` is the failure feed); paged."""
+    start, end = _window(since, until)
+    end = end or _minute() + timedelta(minutes=1)  # the end of this minute: the answer holds still within it
+    start = start or end - FEED_DEFAULT_SPAN
+    if start >= end:
+        raise _empty_window(start, end)
+    states = _states(state)
+    query = {"from": instant_text(start), "to": instant_text(end), "state": states}
+    at_day, after = None, None
+    if continuation is not None:
+        position = redeem(await store.api_signing_key(), "executions", query, continuation)
+        at_day = position.get("d") if isinstance(position, dict) else None
+        after = position.get("a") if isinstance(position, dict) else None
+        if not (isinstance(at_day, str) and _DAY.match(at_day)) or not (
+            after is None or (isinstance(after, str) and _ROW_KEY.match(after))
+        ):
+            raise ContinuationError
+    first_day, last_day = start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()
+    # Only days whose rollup counts matching runs are read; the window's last day always is,
+    # as its rollup may trail the runs of a poll that is writing right now.
+    days = {last_day} | {at_day or last_day}
+    for row in await store.run_days(first_day, last_day):
+        if any(row["byState"].get(s, 0) for s in states) if states else row["runs"] > 0:
+            days.add(row["day"])
+    ordered = sorted((day for day in days if at_day is None or day <= at_day), reverse=True)
+    page: list[dict[str, Any]] = []
+    next_position: dict[str, Any] | None = None
+    for index, day in enumerate(ordered):
+        rows, next_after = await store.runs_by_time_page(
+            day,
+            top=top - len(page),
+            since=start,
+            until=end,
+            states=states,
+            after_row_key=after if day == at_day else None,
+        )
+        page.extend(rows)
+        if next_after is not None:
+            next_position = {"d": day, "a": next_after}
+            break
+        if len(page) >= top:
+            if index + 1 < len(ordered):
+                next_position = {"d": ordered[index + 1], "a": None}
+            break
+    next_link = None
+    if next_position is not None:
+        token = issue(await store.api_signing_key(), "executions", query, next_position)
+        next_link = _next_link(request, token, top=top, **{"from": query["from"], "to": query["to"]})
+    body = {"value": page, "nextLink": next_link, "window": {"from": query["from"], "to": query["to"]}}
+    return _page_response(request, format_, body, with_job=True)
+
+
+@v1.get(
+    "/summary",
+    response_model=Summary,
+    responses=_problems(400, 401, 403, 503),
+    tags=["summary"],
+    operation_id="getSummary",
+    summary="Summarize the tenant",
+)
+async def summary(
+    store: StoreDep,
+    window: Annotated[
+        Literal["24h", "7d", "30d", "90d"] | None,
+        Query(
+            description="Count runs of the UTC days overlapping this window (24h: yesterday and today), and "
+            "rank jobs by failed runs and escrows in it; without it, runs of all stored days and no ranking"
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """Jobs by health and status code, runs by state with totals and success rate, the top failing
+    and escrow-heavy jobs, quarantined jobs, and the last poll. Read from the daily rollups only."""
+    now = _minute()
+    first_day = (now - timedelta(days=WINDOW_DAYS[window])).date().isoformat() if window else None
+    stored_jobs, days, last_poll = await asyncio.gather(store.list_jobs(), store.run_days(first_day), store.last_poll())
+    jobs = [with_current_health(job, now=now) for job in stored_jobs]
+    executions, totals = execution_counts(days)
+    result: dict[str, Any] = {
+        "jobs": {
+            "total": len(jobs),
+            "byStatusCode": count_by(job["statusCode"] or "unknown" for job in jobs),
+            "byHealth": count_by(job["health"] for job in jobs),
+        },
+        "executions": executions,
+        "executionTotals": totals,
+        "window": None,
+        "topFailingJobs": None,
+        "topEscrowedJobs": None,
+        "quarantinedJobs": quarantined_jobs(jobs, now),
+        "lastPoll": last_poll,
+    }
+    if window and first_day:
+        days_with_runs = [row["day"] for row in days if row["runs"]]
+        ranks = job_ranks(await store.job_days(first_day, max([now.date().isoformat(), *days_with_runs])), jobs)
+        result["window"] = {
+            "name": window,
+            "from": f"{first_day}T00:00:00Z",
+            "to": isoformat_utc(now),
+            "days": (now.date() - date.fromisoformat(first_day)).days + 1,
+        }
+        result["topFailingJobs"] = top_jobs(ranks, "failedRuns")
+        result["topEscrowedJobs"] = top_jobs(ranks, "countEscrowed")
+    return result
+
+
+# ------------------------------------------------------------ the app
+
+
+def _install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(_: Request, error: StarletteHTTPException) -> Response:
+        return problem(error.status_code, str(error.detail), error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_problem(_: Request, error: RequestValidationError) -> Response:
+        details = [
+            f"{'.'.join(str(p) for p in item.get('loc', ())[1:]) or 'request'}: {item.get('msg')}"
+            for item in error.errors()
+        ]
+        return problem(400, "; ".join(details))
+
+    @app.exception_handler(ContinuationError)
+    async def continuation_problem(_: Request, error: ContinuationError) -> Response:
+        return problem(400, str(error))
+
+    @app.exception_handler(AzureError)
+    async def storage_problem(_: Request, error: AzureError) -> Response:
+        log.warning("Table Storage failed a request: %s", type(error).__name__)
+        return problem(503, "Table Storage did not answer as expected; try again shortly", {"Retry-After": "30"})
+
+    @app.exception_handler(Exception)
+    async def unexpected_problem(_: Request, error: Exception) -> Response:
+        log.exception("unexpected error", exc_info=error)
+        return problem(500, "An unexpected error occurred; it has been logged")
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+    await close_store()  # the process's table client, in the loop that made it
 
 
 def create_app() -> FastAPI:
@@ -88,86 +563,36 @@ def create_app() -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
+        lifespan=_lifespan,
     )
-
-    @app.exception_handler(HTTPException)
-    async def http_problem(_: Request, error: HTTPException) -> JSONResponse:
-        titles = {400: "Bad request", 404: "Not found", 503: "Service unavailable"}
-        return problem(error.status_code, titles.get(error.status_code, "Error"), str(error.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_problem(_: Request, error: RequestValidationError) -> JSONResponse:
-        details = [
-            f"{'.'.join(str(p) for p in item.get('loc', ())[1:]) or 'request'}: {item.get('msg')}"
-            for item in error.errors()
-        ]
-        return problem(400, "Bad request", "; ".join(details))
-
-    @app.get(f"{API_PREFIX}/jobs", response_model=JobList, responses=_PROBLEMS, tags=["jobs"])
-    async def list_jobs(store: StoreDep) -> dict[str, Any]:
-        """Every provisioning job in the tenant with its health."""
-        jobs = await _current_jobs(store)
-        jobs.sort(key=lambda job: ((job["servicePrincipalName"] or "").lower(), job["jobId"]))
-        return {"value": jobs}
+    _install_problem_handlers(app)
+    app.include_router(v1)
+    # The alert endpoints (docs/alerts.md) answer to the same caller checks as the rest of /api/v1;
+    # the dashboard page (docs/dashboard.md) holds no data and calls the API like any portal.
+    app.include_router(
+        alerts_router, prefix=API_PREFIX, dependencies=[Depends(require_caller)], responses=_problems(401, 403)
+    )
+    app.include_router(dashboard_router)
 
     @app.get(
-        f"{API_PREFIX}/jobs/{{servicePrincipalId}}/{{jobId}}",
-        response_model=JobDetail,
-        responses={**_PROBLEMS, 404: {"model": Problem, "description": "No such job"}},
-        tags=["jobs"],
+        "/api/health",
+        response_model=MonitorHealth,
+        responses={503: {"model": MonitorHealth, "description": "Polling has stopped keeping up, or cannot run"}},
+        tags=["health"],
+        operation_id="getHealth",
+        summary="The monitor's own health",
     )
-    async def get_job(servicePrincipalId: ServicePrincipalId, jobId: JobId, store: StoreDep) -> dict[str, Any]:
-        """One job, its most recent runs and its timeline."""
-        job = await store.get_job(servicePrincipalId, jobId)
-        if job is None:
-            raise HTTPException(404, f"No job {jobId!r} is stored for service principal {servicePrincipalId!r}")
-        executions, _ = await store.list_executions(servicePrincipalId, jobId, top=10)
-        events = await store.list_events(servicePrincipalId, jobId, top=100)
-        return {"job": with_current_health(job, now=datetime.now(UTC)), "executions": executions, "events": events}
+    async def health(response: Response) -> dict[str, Any]:
+        """The monitor's own freshness, for platform health checks: open without a key, and
+        nothing about the tenant in it."""
+        status, body = await monitor_health()
+        response.status_code = status
+        response.headers["Cache-Control"] = "no-store"
+        return body
 
-    @app.get(
-        f"{API_PREFIX}/jobs/{{servicePrincipalId}}/{{jobId}}/executions",
-        response_model=ExecutionPage,
-        responses={**_PROBLEMS, 404: {"model": Problem, "description": "No such job"}},
-        tags=["executions"],
-    )
-    async def list_executions(
-        request: Request,
-        servicePrincipalId: ServicePrincipalId,
-        jobId: JobId,
-        store: StoreDep,
-        top: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Runs per page")] = DEFAULT_PAGE,
-        continuation: Annotated[
-            str | None, Query(max_length=2048, description="From a previous page's nextLink")
-        ] = None,
-    ) -> dict[str, Any]:
-        """The job's runs, newest first by timeBegan, paged."""
-        after = decode_continuation(continuation) if continuation is not None else None
-        if await store.get_job(servicePrincipalId, jobId) is None:
-            raise HTTPException(404, f"No job {jobId!r} is stored for service principal {servicePrincipalId!r}")
-        page, next_after = await store.list_executions(servicePrincipalId, jobId, top=top, after_row_key=after)
-        next_link = None
-        if next_after is not None:
-            next_link = str(request.url.include_query_params(top=top, continuation=encode_continuation(next_after)))
-        return {"value": page, "nextLink": next_link}
-
-    @app.get(f"{API_PREFIX}/summary", response_model=Summary, responses=_PROBLEMS, tags=["summary"])
-    async def summary(store: StoreDep) -> dict[str, Any]:
-        """Jobs by status code and health, runs by state, and the last poll."""
-        jobs = await _current_jobs(store)
-        by_code: dict[str, int] = {}
-        by_health: dict[str, int] = {}
-        for job in jobs:
-            code = job["statusCode"] or "unknown"
-            by_code[code] = by_code.get(code, 0) + 1
-            by_health[job["health"]] = by_health.get(job["health"], 0) + 1
-        runs = await store.run_counts()
-        return {
-            "jobs": {"total": len(jobs), "byStatusCode": by_code, "byHealth": by_health},
-            "executions": {"total": runs.runs, "byState": runs.by_state},
-            "lastPoll": await store.last_poll(),
-        }
-
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(ConditionalGetMiddleware)
+    app.add_middleware(SettingsCorsMiddleware)
     return app
 
 

@@ -354,4 +354,9 @@ def _previous_document(previous: dict[str, StoredJob], job: Job) -> Job | None:
 async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = False) -> dict[str, Any]:
     """The entry point of the timers and the CLI: settings are read (and checked) first."""
     settings = load_settings()
-    return await poll_tenant(settings, trigger=trigger, past_due=past_due, discover=discover)
+    record = await poll_tenant(settings, trigger=trigger, past_due=past_due, discover=discover)
+    # Alerts after a poll that stored its jobs (a failed poll raised above). The step never
+    # raises: its outcome is the record's `alerts` section (docs/alerts.md).
+    from shared.alert_delivery import alerts_after_poll
+
+    return await alerts_after_poll(settings, record)

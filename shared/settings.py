@@ -105,9 +105,28 @@ SETTINGS: dict[str, SettingSpec] = {
         "A poll stops reading Graph after this many seconds (below the function timeout).",
         "480",
     ),
+    "API_REQUIRED_ROLE": SettingSpec(
+        "With App Service Authentication on: the app role a caller of /api/v1 must hold (empty: any signed-in caller)."
+    ),
+    "WEBSITE_AUTH_ENABLED": SettingSpec(
+        "Set by the platform when App Service Authentication is on; only then does the API trust "
+        "the X-MS-CLIENT-PRINCIPAL header and require a signed-in caller.",
+        "false",
+    ),
+    "CORS_ALLOWED_ORIGINS": SettingSpec(
+        "Comma-separated origins (https://portal.contoso.com) browsers may call the API from, "
+        "or `*`; empty: no CORS headers."
+    ),
+    "HEALTH_MAX_AGE_SECONDS": SettingSpec(
+        "GET /api/health answers 503 when the last successful poll ended longer ago than this; "
+        "empty: two POLL_SCHEDULE intervals plus POLL_DEADLINE_SECONDS."
+    ),
 }
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Tenant: its GUID or a verified domain (azure-identity accepts both).
+_TENANT = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}[A-Za-z0-9])?$")
+# Object IDs are GUIDs in Entra; anything safe in a URL path segment is accepted.
+_OBJECT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _TABLE_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,40}$")
 
 
@@ -141,6 +160,12 @@ class Settings:
     graph_max_concurrency: int
     poll_deadline_seconds: float
     retention_days: int
+    # The HTTP API's own (defaults keep Settings(...) calls that predate them working).
+    poll_schedule: str = "0 */5 * * * *"
+    auth_enabled: bool = False
+    api_required_role: str | None = None
+    cors_allowed_origins: tuple[str, ...] = ()
+    health_max_age_seconds: int | None = None
 
     @property
     def graph_host(self) -> str:
@@ -239,9 +264,37 @@ def _service_principal_ids(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = _get(env, "SERVICE_PRINCIPAL_IDS") or ""
     ids = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     for sp_id in ids:
-        if not _GUID.match(sp_id):
+        if not _OBJECT_ID.match(sp_id):
             raise SettingsError(f"SERVICE_PRINCIPAL_IDS must be comma-separated object IDs (GUIDs), got {sp_id!r}")
     return ids
+
+
+def _cors_allowed_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _get(env, "CORS_ALLOWED_ORIGINS") or ""
+    origins = tuple(dict.fromkeys(part.strip().rstrip("/") for part in raw.split(",") if part.strip()))
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.path or parts.query:
+            raise SettingsError(
+                f"CORS_ALLOWED_ORIGINS must be comma-separated origins such as https://portal.contoso.com "
+                f"(scheme and host, no path), or *, got {origin!r}"
+            )
+    return origins
+
+
+def _auth_enabled(env: Mapping[str, str]) -> bool:
+    raw = (_get(env, "WEBSITE_AUTH_ENABLED") or "false").lower()
+    if raw not in ("true", "false"):
+        raise SettingsError(f"WEBSITE_AUTH_ENABLED must be true or false, got {raw!r}")
+    return raw == "true"
+
+
+def _health_max_age(env: Mapping[str, str]) -> int | None:
+    if _get(env, "HEALTH_MAX_AGE_SECONDS") is None:
+        return None
+    return _int_setting(env, "HEALTH_MAX_AGE_SECONDS", 60, 30 * 86_400)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -249,8 +302,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
 
     tenant_id = _require(env, "AZURE_TENANT_ID", "(the tenant's GUID)")
-    if not _GUID.match(tenant_id):
-        raise SettingsError(f"AZURE_TENANT_ID must be the tenant's GUID, got {tenant_id!r}")
+    if not _TENANT.match(tenant_id):
+        raise SettingsError(f"AZURE_TENANT_ID must be the tenant's GUID or domain, got {tenant_id!r}")
 
     graph_base_url = _graph_base_url(env)
     graph_auth = (_get(env, "GRAPH_AUTH") or "").lower()
@@ -300,4 +353,194 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_max_concurrency=_int_setting(env, "GRAPH_MAX_CONCURRENCY", 1, 32),
         poll_deadline_seconds=float(_int_setting(env, "POLL_DEADLINE_SECONDS", 10, 3600)),
         retention_days=_int_setting(env, "RETENTION_DAYS", 1, 36500),
+        poll_schedule=_get(env, "POLL_SCHEDULE") or "",
+        auth_enabled=_auth_enabled(env),
+        api_required_role=_get(env, "API_REQUIRED_ROLE"),
+        cors_allowed_origins=_cors_allowed_origins(env),
+        health_max_age_seconds=_health_max_age(env),
+    )
+
+
+# ============================================================ alerts
+# Appended by the alerts feature (docs/alerts.md). Read by the alert step after each poll,
+# apart from load_settings: a bad alert setting fails the alerts (visibly, in the poll record
+# and the log), never the poll. Webhook URLs and the signing secret are secrets: messages name
+# the setting, never its value.
+
+ALERT_RULE_NAMES = (
+    "quarantined",
+    "failing",
+    "stale",
+    "escrowsNearThreshold",
+    "paused",
+    "objectCountDrop",
+    "removed",
+)
+
+SETTINGS.update(
+    {
+        "ALERT_RULES": SettingSpec(
+            "Alert rules that are on: `all`, `none`, or comma-separated names from "
+            + ", ".join(ALERT_RULE_NAMES)
+            + ".",
+            "all",
+        ),
+        "ALERT_REMINDER_HOURS": SettingSpec(
+            "An open alert is sent again as a reminder after this many hours (decimals allowed; 0: no reminders).",
+            "24",
+        ),
+        "ALERT_QUARANTINE_REMINDER_DAYS": SettingSpec(
+            "A quarantined job is also reminded each time its quarantine passes N, 2N, ... days, with the days "
+            "left before Entra disables it (about 28); 0: off.",
+            "7",
+        ),
+        "ALERT_FAILING_AFTER": SettingSpec(
+            "The failing alert opens at this many successive complete failures (countSuccessiveCompleteFailures).",
+            "3",
+        ),
+        "ALERT_OBJECT_DROP_PERCENT": SettingSpec(
+            "The objectCountDrop alert opens when the synchronized object count falls by more than this percentage "
+            "since the previous observation.",
+            "20",
+        ),
+        "ALERT_OBJECT_DROP_ACCEPT_HOURS": SettingSpec(
+            "An objectCountDrop alert resolves when the count recovers, or after this many hours at the lower "
+            "level (accepted as the new level).",
+            "72",
+        ),
+        "ALERT_DELIVERY_ATTEMPTS": SettingSpec(
+            "HTTP attempts per notification and target in one run (with backoff); later runs retry.", "4"
+        ),
+        "ALERT_DELIVERY_MAX_AGE_HOURS": SettingSpec(
+            "A notification not delivered within this many hours is given up (status failed, kept visible).", "24"
+        ),
+        "ALERT_TEAMS_WEBHOOK_URL": SettingSpec(
+            "Microsoft Teams incoming webhook or Workflows URL that receives Adaptive Cards; in Azure, a Key Vault "
+            "reference.",
+            secret=True,
+        ),
+        "ALERT_SLACK_WEBHOOK_URL": SettingSpec(
+            "Slack incoming webhook URL; in Azure, a Key Vault reference.", secret=True
+        ),
+        "ALERT_WEBHOOK_URL": SettingSpec(
+            "Any HTTPS endpoint that receives the generic JSON payload, signed with ALERT_WEBHOOK_SECRET; in Azure, "
+            "a Key Vault reference.",
+            secret=True,
+        ),
+        "ALERT_WEBHOOK_SECRET": SettingSpec(
+            "Key (16 characters or more) of the HMAC-SHA256 signature of the generic webhook; in Azure, a Key Vault "
+            "reference.",
+            secret=True,
+        ),
+    }
+)
+
+# App Service leaves a Key Vault reference it could not resolve as the literal reference. An
+# empty one (`SecretUri=` with nothing after it, what the Bicep sets when no secret is given)
+# means "not configured"; any other is a configuration error.
+_EMPTY_KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(\s*(?:SecretUri\s*=\s*)?\)$", re.IGNORECASE)
+_WEBHOOK_SECRET_MIN = 16
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    rules: frozenset[str]
+    reminder_hours: float
+    quarantine_reminder_days: float
+    failing_after: int
+    object_drop_percent: float
+    object_drop_accept_hours: float
+    delivery_attempts: int
+    delivery_max_age_hours: float
+    teams_webhook_url: str | None = field(default=None, repr=False)
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def target_kinds(self) -> tuple[str, ...]:
+        """The configured targets by kind (what may be logged about them)."""
+        urls = (("teams", self.teams_webhook_url), ("slack", self.slack_webhook_url), ("webhook", self.webhook_url))
+        return tuple(kind for kind, url in urls if url)
+
+
+def _number_setting(env: Mapping[str, str], name: str, low: float, high: float) -> float:
+    raw = _get(env, name)
+    assert raw is not None  # every one has a default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number from {low:g} to {high:g}, got {raw!r}") from None
+    if not low <= value <= high:  # also refuses nan
+        raise SettingsError(f"{name} must be a number from {low:g} to {high:g}, got {raw!r}")
+    return value
+
+
+def _alert_rules(env: Mapping[str, str]) -> frozenset[str]:
+    raw = (_get(env, "ALERT_RULES") or "all").strip()
+    if raw.lower() == "all":
+        return frozenset(ALERT_RULE_NAMES)
+    if raw.lower() == "none":
+        return frozenset()
+    by_lower = {name.lower(): name for name in ALERT_RULE_NAMES}
+    rules = set()
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        if part.lower() not in by_lower:
+            raise SettingsError(
+                f"ALERT_RULES must be all, none or names from {', '.join(ALERT_RULE_NAMES)}, got {part!r}"
+            )
+        rules.add(by_lower[part.lower()])
+    return frozenset(rules)
+
+
+def _secret_value(env: Mapping[str, str], name: str) -> str | None:
+    value = _get(env, name)
+    if value is None or _EMPTY_KEY_VAULT_REFERENCE.match(value):
+        return None
+    if value.lower().startswith("@microsoft.keyvault("):
+        raise SettingsError(
+            f"{name} is a Key Vault reference the platform could not resolve: give the app's identity the "
+            "Key Vault Secrets User role on the vault and check the secret URI (value not shown)"
+        )
+    return value
+
+
+def _webhook_url(env: Mapping[str, str], name: str) -> str | None:
+    url = _secret_value(env, name)
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or not host or parts.scheme not in ("https", "http"):
+        raise SettingsError(f"{name} must be an absolute https URL (value not shown)")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise SettingsError(f"{name} must use https unless its host is loopback (value not shown)")
+    return url
+
+
+def load_alert_settings(env: Mapping[str, str] | None = None) -> AlertSettings:
+    """Read and validate the alert settings; raises SettingsError naming the first bad one."""
+    env = os.environ if env is None else env
+    webhook_url = _webhook_url(env, "ALERT_WEBHOOK_URL")
+    webhook_secret = _secret_value(env, "ALERT_WEBHOOK_SECRET")
+    if webhook_url and not webhook_secret:
+        raise SettingsError("ALERT_WEBHOOK_SECRET is required with ALERT_WEBHOOK_URL (it signs every request)")
+    if webhook_secret is not None and len(webhook_secret) < _WEBHOOK_SECRET_MIN:
+        raise SettingsError(f"ALERT_WEBHOOK_SECRET must be at least {_WEBHOOK_SECRET_MIN} characters (value not shown)")
+    return AlertSettings(
+        rules=_alert_rules(env),
+        reminder_hours=_number_setting(env, "ALERT_REMINDER_HOURS", 0, 8760),
+        quarantine_reminder_days=_number_setting(env, "ALERT_QUARANTINE_REMINDER_DAYS", 0, 365),
+        failing_after=_int_setting(env, "ALERT_FAILING_AFTER", 1, 10_000),
+        object_drop_percent=_number_setting(env, "ALERT_OBJECT_DROP_PERCENT", 1, 100),
+        object_drop_accept_hours=_number_setting(env, "ALERT_OBJECT_DROP_ACCEPT_HOURS", 1, 8760),
+        delivery_attempts=_int_setting(env, "ALERT_DELIVERY_ATTEMPTS", 1, 10),
+        delivery_max_age_hours=_number_setting(env, "ALERT_DELIVERY_MAX_AGE_HOURS", 1, 720),
+        teams_webhook_url=_webhook_url(env, "ALERT_TEAMS_WEBHOOK_URL"),
+        slack_webhook_url=_webhook_url(env, "ALERT_SLACK_WEBHOOK_URL"),
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret if webhook_url else None,
     )

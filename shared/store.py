@@ -21,12 +21,15 @@ a query.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -562,6 +565,165 @@ class Store:
             return None
         return None
 
+    # ============================================================ API queries
+    # What the HTTP API (shared/api*.py) reads. Every filter is parameterized: user input only
+    # ever arrives as a parameter value. The one write is the API's continuation-signing key,
+    # made once in the API's own table `<prefix>ApiKeys` (PK tenant, RK `continuation`).
+
+    _signing_key: bytes | None = None
+
+    async def _read_page(
+        self, table: str, filter_: str, parameters: dict[str, Any], *, top: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """At most `top` rows in key order, and whether more follow (reads top + 1)."""
+        rows: list[dict[str, Any]] = []
+        try:
+            async for entity in self.tables[table].query_entities(
+                filter_, parameters=parameters, results_per_page=min(top + 1, 1000)
+            ):
+                rows.append(dict(entity))
+                if len(rows) > top:
+                    break
+        except ResourceNotFoundError:
+            return [], False
+        return rows[:top], len(rows) > top
+
+    async def executions_page(
+        self,
+        service_principal_id: str,
+        job_id: str,
+        *,
+        top: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        states: Sequence[str] = (),
+        after_row_key: str | None = None,
+    ) -> tuple[list[Execution], str | None]:
+        """A job's runs that began in [since, until), newest first, optionally of some states;
+        returns the page and the RowKey to continue after (None at the end)."""
+        filter_, parameters = run_filter(since=since, until=until, states=states, after_row_key=after_row_key)
+        parameters["pk"] = self._executions_partition(service_principal_id, job_id)
+        rows, more = await self._read_page("Executions", filter_, parameters, top=top)
+        return [unpack_document(row) for row in rows], (rows[-1]["RowKey"] if more and rows else None)
+
+    async def runs_by_time_page(
+        self,
+        day: str,
+        *,
+        top: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        states: Sequence[str] = (),
+        after_row_key: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The tenant's runs that began on UTC `day` (and in [since, until)), newest first, each
+        with its job's ids and service principal name; and the RowKey to continue after."""
+        filter_, parameters = run_filter(since=since, until=until, states=states, after_row_key=after_row_key)
+        parameters["pk"] = f"{self.tenant_id}|{day}"
+        rows, more = await self._read_page("RunsByTime", filter_, parameters, top=top)
+        runs = [
+            {
+                **unpack_document(row),
+                "servicePrincipalId": row.get("servicePrincipalId"),
+                "servicePrincipalName": row.get("servicePrincipalName"),
+                "jobId": row.get("jobId"),
+            }
+            for row in rows
+        ]
+        return runs, (rows[-1]["RowKey"] if more and rows else None)
+
+    async def run_days(self, first_day: str | None = None, last_day: str | None = None) -> list[dict[str, Any]]:
+        """TenantDays rows of days in [first_day, last_day] (either open), oldest first, with
+        `day`, `runs`, `byState` (dict) and the three counts as plain ints."""
+        filter_, parameters = "PartitionKey eq @pk", {"pk": self.tenant_id}
+        if first_day:
+            filter_ += " and RowKey ge @first"
+            parameters["first"] = first_day
+        if last_day:
+            filter_ += " and RowKey le @last"
+            parameters["last"] = last_day
+        rows = await self._query(
+            "TenantDays",
+            filter_,
+            parameters,
+            select=["RowKey", "runs", "byState", "countImported", "countExported", "countEscrowed"],
+        )
+        return [rollup_row(row, day=row["RowKey"]) for row in rows]
+
+    async def job_days(self, first_day: str, last_day: str, *, days_per_query: int = 15) -> list[dict[str, Any]]:
+        """JobDays rows of the days in [first_day, last_day], each with `day`, `servicePrincipalId`,
+        `jobId`, `runs`, `byState` (dict) and the counts. Read as PartitionKey ranges of up to
+        `days_per_query` days, concurrently: few requests, and a long window costs no more time
+        than its largest chunk."""
+        first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
+        chunks = []
+        while first <= last:
+            end = min(last, first + timedelta(days=days_per_query - 1))
+            chunks.append((first.isoformat(), end.isoformat()))
+            first = end + timedelta(days=1)
+
+        async def chunk(low: str, high: str) -> list[dict[str, Any]]:
+            rows = await self._query(
+                "JobDays",
+                "PartitionKey ge @low and PartitionKey le @high",
+                {"low": f"{self.tenant_id}|{low}", "high": f"{self.tenant_id}|{high}"},
+                select=[
+                    "PartitionKey",
+                    "servicePrincipalId",
+                    "jobId",
+                    "runs",
+                    "byState",
+                    "countImported",
+                    "countExported",
+                    "countEscrowed",
+                ],
+            )
+            return [
+                {
+                    **rollup_row(row, day=row["PartitionKey"].rpartition("|")[2]),
+                    "servicePrincipalId": row.get("servicePrincipalId"),
+                    "jobId": row.get("jobId"),
+                }
+                for row in rows
+            ]
+
+        results = await asyncio.gather(*(chunk(low, high) for low, high in chunks))
+        return [row for rows in results for row in rows]
+
+    async def last_successful_poll(self, statuses: Sequence[str] = ("succeeded", "partial")) -> dict[str, Any] | None:
+        """The newest poll record with one of `statuses`."""
+        names = [f"status{index}" for index in range(len(statuses))]
+        filter_ = "PartitionKey eq @pk and ( " + " or ".join(f"status eq @{name}" for name in names) + " )"
+        parameters: dict[str, Any] = {"pk": self.tenant_id, **dict(zip(names, statuses, strict=True))}
+        rows, _ = await self._read_page("Polls", filter_, parameters, top=1)
+        return unpack_document(rows[0]) if rows else None
+
+    async def api_signing_key(self) -> bytes:
+        """The API's key for signing continuation tokens: random, made once per deployment and
+        kept where only the app's identity can read it; cached by this store."""
+        if self._signing_key is not None:
+            return self._signing_key
+        prefix = self.tables["Jobs"].table_name.removesuffix("Jobs")
+        table = self._service.get_table_client(f"{prefix}ApiKeys")  # shares the service's transport
+        try:
+            entity = dict(await table.get_entity(self.tenant_id, "continuation"))
+        except ResourceNotFoundError:
+            try:
+                await table.create_table()
+            except ResourceExistsError:
+                pass
+            entity = {
+                "PartitionKey": self.tenant_id,
+                "RowKey": "continuation",
+                "key": base64.b64encode(secrets.token_bytes(32)).decode(),
+            }
+            try:
+                await table.create_entity(entity)
+            except ResourceExistsError:  # another instance made it first: use theirs
+                entity = dict(await table.get_entity(self.tenant_id, "continuation"))
+        self._signing_key = base64.b64decode(entity["key"])
+        return self._signing_key
+
 
 # Transient storage faults (5xx, timeouts, refused connections) are retried with exponential
 # backoff by the SDK's retry policy; bounded here so that an outage fails the poll in seconds,
@@ -573,6 +735,58 @@ STORAGE_CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 10,
     "read_timeout": 60,
 }
+
+
+# ------------------------------------------------------------ API query helpers (pure)
+
+_TICKS_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def datetime_ticks(instant: datetime) -> int:
+    """100 ns ticks since 0001-01-01 of an aware datetime (exact: no float arithmetic)."""
+    delta = instant.astimezone(UTC) - _TICKS_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
+
+
+def run_filter(
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    states: Sequence[str] = (),
+    after_row_key: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A parameterized filter (with `@pk` left to the caller) over rows keyed
+    `inverted timeBegan ticks|...`: timeBegan in [since, until), state among `states`, and
+    RowKey after `after_row_key`. The bounds become a RowKey range, so the service reads
+    only the rows in the window."""
+    clauses, parameters = ["PartitionKey eq @pk"], {}
+    if since is not None:  # timeBegan >= since  <=>  inverted ticks <= MAX - ticks(since)
+        clauses.append("RowKey lt @newest")
+        parameters["newest"] = f"{_MAX_TICKS - datetime_ticks(since) + 1:019d}"
+    if until is not None:  # timeBegan < until  <=>  inverted ticks > MAX - ticks(until)
+        clauses.append("RowKey ge @oldest")
+        parameters["oldest"] = f"{max(_MAX_TICKS - datetime_ticks(until) + 1, 0):019d}"
+    if after_row_key is not None:
+        clauses.append("RowKey gt @after")
+        parameters["after"] = after_row_key
+    if states:
+        names = [f"state{index}" for index in range(len(states))]
+        # The SDK substitutes `@name` only as a whole space-separated word: hence "( ... )".
+        clauses.append("( " + " or ".join(f"state eq @{name}" for name in names) + " )")
+        parameters.update(zip(names, states, strict=True))
+    return " and ".join(clauses), parameters
+
+
+def rollup_row(row: dict[str, Any], *, day: str) -> dict[str, Any]:
+    """A JobDays or TenantDays row as plain values (Int64 counts arrive as EntityProperty)."""
+    return {
+        "day": day,
+        "runs": int(row.get("runs") or 0),
+        "byState": {state: int(count) for state, count in json.loads(row.get("byState") or "{}").items()},
+        "countImported": _number(row.get("countImported")),
+        "countExported": _number(row.get("countExported")),
+        "countEscrowed": _number(row.get("countEscrowed")),
+    }
 
 
 def table_service(storage: StorageSettings) -> TableServiceClient:

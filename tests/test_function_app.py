@@ -42,11 +42,14 @@ def test_importing_the_app_loads_no_graph_sdk_and_no_client() -> None:
 
 
 def test_bindings(functions: dict[str, Any]) -> None:
-    assert set(functions) == {"http_app_func", "poll", "discover", "retention"}
+    assert set(functions) == {"http_app_func", "poll", "discover", "retention", "health"}
     http = json.loads(functions["http_app_func"].get_function_json())["bindings"]
     trigger = next(b for b in http if b["type"] == "httpTrigger")
     assert trigger["authLevel"] == "FUNCTION"
     assert trigger["route"] == "/{*route}"
+    health = json.loads(functions["health"].get_function_json())["bindings"]
+    trigger = next(b for b in health if b["type"] == "httpTrigger")
+    assert (trigger["authLevel"], trigger["route"], trigger["methods"]) == ("ANONYMOUS", "health", ["GET"])
     schedules = {"poll": "POLL_SCHEDULE", "discover": "DISCOVERY_SCHEDULE", "retention": "RETENTION_SCHEDULE"}
     for name, setting in schedules.items():
         bindings = json.loads(functions[name].get_function_json())["bindings"]

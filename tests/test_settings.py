@@ -30,7 +30,7 @@ def test_national_cloud_scope_follows_the_graph_host() -> None:
     ("overrides", "named"),
     [
         ({"AZURE_TENANT_ID": ""}, "AZURE_TENANT_ID"),
-        ({"AZURE_TENANT_ID": "contoso.onmicrosoft.com"}, "AZURE_TENANT_ID"),
+        ({"AZURE_TENANT_ID": "contoso/onmicrosoft#com"}, "AZURE_TENANT_ID"),
         ({"GRAPH_AUTH": "password"}, "GRAPH_AUTH"),
         ({"GRAPH_BASE_URL": "graph.microsoft.com"}, "GRAPH_BASE_URL"),
         ({"GRAPH_BASE_URL": "https://graph.microsoft.com"}, "GRAPH_BASE_URL"),
@@ -47,7 +47,8 @@ def test_national_cloud_scope_follows_the_graph_host() -> None:
             {"AzureWebJobsStorage": "", "AzureWebJobsStorage__tableServiceUri": "not a url"},
             "AzureWebJobsStorage__tableServiceUri",
         ),
-        ({"SERVICE_PRINCIPAL_IDS": "abc"}, "SERVICE_PRINCIPAL_IDS"),
+        ({"SERVICE_PRINCIPAL_IDS": "abc/def"}, "SERVICE_PRINCIPAL_IDS"),
+        ({"SERVICE_PRINCIPAL_IDS": "a b"}, "SERVICE_PRINCIPAL_IDS"),
         ({"TABLE_PREFIX": "my-tables"}, "TABLE_PREFIX"),
         ({"GRAPH_MAX_CONCURRENCY": "0"}, "GRAPH_MAX_CONCURRENCY"),
         ({"GRAPH_MAX_CONCURRENCY": "four"}, "GRAPH_MAX_CONCURRENCY"),

@@ -36,6 +36,20 @@ param discoverySchedule string
 param retentionSchedule string
 param retentionDays string
 param servicePrincipalIds string
+param apiRequiredRole string
+param corsAllowedOrigins string
+param healthMaxAgeSeconds string
+param alertRules string
+param alertReminderHours string
+param alertQuarantineReminderDays string
+param alertFailingAfter string
+param alertObjectDropPercent string
+
+@description('Key Vault secret URIs of the alert targets (not the secrets themselves); empty: target off.')
+param alertTeamsWebhookUrlSecretUri string
+param alertSlackWebhookUrlSecretUri string
+param alertWebhookUrlSecretUri string
+param alertWebhookSecretSecretUri string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -75,6 +89,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references (the alert targets) resolve as the user-assigned identity.
+    keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
       appSettings: [
@@ -145,6 +161,59 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SERVICE_PRINCIPAL_IDS'
           value: servicePrincipalIds
+        }
+        // The HTTP API: who may call it (with App Service Authentication on), from which
+        // browser origins, and when /api/health reports the monitor stale.
+        {
+          name: 'API_REQUIRED_ROLE'
+          value: apiRequiredRole
+        }
+        {
+          name: 'CORS_ALLOWED_ORIGINS'
+          value: corsAllowedOrigins
+        }
+        {
+          name: 'HEALTH_MAX_AGE_SECONDS'
+          value: healthMaxAgeSeconds
+        }
+        // Alerts (docs/alerts.md): the rules' knobs, and the targets as Key Vault references
+        // resolved with the app's identity (keyVaultReferenceIdentity). An empty reference
+        // (`SecretUri=` and nothing) turns that target off.
+        {
+          name: 'ALERT_RULES'
+          value: alertRules
+        }
+        {
+          name: 'ALERT_REMINDER_HOURS'
+          value: alertReminderHours
+        }
+        {
+          name: 'ALERT_QUARANTINE_REMINDER_DAYS'
+          value: alertQuarantineReminderDays
+        }
+        {
+          name: 'ALERT_FAILING_AFTER'
+          value: alertFailingAfter
+        }
+        {
+          name: 'ALERT_OBJECT_DROP_PERCENT'
+          value: alertObjectDropPercent
+        }
+        {
+          name: 'ALERT_TEAMS_WEBHOOK_URL'
+          value: '@Microsoft.KeyVault(SecretUri=${alertTeamsWebhookUrlSecretUri})'
+        }
+        {
+          name: 'ALERT_SLACK_WEBHOOK_URL'
+          value: '@Microsoft.KeyVault(SecretUri=${alertSlackWebhookUrlSecretUri})'
+        }
+        {
+          name: 'ALERT_WEBHOOK_URL'
+          value: '@Microsoft.KeyVault(SecretUri=${alertWebhookUrlSecretUri})'
+        }
+        {
+          name: 'ALERT_WEBHOOK_SECRET'
+          value: '@Microsoft.KeyVault(SecretUri=${alertWebhookSecretSecretUri})'
         }
       ]
     }

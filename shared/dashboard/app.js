@@ -1,0 +1,968 @@
+// Entra Sync Monitor dashboard: reads only the public API (/api/v1/...), the JSON a portal gets.
+// Hand-written, no framework, no build step. Every text from the API goes in with textContent
+// (el() below), never as markup. The function key (?code= in this page's URL) is sent as the
+// x-functions-key header and is never logged or written into the page.
+'use strict';
+
+(() => {
+  const HEALTH = [
+    ['quarantined', 'Quarantined'],
+    ['failing', 'Failing'],
+    ['stale', 'Stale'],
+    ['warning', 'Warning'],
+    ['paused', 'Paused'],
+    ['notRun', 'Not run'],
+    ['healthy', 'Healthy'],
+  ];
+  const HEALTH_LABEL = Object.fromEntries(HEALTH);
+  const HEALTH_RANK = Object.fromEntries(HEALTH.map(([key], index) => [key, index]));
+  const EVENT_LABEL = {
+    jobAppeared: 'Job appeared',
+    statusCodeChanged: 'Status changed',
+    quarantineEntered: 'Entered quarantine',
+    quarantineReasonChanged: 'Quarantine reason changed',
+    quarantineLeft: 'Left quarantine',
+    healthChanged: 'Health changed',
+    jobRemoved: 'Job removed',
+  };
+  const SEVERITY_RANK = { critical: 0, error: 1, warning: 2, info: 3 };
+  const SERIES = [
+    { key: 'countImported', label: 'Imported', cls: 's-imported', marker: 'circle' },
+    { key: 'countExported', label: 'Exported', cls: 's-exported', marker: 'square' },
+    { key: 'countEscrowed', label: 'Escrowed', cls: 's-escrowed', marker: 'diamond' },
+  ];
+  // Columns whose first click sorts largest / newest first.
+  const DESCENDING_FIRST = new Set(['lastRun', 'escrowed', 'quarantine']);
+  const REFRESH_MS = 60_000;
+  const CHART_RUNS = 200;
+  const ALERTS_FOLDED = 5; // alerts shown before "Show all"
+  const ALERTS_SHOWN = 100;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  const KEY = new URLSearchParams(window.location.search).get('code') || '';
+
+  const state = {
+    jobs: [],
+    jobsLoaded: false,
+    summary: null,
+    alerts: null, // null: the API has no /alerts (or it failed: alertsError)
+    alertsError: null,
+    sort: { key: 'health', dir: 'asc' },
+    filterText: '',
+    filterHealth: '',
+    route: { view: 'overview' },
+    detail: null,
+    runs: [],
+    runsMore: false,
+    jobAlerts: null,
+    lastUpdated: null,
+    overviewAt: 0,
+    loading: false,
+    pending: false,
+    timer: null,
+    openReasons: new Set(),
+    alertsExpanded: false,
+    lastJobKey: null,
+  };
+
+  // ------------------------------------------------------------ helpers
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    setAttributes(node, attrs);
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined && child !== false) node.append(child);
+    }
+    return node;
+  }
+
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG_NS, tag);
+    setAttributes(node, attrs);
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined && child !== false) node.append(child);
+    }
+    return node;
+  }
+
+  function setAttributes(node, attrs) {
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === 'text') node.textContent = String(value);
+      else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? '' : String(value));
+    }
+  }
+
+  function hidden(text) {
+    return el('span', { class: 'visually-hidden', text });
+  }
+
+  function none(spoken = 'none') {
+    return [el('span', { 'aria-hidden': 'true', class: 'muted', text: '—' }), hidden(spoken)];
+  }
+
+  const numberFormat = new Intl.NumberFormat();
+  const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+    month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
+  const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'long' });
+  const clockFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const axisTimeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const axisDateFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+  function fmtNumber(value) {
+    return value === null || value === undefined ? '—' : numberFormat.format(value);
+  }
+
+  function parseTime(text) {
+    if (typeof text !== 'string' || !text) return null;
+    // Graph sends up to 7 fractional digits; Date.parse is only sure of 3.
+    const time = Date.parse(text.replace(/(\.\d{3})\d+/, '$1'));
+    return Number.isNaN(time) ? null : time;
+  }
+
+  function fmtSpan(seconds) {
+    const minutes = Math.round(Math.abs(seconds) / 60);
+    if (Math.abs(seconds) < 60) return `${Math.round(Math.abs(seconds))} s`;
+    if (minutes < 60) return `${minutes} min`;
+    if (minutes < 24 * 60) {
+      const hours = Math.floor(minutes / 60);
+      const rest = minutes % 60;
+      return rest && hours < 10 ? `${hours} h ${rest} min` : `${Math.round(minutes / 60)} h`;
+    }
+    const hours = Math.round(Math.abs(seconds) / 3600);
+    const days = Math.floor(hours / 24);
+    const rest = hours % 24;
+    return rest && days < 10 ? `${days} d ${rest} h` : `${Math.round(hours / 24)} d`;
+  }
+
+  function fmtAgo(time, now = Date.now()) {
+    const seconds = (now - time) / 1000;
+    if (Math.abs(seconds) < 45) return 'just now';
+    return seconds > 0 ? `${fmtSpan(seconds)} ago` : `in ${fmtSpan(-seconds)}`;
+  }
+
+  // <time> with the local date and time; the exact instant in its title.
+  function timeEl(text, { relative = false, cls = '' } = {}) {
+    const time = parseTime(text);
+    if (time === null) return none('never');
+    const date = new Date(time);
+    return el('time', {
+      datetime: text,
+      title: `${fullFormat.format(date)} (${text})`,
+      class: cls || null,
+      text: relative ? fmtAgo(time) : dateTimeFormat.format(date),
+    });
+  }
+
+  function badge(health) {
+    const label = HEALTH_LABEL[health] || health || 'Unknown';
+    return el('span', { class: `badge h-${HEALTH_LABEL[health] ? health : 'unknown'}`, text: label });
+  }
+
+  function stateLabel(runState) {
+    const cls = runState === 'Failed' ? 'run-failed' : runState === 'Succeeded' ? 'run-ok' : 'run-other';
+    return el('span', { class: `run-state ${cls}`, text: runState || 'unknown state' });
+  }
+
+  function jobKey(job) {
+    return `${job.servicePrincipalId}\u0000${job.jobId}`;
+  }
+
+  function jobHash(servicePrincipalId, jobId) {
+    return `#job/${encodeURIComponent(servicePrincipalId)}/${encodeURIComponent(jobId)}`;
+  }
+
+  function jobPath(servicePrincipalId, jobId) {
+    return `jobs/${encodeURIComponent(servicePrincipalId)}/${encodeURIComponent(jobId)}`;
+  }
+
+  // When this stretch of quarantine began: seriesBegan (the first quarantine of the series;
+  // currentBegan moves with each retry), else currentBegan, as the API's summary counts it.
+  function quarantineSince(job) {
+    const q = job.quarantine;
+    if (!q || (job.statusCode !== 'Quarantine' && job.health !== 'quarantined')) return null;
+    return parseTime(q.seriesBegan) !== null ? q.seriesBegan : parseTime(q.currentBegan) !== null ? q.currentBegan : null;
+  }
+
+  function quarantineSeconds(job, now = Date.now()) {
+    const since = quarantineSince(job);
+    return since === null ? null : Math.max(0, (now - parseTime(since)) / 1000);
+  }
+
+  function appName(item) {
+    return item.servicePrincipalName || item.servicePrincipalId || '(unnamed)';
+  }
+
+  // ------------------------------------------------------------ the API
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(detail || (status ? `HTTP ${status}` : 'no answer'));
+      this.status = status;
+      this.detail = detail;
+    }
+  }
+
+  // `path` is relative to this page (/api/v1/dashboard), so `jobs` is /api/v1/jobs on any host.
+  async function api(path) {
+    const headers = { Accept: 'application/json' };
+    if (KEY) headers['x-functions-key'] = KEY;
+    let response;
+    try {
+      response = await fetch(path, { headers, credentials: 'same-origin', cache: 'no-cache' });
+    } catch {
+      throw new ApiError(0, 'The API did not answer: the network or the app is down.');
+    }
+    if (!response.ok) {
+      let detail = '';
+      try {
+        const body = await response.json();
+        if (body && typeof body.detail === 'string') detail = body.detail;
+      } catch {
+        detail = '';
+      }
+      throw new ApiError(response.status, detail);
+    }
+    return response.json();
+  }
+
+  // A nextLink made same-origin and relative (the page may sit behind a proxy that renames hosts).
+  function sameOrigin(link) {
+    const url = new URL(link, window.location.href);
+    return url.pathname + url.search;
+  }
+
+  async function allJobs() {
+    const jobs = [];
+    let page = await api('jobs');
+    jobs.push(...page.value);
+    for (let pages = 1; page.nextLink && pages < 50; pages += 1) {
+      page = await api(sameOrigin(page.nextLink));
+      jobs.push(...page.value);
+    }
+    return jobs;
+  }
+
+  async function openAlerts(query = '') {
+    try {
+      const body = await api(`alerts?status=open&top=1000${query}`);
+      return { alerts: body.value, error: null };
+    } catch (error) {
+      if (error instanceof ApiError && (error.status === 404 || error.status === 405)) {
+        return { alerts: null, error: null }; // this app has no alerts endpoint
+      }
+      return { alerts: null, error };
+    }
+  }
+
+  // ------------------------------------------------------------ status and errors
+
+  function setStatus(text) {
+    $('status').textContent = text;
+  }
+
+  function showError(error) {
+    const box = $('error');
+    box.replaceChildren();
+    const status = error instanceof ApiError ? error.status : 0;
+    let lead = 'The data could not be loaded.';
+    if (status === 401) lead = 'You are not signed in, or the function key is missing or wrong.';
+    if (status === 403) lead = 'You are signed in but may not read this API.';
+    if (status === 503) lead = 'The app cannot read its data right now.';
+    box.append(el('strong', { text: lead }), ' ', el('span', { text: error.message || '' }));
+    if (status === 401) {
+      box.append(' ', el('button', {
+        type: 'button',
+        class: 'button secondary',
+        text: 'Sign in',
+        onclick: () => {
+          // Built on click, so the page URL (which may hold the key) is never in the DOM.
+          const back = window.location.pathname + window.location.search + window.location.hash;
+          window.location.assign(`/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent(back)}`);
+        },
+      }));
+    }
+    box.hidden = false;
+  }
+
+  function clearError() {
+    $('error').hidden = true;
+    $('error').replaceChildren();
+  }
+
+  // ------------------------------------------------------------ refresh
+
+  async function refresh() {
+    if (state.loading) {
+      state.pending = true;
+      return;
+    }
+    state.loading = true;
+    clearTimeout(state.timer);
+    state.timer = null;
+    setStatus('Refreshing…');
+    const route = state.route;
+    try {
+      if (route.view === 'job') await loadJob(route);
+      else await loadOverview();
+      state.lastUpdated = Date.now();
+      clearError();
+      setStatus(`Updated at ${clockFormat.format(new Date(state.lastUpdated))}; refreshes every minute`);
+    } catch (error) {
+      showError(error);
+      if (route.view === 'job' && state.route === route && !state.detail) {
+        $('job-heading').textContent = error.status === 404 ? 'No such job' : 'The job could not be loaded';
+      }
+      const last = state.lastUpdated ? `; showing data from ${clockFormat.format(new Date(state.lastUpdated))}` : '';
+      setStatus(`Refresh failed at ${clockFormat.format(new Date())}${last}`);
+    } finally {
+      state.loading = false;
+      if (state.pending) {
+        state.pending = false;
+        refresh();
+      } else {
+        schedule();
+      }
+    }
+  }
+
+  function schedule(delay = REFRESH_MS) {
+    clearTimeout(state.timer);
+    state.timer = document.hidden ? null : setTimeout(refresh, delay);
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) {
+      clearTimeout(state.timer);
+      state.timer = null;
+      return;
+    }
+    const age = state.lastUpdated ? Date.now() - state.lastUpdated : Infinity;
+    if (age >= REFRESH_MS) refresh();
+    else schedule(REFRESH_MS - age);
+  });
+
+  // ------------------------------------------------------------ overview
+
+  async function loadOverview() {
+    // Each part shows what it could read; the first failure is reported after.
+    const [summary, jobs, alerts] = await Promise.allSettled([api('summary'), allJobs(), openAlerts()]);
+    if (summary.status === 'fulfilled') state.summary = summary.value;
+    if (jobs.status === 'fulfilled') {
+      state.jobs = jobs.value;
+      state.jobsLoaded = true;
+    }
+    if (alerts.status === 'fulfilled') {
+      state.alerts = alerts.value.alerts;
+      state.alertsError = alerts.value.error;
+    }
+    renderOverview();
+    const failed = [summary, jobs].find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    state.overviewAt = Date.now();
+  }
+
+  function renderOverview() {
+    renderTiles();
+    renderAlerts();
+    renderJobs();
+  }
+
+  function renderTiles() {
+    const summary = state.summary;
+    if (!summary && !state.jobs.length) return;
+    // The summary's counts; until it answers, the table's.
+    const byHealth = summary ? summary.jobs.byHealth || {} : {};
+    if (!summary) for (const job of state.jobs) byHealth[job.health] = (byHealth[job.health] || 0) + 1;
+    const total = summary ? summary.jobs.total : state.jobs.length;
+    const tile = (health, label, count) => {
+      const pressed = state.filterHealth === health;
+      return el('li', null, el('button', {
+        type: 'button',
+        class: `tile t-${health || 'all'}`,
+        'aria-pressed': pressed ? 'true' : 'false',
+        'data-health': health,
+        onclick: () => setHealthFilter(pressed ? '' : health),
+      }, el('span', { class: 'tile-count', text: fmtNumber(count) }), el('span', { class: 'tile-label', text: label })));
+    };
+    $('tiles').replaceChildren(
+      tile('', 'All jobs', total),
+      ...HEALTH.map(([health, label]) => tile(health, label, byHealth[health] || 0)),
+    );
+    const poll = summary ? summary.lastPoll : undefined;
+    const lastPoll = $('last-poll');
+    lastPoll.replaceChildren();
+    if (poll === undefined) return;
+    if (!poll) {
+      lastPoll.append('No poll has been recorded yet.');
+    } else {
+      const errors = poll.errorCount ? `, ${poll.errorCount} error${poll.errorCount === 1 ? '' : 's'}` : '';
+      lastPoll.append(`Last poll ${poll.status}${errors}, `, timeEl(poll.endedAt || poll.startedAt, { relative: true }));
+    }
+  }
+
+  function alertItem(alert, withJob) {
+    const severity = SEVERITY_RANK[alert.severity] === undefined ? 'info' : alert.severity;
+    const heading = el('p', { class: 'alert-title' });
+    if (withJob) {
+      heading.append(el('a', { href: jobHash(alert.servicePrincipalId, alert.jobId), text: appName(alert) }), ': ');
+    }
+    heading.append(el('strong', { text: alert.title }), ' ',
+      el('span', { class: 'muted alert-meta' }, '· opened ', timeEl(alert.openedAt, { relative: true })));
+    if (alert.mutedUntil) heading.append(el('span', { class: 'muted alert-meta' }, ' · muted until ', timeEl(alert.mutedUntil)));
+    return el('li', { class: `alert sev-${severity}` },
+      el('span', { class: 'sev', text: severity.charAt(0).toUpperCase() + severity.slice(1) }),
+      el('div', { class: 'alert-body' }, heading, el('p', { class: 'alert-summary', title: alert.summary, text: alert.summary })));
+  }
+
+  function sortAlerts(alerts) {
+    return [...alerts].sort((a, b) => (SEVERITY_RANK[a.severity] ?? 9) - (SEVERITY_RANK[b.severity] ?? 9)
+      || String(b.openedAt).localeCompare(String(a.openedAt)));
+  }
+
+  function renderAlerts() {
+    const section = $('alerts-section');
+    if (state.alerts === null && !state.alertsError) {
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    const list = $('alerts');
+    const empty = $('alerts-empty');
+    if (state.alertsError) {
+      list.replaceChildren();
+      empty.hidden = false;
+      empty.textContent = `The alerts could not be read: ${state.alertsError.message}`;
+      $('alerts-count').textContent = '';
+      return;
+    }
+    const alerts = sortAlerts(state.alerts);
+    const shown = state.alertsExpanded ? ALERTS_SHOWN : ALERTS_FOLDED;
+    list.replaceChildren(...alerts.slice(0, shown).map((alert) => alertItem(alert, true)));
+    empty.hidden = alerts.length > 0;
+    empty.textContent = 'No open alerts.';
+    const more = alerts.length > ALERTS_SHOWN ? `, the ${ALERTS_SHOWN} most severe shown` : '';
+    $('alerts-count').textContent = `${alerts.length} open${more}`;
+    const toggle = $('alerts-toggle');
+    toggle.hidden = alerts.length <= ALERTS_FOLDED;
+    toggle.setAttribute('aria-expanded', state.alertsExpanded ? 'true' : 'false');
+    toggle.textContent = state.alertsExpanded
+      ? `Show the ${ALERTS_FOLDED} most severe only`
+      : `Show all ${Math.min(alerts.length, ALERTS_SHOWN)} open alerts`;
+  }
+
+  function setHealthFilter(health) {
+    state.filterHealth = health;
+    $('filter-health').value = health;
+    renderTiles();
+    renderJobs();
+  }
+
+  function matches(job, text, health) {
+    if (health && job.health !== health) return false;
+    if (!text) return true;
+    const haystack = [
+      job.servicePrincipalName, job.jobId, job.templateId, job.statusCode, HEALTH_LABEL[job.health] || job.health,
+    ].join('\u0000').toLowerCase();
+    return haystack.includes(text);
+  }
+
+  function sortValue(job, key, now) {
+    switch (key) {
+      case 'name': return (job.servicePrincipalName || '').toLowerCase();
+      case 'template': return (job.templateId || '').toLowerCase() || null;
+      case 'health': return HEALTH_RANK[job.health] ?? HEALTH.length;
+      case 'status': return (job.statusCode || '').toLowerCase() || null;
+      case 'lastRun': return parseTime(job.lastExecution && job.lastExecution.timeBegan);
+      case 'escrowed': return job.lastExecution ? job.lastExecution.countEscrowed ?? null : null;
+      case 'quarantine': return quarantineSeconds(job, now);
+      default: return null;
+    }
+  }
+
+  function compareJobs(key, dir, now) {
+    const sign = dir === 'desc' ? -1 : 1;
+    return (a, b) => {
+      const x = sortValue(a, key, now);
+      const y = sortValue(b, key, now);
+      if (x === null && y !== null) return 1; // nothing to compare sorts last, either way
+      if (y === null && x !== null) return -1;
+      if (x !== null && y !== null && x !== y) return (x < y ? -1 : 1) * sign;
+      const byName = (a.servicePrincipalName || '').localeCompare(b.servicePrincipalName || '');
+      return byName || a.jobId.localeCompare(b.jobId);
+    };
+  }
+
+  function visibleJobs(now) {
+    const text = state.filterText.trim().toLowerCase();
+    return state.jobs
+      .filter((job) => matches(job, text, state.filterHealth))
+      .sort(compareJobs(state.sort.key, state.sort.dir, now));
+  }
+
+  // A cell holds one wrapper: on a phone the cell is a grid of its label and that wrapper.
+  function cell(label, cls, ...content) {
+    return el('td', { 'data-label': label, role: 'cell', class: cls || null }, el('div', { class: 'cell' }, ...content));
+  }
+
+  function jobRow(job, now) {
+    const key = jobKey(job);
+    const last = job.lastExecution;
+    const health = [badge(job.health)];
+    if (job.healthReasons && job.healthReasons.length) {
+      health[0].setAttribute('title', job.healthReasons.join('\n'));
+      const details = el('details', { class: 'why', 'data-key': key },
+        el('summary', null, 'Why', hidden(`: ${HEALTH_LABEL[job.health] || job.health}, ${appName(job)}`)),
+        el('ul', null, job.healthReasons.map((reason) => el('li', { text: reason }))));
+      details.open = state.openReasons.has(key);
+      details.addEventListener('toggle', () => {
+        if (details.open) state.openReasons.add(key);
+        else state.openReasons.delete(key);
+      });
+      health.push(details);
+    }
+    const lastRun = last
+      ? [stateLabel(last.state), timeEl(last.timeBegan, { relative: true, cls: 'sub' })]
+      : [el('span', { class: 'muted', text: 'never' })];
+    const escrowed = last ? last.countEscrowed : null;
+    const quarantine = quarantineSeconds(job, now);
+    return el('tr', { 'data-key': key, role: 'row' },
+      cell('Application', null,
+        el('a', { href: jobHash(job.servicePrincipalId, job.jobId), class: 'app-link', 'data-key': key, text: appName(job) })),
+      cell('Job', null,
+        el('span', { class: 'template', text: job.templateId || '—' }),
+        el('span', { class: 'sub mono job-id', title: job.jobId, text: job.jobId })),
+      cell('Health', null, ...health),
+      cell('Status', null, job.statusCode || '—'),
+      cell('Last run', null, ...lastRun),
+      cell('Escrowed', escrowed ? 'num escrowed' : 'num',
+        ...(escrowed === null || escrowed === undefined ? none() : [fmtNumber(escrowed)])),
+      cell('In quarantine', 'num',
+        ...(quarantine === null ? none('not quarantined') : [el('span', {
+          class: 'quarantine-span',
+          title: `since ${quarantineSince(job)}`,
+          text: fmtSpan(quarantine),
+        })])));
+  }
+
+  function renderJobs() {
+    const now = Date.now();
+    const body = $('jobs-body');
+    // Keep the keyboard where it was across a re-render (a refresh, a filter change).
+    const active = document.activeElement;
+    const activeKey = active && body.contains(active) ? active.closest('[data-key]')?.getAttribute('data-key') : null;
+    const activeKind = active && active.tagName === 'SUMMARY' ? 'summary' : 'link';
+    const jobs = visibleJobs(now);
+    body.replaceChildren(...jobs.map((job) => jobRow(job, now)));
+    const total = state.jobs.length;
+    $('jobs-count').textContent = !state.jobsLoaded ? '' : jobs.length === total
+      ? `${total} job${total === 1 ? '' : 's'}`
+      : `${jobs.length} of ${total} jobs shown`;
+    const empty = $('jobs-empty');
+    empty.hidden = jobs.length > 0 || !state.jobsLoaded;
+    empty.textContent = total ? 'No job matches these filters.' : 'No jobs are stored yet: the first poll has not run.';
+    for (const th of document.querySelectorAll('#jobs-table th[data-sort]')) {
+      const key = th.getAttribute('data-sort');
+      const arrow = th.querySelector('.arrow');
+      if (key === state.sort.key) {
+        th.setAttribute('aria-sort', state.sort.dir === 'asc' ? 'ascending' : 'descending');
+        arrow.textContent = state.sort.dir === 'asc' ? '▲' : '▼';
+      } else {
+        th.removeAttribute('aria-sort');
+        arrow.textContent = '';
+      }
+    }
+    if (activeKey) {
+      const row = [...body.rows].find((r) => r.getAttribute('data-key') === activeKey);
+      const target = row && (activeKind === 'summary' ? row.querySelector('summary') : row.querySelector('a'));
+      if (target) target.focus();
+    }
+  }
+
+  function sortBy(key) {
+    if (state.sort.key === key) state.sort.dir = state.sort.dir === 'asc' ? 'desc' : 'asc';
+    else state.sort = { key, dir: DESCENDING_FIRST.has(key) ? 'desc' : 'asc' };
+    renderJobs();
+  }
+
+  // ------------------------------------------------------------ one job
+
+  async function loadJob(route) {
+    const path = jobPath(route.servicePrincipalId, route.jobId);
+    const [detail, runs, alerts] = await Promise.all([
+      api(path),
+      api(`${path}/executions?top=${CHART_RUNS}`),
+      openAlerts(`&servicePrincipalId=${encodeURIComponent(route.servicePrincipalId)}&jobId=${encodeURIComponent(route.jobId)}`),
+    ]);
+    if (state.route !== route) return; // the reader moved on meanwhile
+    state.detail = detail;
+    state.runs = runs.value;
+    state.runsMore = Boolean(runs.nextLink);
+    state.jobAlerts = alerts.alerts;
+    renderJob();
+  }
+
+  function fact(term, ...value) {
+    return el('div', null, el('dt', { text: term }), el('dd', null, ...value));
+  }
+
+  function renderJob() {
+    const { job, events } = state.detail;
+    document.title = `${appName(job)}: Entra Sync Monitor`;
+    $('job-heading').textContent = appName(job);
+    $('job-badge').replaceChildren(badge(job.health));
+    $('job-sub').textContent = [job.templateId, job.jobId].filter(Boolean).join(' · ');
+    $('job-reasons').replaceChildren(...(job.healthReasons || []).map((reason) => el('li', { text: reason })));
+
+    const facts = [];
+    facts.push(fact('Status', job.statusCode || '—'));
+    const interval = job.scheduleIntervalSeconds ? `every ${fmtSpan(job.scheduleIntervalSeconds)}` : 'no interval';
+    facts.push(fact('Schedule', `${job.scheduleState || 'unknown'}, ${interval}`));
+    const last = job.lastExecution;
+    facts.push(fact('Last run', ...(last
+      ? [stateLabel(last.state), ' ', timeEl(last.timeBegan), ' (', timeEl(last.timeBegan, { relative: true }), ')']
+      : [el('span', { class: 'muted', text: 'never' })])));
+    const success = job.lastSuccessfulExecution;
+    facts.push(fact('Last success', ...(success ? [timeEl(success.timeBegan), ' (', timeEl(success.timeBegan, { relative: true }), ')'] : none('never'))));
+    facts.push(fact('Escrowed (last run)', last && last.countEscrowed !== null ? fmtNumber(last.countEscrowed) : '—'));
+    facts.push(fact('Successive failures', fmtNumber(job.countSuccessiveCompleteFailures ?? 0)));
+    const seconds = quarantineSeconds(job);
+    if (seconds !== null) {
+      const q = job.quarantine;
+      facts.push(fact('In quarantine', `${fmtSpan(seconds)} (since `, timeEl(quarantineSince(job)), ')'));
+      if (q.currentBegan && q.currentBegan !== quarantineSince(job)) facts.push(fact('This quarantine since', timeEl(q.currentBegan)));
+      if (q.reason) facts.push(fact('Quarantine reason', q.reason));
+      if (q.nextAttempt) facts.push(fact('Next attempt', timeEl(q.nextAttempt), ' (', timeEl(q.nextAttempt, { relative: true }), ')'));
+      if (q.error && (q.error.code || q.error.message)) {
+        facts.push(fact('Quarantine error', [q.error.code, q.error.message].filter(Boolean).join(': ')));
+      }
+    }
+    const counts = Object.entries(job.synchronizedEntryCountByType || {});
+    if (counts.length) {
+      // SCIM types arrive as URNs (urn:ietf:params:scim:schemas:core:2.0:User): the last part reads.
+      const text = counts.map(([type, n]) => `${type.split(':').pop() || type} ${fmtNumber(n)}`).join(' · ');
+      facts.push(fact('Objects in sync', el('span', { title: counts.map(([type]) => type).join(', '), text })));
+    }
+    facts.push(fact('Observed since', timeEl(job.observedAt)));
+    facts.push(fact('Service principal', el('span', { class: 'mono', text: job.servicePrincipalId })));
+    if (job.anomalies && job.anomalies.length) facts.push(fact('Unreadable fields', job.anomalies.join(', ')));
+    $('job-facts').replaceChildren(...facts);
+
+    renderChart();
+    renderRunsTable();
+    $('timeline').replaceChildren(...events.map(eventItem));
+    $('timeline-empty').hidden = events.length > 0;
+
+    const jobAlerts = state.jobAlerts;
+    $('job-alerts-section').hidden = !(jobAlerts && jobAlerts.length);
+    $('job-alerts').replaceChildren(...sortAlerts(jobAlerts || []).map((alert) => alertItem(alert, false)));
+  }
+
+  function eventItem(event) {
+    const label = (value) => (value && HEALTH_LABEL[value]) || value;
+    const change = event.previous || event.current
+      ? el('span', { class: 'change' }, label(event.previous) || 'none', ' → ', label(event.current) || 'none')
+      : null;
+    return el('li', { class: `event k-${event.kind}` },
+      timeEl(event.at, { cls: 'event-time' }),
+      el('div', { class: 'event-body' },
+        el('strong', { text: EVENT_LABEL[event.kind] || event.kind }), change ? ': ' : null, change,
+        event.detail ? el('p', { class: 'muted', text: event.detail }) : null));
+  }
+
+  function renderRunsTable() {
+    $('runs-body').replaceChildren(...state.runs.map((run) => el('tr', null,
+      el('td', null, timeEl(run.timeBegan)),
+      el('td', null, stateLabel(run.state)),
+      el('td', { class: 'num', text: fmtNumber(run.countImported) }),
+      el('td', { class: 'num', text: fmtNumber(run.countExported) }),
+      el('td', { class: 'num', text: fmtNumber(run.countEscrowed) }),
+      el('td', { text: run.error ? [run.error.code, run.error.message].filter(Boolean).join(': ') : '' }))));
+  }
+
+  // ------------------------------------------------------------ the chart (inline SVG)
+
+  function niceCeiling(value) {
+    if (value <= 0) return 1;
+    const power = 10 ** Math.floor(Math.log10(value));
+    for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
+    return 10 * power;
+  }
+
+  // Ticks at whole local hours or days, at most `most` of them, inside [t0, t1].
+  function timeTicks(t0, t1, most) {
+    const hour = 3_600_000;
+    const steps = [1, 2, 3, 6, 12, 24, 48, 168, 336, 720, 2160].map((h) => h * hour);
+    const step = steps.find((candidate) => (t1 - t0) / candidate <= most) || steps[steps.length - 1];
+    const daily = step >= 24 * hour;
+    const start = new Date(t0);
+    start.setMinutes(0, 0, 0);
+    if (daily) start.setHours(0);
+    const ticks = [];
+    for (let date = start; date.getTime() <= t1;) {
+      const t = date.getTime();
+      if (t >= t0 && (daily || date.getHours() % (step / hour) === 0)) ticks.push({ t, daily });
+      // step on the local clock, so ticks stay on round times across a DST change
+      date = new Date(date);
+      if (daily) date.setDate(date.getDate() + 1);
+      else date.setHours(date.getHours() + 1);
+    }
+    if (!daily) return ticks;
+    const every = Math.round(step / (24 * hour)); // days between ticks
+    return ticks.filter((_, index) => index % every === 0);
+  }
+
+  function compactNumber(value) {
+    if (Math.abs(value) >= 1e9) return `${+(value / 1e9).toPrecision(3)}G`;
+    if (Math.abs(value) >= 1e6) return `${+(value / 1e6).toPrecision(3)}M`;
+    if (Math.abs(value) >= 1e4) return `${+(value / 1e3).toPrecision(3)}k`;
+    return numberFormat.format(value);
+  }
+
+  function marker(shape, x, y, size) {
+    if (shape === 'square') return svg('rect', { x: x - size, y: y - size, width: size * 2, height: size * 2 });
+    if (shape === 'diamond') {
+      const s = size * 1.35;
+      return svg('path', { d: `M${x} ${y - s}L${x + s} ${y}L${x} ${y + s}L${x - s} ${y}Z` });
+    }
+    return svg('circle', { cx: x, cy: y, r: size });
+  }
+
+  function renderLegend() {
+    const swatch = (series) => svg('svg', { width: 28, height: 12, 'aria-hidden': 'true', class: `swatch ${series.cls}` },
+      svg('line', { x1: 1, y1: 6, x2: 27, y2: 6, class: 'line' }),
+      svg('g', { class: 'points' }, marker(series.marker, 14, 6, 3.5)));
+    $('chart-legend').replaceChildren(
+      ...SERIES.map((series) => el('li', null, swatch(series), series.label)),
+      el('li', null, svg('svg', { width: 28, height: 12, 'aria-hidden': 'true', class: 'swatch' },
+        svg('rect', { x: 11, y: 0, width: 6, height: 12, class: 'failed-band' }),
+        svg('line', { x1: 14, y1: 0, x2: 14, y2: 12, class: 'failed-line' })), 'Failed run'),
+    );
+  }
+
+  function renderChart() {
+    const container = $('chart');
+    container.replaceChildren();
+    renderLegend();
+    const runs = state.runs
+      .map((run) => ({ run, t: parseTime(run.timeBegan) }))
+      .filter((point) => point.t !== null)
+      .sort((a, b) => a.t - b.t);
+    const failed = runs.filter((point) => point.run.state === 'Failed').length;
+    const note = $('chart-note');
+    if (!runs.length) {
+      note.textContent = 'No runs are stored for this job yet.';
+      $('chart-legend').replaceChildren();
+      return;
+    }
+    const first = new Date(runs[0].t);
+    const lastRun = new Date(runs[runs.length - 1].t);
+    note.textContent = `${runs.length} run${runs.length === 1 ? '' : 's'}${state.runsMore ? ` (the latest ${CHART_RUNS})` : ''}`
+      + ` from ${dateTimeFormat.format(first)} to ${dateTimeFormat.format(lastRun)}; ${failed} failed.`;
+
+    const log = $('chart-log').checked;
+    const width = Math.max(280, Math.floor(container.clientWidth || 800));
+    const narrow = width < 520;
+    const height = narrow ? 240 : 300;
+    const m = { top: 16, right: narrow ? 14 : 24, bottom: 44, left: narrow ? 46 : 60 };
+    const plotWidth = width - m.left - m.right;
+    const plotHeight = height - m.top - m.bottom;
+    let t0 = runs[0].t;
+    let t1 = runs[runs.length - 1].t;
+    if (t1 - t0 < 60_000) {
+      t0 -= 1_800_000;
+      t1 += 1_800_000;
+    }
+    const pad = (t1 - t0) * 0.02;
+    t0 -= pad;
+    t1 += pad;
+    let max = 0;
+    for (const { run } of runs) for (const s of SERIES) max = Math.max(max, Number(run[s.key]) || 0);
+    // Counts are whole: four steps of a whole, round size (linear), or powers of ten (log).
+    const step = Math.max(1, niceCeiling(max / 4));
+    const top = log ? Math.max(1, Math.ceil(Math.log10(max + 1))) : step * 4;
+    const scaled = (value) => (log ? Math.log10(value + 1) : value);
+    const x = (t) => m.left + ((t - t0) / (t1 - t0)) * plotWidth;
+    const y = (value) => m.top + plotHeight - (scaled(value) / top) * plotHeight;
+
+    const chart = svg('svg', {
+      viewBox: `0 0 ${width} ${height}`,
+      width,
+      height,
+      role: 'img',
+      'aria-labelledby': 'chart-title chart-desc',
+      class: 'chart-svg',
+      'data-runs': runs.length,
+    });
+    chart.append(
+      svg('title', { id: 'chart-title', text: `Runs over time of ${appName(state.detail.job)}` }),
+      svg('desc', {
+        id: 'chart-desc',
+        text: `${note.textContent} Lines: objects imported, exported and escrowed per run`
+          + `${log ? ' (logarithmic scale)' : ''}. The runs are also listed in the table below the chart.`,
+      }),
+    );
+
+    // y grid and labels
+    const grid = svg('g', { class: 'grid', 'aria-hidden': 'true' });
+    const ticks = log
+      ? Array.from({ length: top + 1 }, (_, i) => 10 ** i - (i === 0 ? 1 : 0))
+      : Array.from({ length: 5 }, (_, i) => step * i);
+    for (const value of ticks) {
+      const yy = y(value);
+      grid.append(
+        svg('line', { x1: m.left, x2: width - m.right, y1: yy, y2: yy }),
+        svg('text', { x: m.left - 6, y: yy + 4, 'text-anchor': 'end', class: 'axis-label', text: compactNumber(value) }),
+      );
+    }
+    // x ticks on round local times; the date under a time when the day changes
+    let previousDay = null;
+    for (const { t, daily } of timeTicks(t0, t1, narrow ? 4 : 8)) {
+      const xx = x(t);
+      const date = new Date(t);
+      const day = axisDateFormat.format(date);
+      const label = svg('text', { x: xx, y: height - 20, 'text-anchor': 'middle', class: 'axis-label' });
+      if (daily) {
+        label.textContent = day;
+      } else {
+        label.append(svg('tspan', { x: xx, text: axisTimeFormat.format(date) }));
+        if (day !== previousDay) label.append(svg('tspan', { x: xx, dy: 13, text: day }));
+      }
+      previousDay = day;
+      grid.append(svg('line', { x1: xx, x2: xx, y1: m.top + plotHeight, y2: m.top + plotHeight + 4, class: 'tick' }), label);
+    }
+    grid.append(svg('line', { x1: m.left, x2: width - m.right, y1: m.top + plotHeight, y2: m.top + plotHeight, class: 'axis' }));
+    chart.append(grid);
+
+    // failed runs: a band over the plot's height
+    const failures = svg('g', { class: 'failures' });
+    for (const { run, t } of runs) {
+      if (run.state !== 'Failed') continue;
+      const xx = x(t);
+      const error = run.error ? `: ${[run.error.code, run.error.message].filter(Boolean).join(' - ')}` : '';
+      failures.append(svg('g', { class: 'failed-mark' },
+        svg('title', { text: `Failed run, ${dateTimeFormat.format(new Date(t))}${error}` }),
+        svg('rect', { x: xx - 3, y: m.top, width: 6, height: plotHeight, class: 'failed-band' }),
+        svg('line', { x1: xx, x2: xx, y1: m.top, y2: m.top + plotHeight, class: 'failed-line' })));
+    }
+    chart.append(failures);
+
+    // series
+    for (const series of SERIES) {
+      const group = svg('g', { class: `series ${series.cls}`, 'data-series': series.key });
+      let d = '';
+      let pen = 'M';
+      const points = svg('g', { class: 'points' });
+      for (const { run, t } of runs) {
+        const value = run[series.key];
+        if (value === null || value === undefined) {
+          pen = 'M';
+          continue;
+        }
+        const xx = x(t).toFixed(1);
+        const yy = y(Number(value)).toFixed(1);
+        d += `${pen}${xx} ${yy}`;
+        pen = 'L';
+        const point = marker(series.marker, Number(xx), Number(yy), runs.length > 60 ? 2.2 : 3.5);
+        point.setAttribute('class', 'point');
+        point.append(svg('title', {
+          text: `${series.label} ${fmtNumber(value)}, ${dateTimeFormat.format(new Date(t))}, ${run.state || 'unknown state'}`,
+        }));
+        points.append(point);
+      }
+      if (d) group.append(svg('path', { d, class: 'line' }));
+      group.append(points);
+      chart.append(group);
+    }
+    container.append(chart);
+  }
+
+  // ------------------------------------------------------------ routing
+
+  function parseRoute() {
+    const match = /^#job\/([^/]+)\/([^/]+)$/.exec(window.location.hash);
+    if (match) {
+      try {
+        return { view: 'job', servicePrincipalId: decodeURIComponent(match[1]), jobId: decodeURIComponent(match[2]) };
+      } catch {
+        // a malformed hash: the overview
+      }
+    }
+    return { view: 'overview' };
+  }
+
+  function showRoute(moveFocus) {
+    const route = parseRoute();
+    state.route = route;
+    clearError(); // an error belongs to the view that had it
+    const job = route.view === 'job';
+    $('overview-view').hidden = job;
+    $('job-view').hidden = !job;
+    if (job) {
+      state.lastJobKey = `${route.servicePrincipalId}\u0000${route.jobId}`;
+      state.detail = null;
+      $('job-heading').textContent = 'Loading job…';
+      for (const id of ['job-badge', 'job-reasons', 'job-facts', 'chart', 'chart-legend', 'runs-body', 'timeline']) {
+        $(id).replaceChildren();
+      }
+      $('job-sub').textContent = '';
+      $('chart-note').textContent = '';
+      $('job-alerts-section').hidden = true;
+      if (moveFocus) $('job-heading').focus();
+      refresh();
+      return;
+    }
+    document.title = 'Entra Sync Monitor';
+    if (state.jobs.length || state.summary) renderOverview();
+    const stale = !state.summary || Date.now() - state.overviewAt >= REFRESH_MS;
+    if (moveFocus && state.lastJobKey) {
+      const link = [...document.querySelectorAll('#jobs-body a.app-link')]
+        .find((a) => a.getAttribute('data-key') === state.lastJobKey);
+      if (link) link.focus();
+    }
+    if (stale) refresh();
+  }
+
+  // ------------------------------------------------------------ start
+
+  function start() {
+    const select = $('filter-health');
+    for (const [value, label] of HEALTH) select.append(el('option', { value, text: label }));
+    $('filter-text').addEventListener('input', (event) => {
+      state.filterText = event.target.value;
+      renderJobs();
+    });
+    select.addEventListener('change', (event) => setHealthFilter(event.target.value));
+    $('filter-clear').addEventListener('click', () => {
+      state.filterText = '';
+      $('filter-text').value = '';
+      setHealthFilter('');
+    });
+    for (const th of document.querySelectorAll('#jobs-table th[data-sort]')) {
+      th.querySelector('button').addEventListener('click', () => sortBy(th.getAttribute('data-sort')));
+    }
+    $('refresh-now').addEventListener('click', () => refresh());
+    $('alerts-toggle').addEventListener('click', () => {
+      state.alertsExpanded = !state.alertsExpanded;
+      renderAlerts();
+    });
+    $('chart-log').addEventListener('change', () => {
+      if (state.detail) renderChart();
+    });
+    let resizeTimer = null;
+    window.addEventListener('resize', () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        if (state.route.view === 'job' && state.detail) renderChart();
+      }, 150);
+    });
+    window.addEventListener('hashchange', () => showRoute(true));
+    showRoute(false);
+  }
+
+  start();
+})();

@@ -1,0 +1,443 @@
+// The dashboard in a real browser: Debian's Chromium driven by playwright-core.
+//
+//   DASHBOARD_URL=http://127.0.0.1:7071/api/v1/dashboard node --test tests/browser/dashboard.spec.mjs
+//
+// tests/test_dashboard.py runs this against `python -m shared serve` over emulator data.
+// Loopback only: any request that leaves 127.0.0.1 is aborted and fails the test. Screenshots
+// go to test-artifacts/dashboard/ (ARTIFACTS_DIR overrides).
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+const PAGE = process.env.DASHBOARD_URL;
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = process.env.ARTIFACTS_DIR
+  || path.resolve(import.meta.dirname, '..', '..', 'test-artifacts', 'dashboard');
+const FLAGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const TIMEOUT = 20_000;
+const HEALTH = ['quarantined', 'failing', 'stale', 'warning', 'paused', 'notRun', 'healthy'];
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+assert.ok(PAGE, 'set DASHBOARD_URL to the page, e.g. http://127.0.0.1:7071/api/v1/dashboard');
+const ORIGIN = new URL(PAGE).origin;
+assert.ok(LOOPBACK.has(new URL(PAGE).hostname), `the test only opens loopback pages, not ${PAGE}`);
+
+const apiUrl = (relative) => new URL(relative, PAGE).href; // 'jobs' -> .../api/v1/jobs
+const enc = encodeURIComponent;
+const jobPath = (job) => `jobs/${enc(job.servicePrincipalId)}/${enc(job.jobId)}`;
+const appName = (job) => job.servicePrincipalName || job.servicePrincipalId;
+
+async function getJson(relative) {
+  const response = await fetch(apiUrl(relative));
+  assert.equal(response.status, 200, `GET ${relative}: ${response.status}`);
+  return response.json();
+}
+
+// ------------------------------------------------------------ browser contexts
+
+const contexts = [];
+
+// A persistent context in a fresh --user-data-dir, watching for anything that goes wrong.
+async function open(name, options) {
+  const userDataDir = mkdtempSync(path.join(tmpdir(), `dashboard-${name}-`));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    timeout: TIMEOUT,
+    ...options,
+  });
+  const problems = [];
+  const requests = [];
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.protocol === 'data:' || url.origin === ORIGIN) return route.continue();
+    problems.push(`request left the app: ${url.href}`);
+    return route.abort();
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (message) => {
+    if (message.type() !== 'error' && message.type() !== 'warning') return;
+    // An app without /alerts answers it 404; the page hides the section, Chromium logs the 404.
+    const url = message.location().url || '';
+    if (alertsStatus === 404 && /\/api\/v1\/alerts\?/.test(url) && /status of 404/.test(message.text())) return;
+    problems.push(`console ${message.type()}: ${message.text()} (${url})`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('request', (request) => requests.push(request));
+  const entry = { name, context, page, problems, requests, userDataDir };
+  contexts.push(entry);
+  return entry;
+}
+
+async function shot(page, file, fullPage = true) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, file), fullPage });
+}
+
+// Polls from Node: with page.clock installed the page's own timers (and rAF) are the fake ones.
+async function until(check, what, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function rowCount(page) {
+  return page.locator('#jobs-body tr').count();
+}
+
+async function waitForRows(page, count) {
+  await page.waitForFunction((n) => document.querySelectorAll('#jobs-body tr').length === n, count);
+}
+
+// Text contrast of every visible text on the page (WCAG AA: 4.5, or 3 for large text).
+async function contrastFailures(page) {
+  return page.evaluate(() => {
+    const parse = (color) => {
+      const parts = color.match(/[\d.]+/g).map(Number);
+      return { r: parts[0], g: parts[1], b: parts[2], a: parts.length > 3 ? parts[3] : 1 };
+    };
+    const blend = (top, bottom) => ({
+      r: top.r * top.a + bottom.r * (1 - top.a),
+      g: top.g * top.a + bottom.g * (1 - top.a),
+      b: top.b * top.a + bottom.b * (1 - top.a),
+      a: 1,
+    });
+    const background = (element) => {
+      const layers = [];
+      for (let node = element; node && node.nodeType === 1; node = node.parentElement) {
+        const color = parse(getComputedStyle(node).backgroundColor);
+        if (color.a > 0) layers.push(color);
+        if (color.a >= 1) break;
+      }
+      let result = { r: 255, g: 255, b: 255, a: 1 };
+      for (const layer of layers.reverse()) result = blend(layer, result);
+      return result;
+    };
+    const luminance = ({ r, g, b }) => {
+      const channel = (value) => {
+        const c = value / 255;
+        return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+    };
+    const failures = [];
+    for (const element of document.querySelectorAll('body *')) {
+      const ownText = [...element.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!ownText || element.closest('.visually-hidden, svg, [hidden]') || !element.getClientRects().length) continue;
+      const style = getComputedStyle(element);
+      if (style.visibility === 'hidden' || style.display === 'none') continue;
+      const back = background(element);
+      const fore = blend(parse(style.color), back);
+      const [light, dark] = [luminance(fore), luminance(back)].sort((a, b) => b - a);
+      const ratio = (light + 0.05) / (dark + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) {
+        failures.push(`${element.tagName.toLowerCase()}.${element.className} "${element.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}`);
+      }
+    }
+    return failures;
+  });
+}
+
+// ------------------------------------------------------------ known data, from the API
+
+let jobs;
+let summary;
+let busiest;
+let alertsStatus;
+let openAlertCount = 0;
+
+before(async () => {
+  jobs = (await getJson('jobs')).value;
+  summary = await getJson('summary');
+  assert.ok(jobs.length >= 5, `the test wants a tenant with jobs; the API lists ${jobs.length}`);
+  // The job to open: one with failed runs if any has several runs, then the most runs.
+  let best = { score: -1 };
+  for (const job of jobs) {
+    const runs = (await getJson(`${jobPath(job)}/executions?top=200`)).value;
+    const failed = runs.some((run) => run.state === 'Failed');
+    const score = (failed && runs.length >= 3 ? 1000 : 0) + runs.length;
+    if (score > best.score) best = { job, runs: runs.length, list: runs, score };
+  }
+  const detail = await getJson(jobPath(best.job));
+  busiest = { ...best, detail };
+  assert.ok(busiest.runs >= 3, `the test wants a job with several runs; the busiest has ${busiest.runs}`);
+  const alerts = await fetch(apiUrl('alerts?status=open&top=1000'));
+  alertsStatus = alerts.status;
+  if (alerts.ok) openAlertCount = (await alerts.json()).value.length;
+});
+
+after(async () => {
+  for (const { context, userDataDir } of contexts) {
+    await context.close().catch(() => {});
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+});
+
+// ------------------------------------------------------------ the tests
+
+describe('dashboard', () => {
+  test('serves the page with its CSP, and everything it loads comes from the app', async () => {
+    const response = await fetch(PAGE);
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get('content-type'), /^text\/html/);
+    const csp = response.headers.get('content-security-policy');
+    assert.match(csp, /default-src 'self'/);
+    assert.match(csp, /script-src 'self'/);
+    assert.match(csp, /frame-ancestors 'none'/);
+    assert.equal(response.headers.get('referrer-policy'), 'no-referrer');
+    const html = await response.text();
+    assert.doesNotMatch(html, /<script>(?!<)|\sstyle=|\son[a-z]+=/i, 'no inline script, style or handler');
+    assert.doesNotMatch(html, /https?:\/\//, 'no absolute URL in the page');
+  });
+
+  test('desktop: tiles, every job in the table, filters, keyboard sort, a job with its chart', async () => {
+    const { page, problems, requests } = await open('desktop', { viewport: { width: 1280, height: 800 } });
+    try {
+      await page.goto(PAGE);
+      await waitForRows(page, jobs.length);
+      await page.getByRole('table', { name: /Provisioning jobs/ }).waitFor();
+
+      // Tiles: counts by health from /summary, and every job in the table.
+      const tile = (health) => page.locator(`#tiles button[data-health="${health}"] .tile-count`);
+      assert.equal(await tile('').textContent(), String(summary.jobs.total));
+      for (const health of HEALTH) {
+        assert.equal(await tile(health).textContent(), String(summary.jobs.byHealth[health] || 0), `${health} tile`);
+      }
+      const names = await page.locator('#jobs-body a.app-link').allTextContents();
+      assert.deepEqual([...names].sort(), jobs.map(appName).sort());
+      assert.equal(await page.locator('#jobs-count').textContent(), `${jobs.length} jobs`);
+      for (const badge of await page.locator('#jobs-body .badge').allTextContents()) assert.ok(badge.trim(), 'badge has text');
+      await page.locator('#status').filter({ hasText: 'Updated at' }).waitFor();
+
+      await shot(page, 'desktop-overview.png');
+
+      // Alerts: shown when the API has them, hidden when it has no /alerts.
+      if (alertsStatus === 404) {
+        assert.equal(await page.locator('#alerts-section').isHidden(), true);
+      } else {
+        assert.equal(alertsStatus, 200);
+        await page.locator('#alerts-section').waitFor();
+        assert.equal(await page.locator('#alerts > li').count(), Math.min(openAlertCount, 5));
+        if (openAlertCount > 5) {
+          const toggle = page.getByRole('button', { name: /Show all \d+ open alerts/ });
+          assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+          await toggle.click();
+          assert.equal(await page.locator('#alerts > li').count(), Math.min(openAlertCount, 100));
+          assert.equal(await page.locator('#alerts-toggle').getAttribute('aria-expanded'), 'true');
+        }
+      }
+      assert.deepEqual(await contrastFailures(page), [], 'text contrast (overview)');
+
+      // The text filter: a word from the names that some jobs have and others do not.
+      const words = new Map();
+      for (const job of jobs) {
+        for (const word of new Set(appName(job).toLowerCase().split(/[^a-z0-9]+/).filter((w) => w.length > 3))) {
+          words.set(word, (words.get(word) || 0) + 1);
+        }
+      }
+      const [word, expected] = [...words].filter(([, n]) => n < jobs.length).sort((a, b) => b[1] - a[1])[0];
+      const filter = page.getByLabel('Filter', { exact: true });
+      await filter.fill(word.toUpperCase());
+      const expectedRows = jobs.filter((job) => [job.servicePrincipalName, job.jobId, job.templateId, job.statusCode]
+        .join(' ').toLowerCase().includes(word)).length;
+      assert.ok(expectedRows >= expected && expectedRows < jobs.length);
+      await waitForRows(page, expectedRows);
+      assert.equal(await page.locator('#jobs-count').textContent(), `${expectedRows} of ${jobs.length} jobs shown`);
+      for (const text of await page.locator('#jobs-body tr').allTextContents()) assert.match(text.toLowerCase(), new RegExp(word));
+      await filter.fill('');
+      await waitForRows(page, jobs.length);
+
+      // The health select, then a tile, then clearing.
+      const quarantined = jobs.filter((job) => job.health === 'quarantined').length;
+      await page.getByLabel('Health', { exact: true }).selectOption('quarantined');
+      await waitForRows(page, quarantined);
+      assert.deepEqual(new Set(await page.locator('#jobs-body .badge').allTextContents()), new Set(['Quarantined']));
+      assert.equal(await page.locator('#tiles button[data-health="quarantined"]').getAttribute('aria-pressed'), 'true');
+      await shot(page, 'desktop-filtered.png', false);
+      await page.locator('#tiles button[data-health="healthy"]').click();
+      await waitForRows(page, jobs.filter((job) => job.health === 'healthy').length);
+      assert.equal(await page.getByLabel('Health', { exact: true }).inputValue(), 'healthy');
+      await page.getByRole('button', { name: 'Clear filters' }).click();
+      await waitForRows(page, jobs.length);
+
+      // Keyboard sort: Tab from the filter reaches the first column's sort button.
+      await filter.focus();
+      for (let i = 0; i < 3; i += 1) await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.closest('th')?.dataset.sort), 'name');
+      await page.keyboard.press('Enter');
+      const nameHeader = page.locator('#jobs-table th[data-sort="name"]');
+      assert.equal(await nameHeader.getAttribute('aria-sort'), 'ascending');
+      const ascending = await page.locator('#jobs-body a.app-link').allTextContents();
+      assert.deepEqual(ascending, [...ascending].sort((a, b) => a.localeCompare(b)));
+      await page.keyboard.press('Space');
+      assert.equal(await nameHeader.getAttribute('aria-sort'), 'descending');
+      const descending = await page.locator('#jobs-body a.app-link').allTextContents();
+      assert.deepEqual(descending, [...descending].sort((a, b) => b.localeCompare(a)));
+      await page.locator('#jobs-table th[data-sort="escrowed"] button').press('Enter');
+      assert.equal(await page.locator('#jobs-table th[data-sort="escrowed"]').getAttribute('aria-sort'), 'descending');
+      const escrowed = (await page.locator('#jobs-body td[data-label="Escrowed"]').allTextContents())
+        .map((text) => text.replace(/[^\d]/g, '')).filter(Boolean).map(Number);
+      assert.deepEqual(escrowed, [...escrowed].sort((a, b) => b - a));
+      assert.equal(await nameHeader.getAttribute('aria-sort'), null);
+
+      // One job, opened from the keyboard: its chart draws, its timeline lists its events.
+      const link = page.locator('#jobs-body tr', { hasText: busiest.job.jobId }).getByRole('link');
+      await link.focus();
+      await page.keyboard.press('Enter');
+      await page.locator('#chart svg.chart-svg').waitFor();
+      assert.equal(await page.locator('#job-heading').textContent(), appName(busiest.job));
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'job-heading');
+      const runs = busiest.list;
+      assert.equal(await page.locator('#chart svg').getAttribute('data-runs'), String(runs.length));
+      for (const key of ['countImported', 'countExported', 'countEscrowed']) {
+        const drawn = await page.locator(`#chart [data-series="${key}"] .point`).count();
+        assert.equal(drawn, runs.filter((run) => run[key] !== null).length, `${key} points`);
+        assert.equal(await page.locator(`#chart [data-series="${key}"] path.line`).count(), 1, `${key} line`);
+      }
+      const failedRuns = runs.filter((run) => run.state === 'Failed').length;
+      assert.equal(await page.locator('#chart .failed-mark').count(), failedRuns);
+      const box = await page.locator('#chart svg').boundingBox();
+      assert.ok(box.width > 600 && box.height > 200, `chart is ${box.width}x${box.height}`);
+      assert.equal(await page.locator('#timeline > li').count(), busiest.detail.events.length);
+      assert.equal(await page.locator('#runs-body tr').count(), runs.length);
+      await shot(page, 'desktop-job.png');
+      assert.deepEqual(await contrastFailures(page), [], 'text contrast (job)');
+      await page.getByLabel('Logarithmic scale').check();
+      assert.equal(await page.locator('#chart [data-series="countImported"] .point').count(),
+        runs.filter((run) => run.countImported !== null).length);
+
+      // Back to the table, focus on the job's link again.
+      await page.getByRole('link', { name: '← All jobs' }).click();
+      await waitForRows(page, jobs.length);
+      assert.equal(await page.evaluate(() => document.activeElement.textContent), appName(busiest.job));
+
+      // Only same-origin requests, with no key when the page has none.
+      const calls = requests.filter((request) => request.resourceType() === 'fetch');
+      assert.ok(calls.length >= 5);
+      for (const request of calls) assert.equal(request.headers()['x-functions-key'], undefined);
+      assert.deepEqual(problems, []);
+    } catch (error) {
+      await shot(page, 'desktop-failure.png').catch(() => {});
+      throw error;
+    }
+  });
+
+  test('an API error is shown and cleared; it refreshes every minute, not while hidden', async () => {
+    const { page, problems, requests } = await open('refresh', { viewport: { width: 1024, height: 700 } });
+    try {
+      await page.clock.install();
+      let failing = true;
+      await page.route('**/api/v1/summary', (route) => (failing
+        ? route.fulfill({
+          status: 503,
+          contentType: 'application/problem+json',
+          body: JSON.stringify({ type: 'about:blank', title: 'Service unavailable', status: 503, detail: 'Table <b>Storage</b> is down' }),
+        })
+        : route.fallback()));
+      await page.goto(PAGE);
+      const error = page.getByRole('alert');
+      await error.filter({ hasText: 'Table <b>Storage</b> is down' }).waitFor(); // as text, not markup
+      assert.equal(await page.locator('#error b').count(), 0);
+      assert.match(await page.locator('#status').textContent(), /Refresh failed/);
+      await shot(page, 'desktop-error.png', false);
+
+      failing = false;
+      const summaries = () => requests.filter((request) => new URL(request.url()).pathname.endsWith('/summary')).length;
+      const before = summaries();
+      await page.clock.runFor(61_000); // the minute's refresh
+      await until(async () => (await rowCount(page)) === jobs.length, 'the table after the refresh');
+      await page.locator('#error').waitFor({ state: 'hidden' });
+      assert.equal(summaries(), before + 1);
+
+      // Hidden: no refresh however long; visible again after a minute: one at once.
+      await page.evaluate(() => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      await page.clock.runFor(5 * 60_000);
+      assert.equal(summaries(), before + 1);
+      await page.evaluate(() => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      await until(() => summaries() === before + 2, 'a refresh on becoming visible');
+      await page.clock.runFor(1_000);
+      assert.equal(summaries(), before + 2);
+
+      // 401: a sign-in button, which the page builds only when pressed.
+      await page.route('**/api/v1/jobs', (route) => route.fulfill({
+        status: 401,
+        contentType: 'application/problem+json',
+        body: JSON.stringify({ status: 401, title: 'Unauthorized', detail: 'sign in' }),
+      }));
+      await page.getByRole('button', { name: 'Refresh now' }).click();
+      await error.getByRole('button', { name: 'Sign in' }).waitFor();
+
+      // A job that is not stored (an old link): said so, with the API's reason.
+      await page.unroute('**/api/v1/jobs');
+      await page.goto(`${PAGE}#job/no-such-sp/no-such-job`);
+      await page.locator('#job-heading').filter({ hasText: 'No such job' }).waitFor();
+      await error.filter({ hasText: 'GET /api/v1/jobs lists the jobs there are' }).waitFor();
+      await page.getByRole('link', { name: '← All jobs' }).click();
+      await until(async () => (await rowCount(page)) === jobs.length, 'the table again');
+      assert.equal(await error.isHidden(), true);
+      const expected = problems.filter((problem) => !/status of (401|404|503)/.test(problem));
+      assert.deepEqual(expected, []);
+    } catch (failure) {
+      await shot(page, 'refresh-failure.png').catch(() => {});
+      throw failure;
+    }
+  });
+
+  test('phone: cards without sideways scrolling, the key sent as x-functions-key and kept out of the page', async () => {
+    const key = `test-key-${Math.random().toString(36).slice(2)}`;
+    const { page, problems, requests } = await open('phone', {
+      viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true,
+    });
+    try {
+      await page.goto(`${PAGE}?code=${key}`);
+      await waitForRows(page, jobs.length);
+      await page.locator('#status').filter({ hasText: 'Updated at' }).waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+      assert.equal(await page.locator('#jobs-body tr').first().evaluate((row) => getComputedStyle(row).display), 'block');
+      await shot(page, 'phone-overview.png', false);
+      await shot(page, 'phone-overview-full.png');
+
+      await page.locator('#jobs-body tr', { hasText: busiest.job.jobId }).getByRole('link').tap();
+      await page.locator('#chart svg.chart-svg').waitFor();
+      const box = await page.locator('#chart svg').boundingBox();
+      assert.ok(box.width <= 390 && box.width > 250, `chart width ${box.width}`);
+      assert.ok(await page.locator('#chart .point').count() > 0);
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth));
+      await shot(page, 'phone-job.png');
+
+      const calls = requests.filter((request) => request.resourceType() === 'fetch');
+      assert.ok(calls.length >= 5);
+      for (const request of calls) {
+        assert.equal(request.headers()['x-functions-key'], key, request.url());
+        assert.ok(!request.url().includes(key), 'the key is never in an API URL');
+      }
+      assert.ok(!(await page.content()).includes(key), 'the key is never written into the page');
+      assert.ok(!problems.some((problem) => problem.includes(key)));
+      assert.deepEqual(problems, []);
+    } catch (error) {
+      await shot(page, 'phone-failure.png').catch(() => {});
+      throw error;
+    }
+  });
+});
