@@ -114,3 +114,11 @@ def test_the_sample_settings_file_lists_every_setting() -> None:
     for name, spec in SETTINGS.items():
         if spec.secret and name in sample and name != "AzureWebJobsStorage":
             assert sample[name] == "", f"{name} must have no value in the sample"
+
+
+def test_the_readme_documents_every_setting() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [name for name in SETTINGS if f"`{name}`" not in readme and name.split("__")[0] + "__" not in readme]
+    assert missing == []
