@@ -47,6 +47,9 @@ param apiRequiredRole string = ''
 @description('CORS_ALLOWED_ORIGINS: comma-separated browser origins allowed to call the API (or *); empty sends no CORS headers.')
 param corsAllowedOrigins string = ''
 
+@description('Client ID of an Entra app registration that represents the API. When set, App Service Authentication is turned on: /api/v1 then needs an Entra token for it (and the API_REQUIRED_ROLE app role), besides the function key. Empty: key only.')
+param apiAuthClientId string = ''
+
 @description('HEALTH_MAX_AGE_SECONDS: /api/health answers 503 when the last successful poll is older; empty derives it from POLL_SCHEDULE.')
 param healthMaxAgeSeconds string = ''
 
@@ -177,6 +180,7 @@ module api 'app/api.bicep' = {
     servicePrincipalIds: servicePrincipalIds
     apiRequiredRole: apiRequiredRole
     corsAllowedOrigins: corsAllowedOrigins
+    apiAuthClientId: apiAuthClientId
     healthMaxAgeSeconds: healthMaxAgeSeconds
     alertRules: alertRules
     alertReminderHours: alertReminderHours

@@ -341,8 +341,19 @@ def test_app_settings_are_declared_in_one_place() -> None:
         and text(prop.named_children[0]) in {"appSettings", "appSettingsKeyValuePairs"}
     ]
     assert setting_blocks == [("app/api.bicep", "appSettings")]
+    # A sites/config resource may configure App Service Authentication, never app settings.
     for relative in bicep_files():
-        assert not resources(bicep(relative), "Microsoft.Web/sites/config@"), relative
+        for _, body in resources(bicep(relative), "Microsoft.Web/sites/config@"):
+            assert "name: 'authsettingsV2'" in text(body), relative
+
+
+def test_app_service_authentication_is_optional_and_secretless() -> None:
+    api = bicep("app/api.bicep")
+    [(declaration, body)] = resources(api, "Microsoft.Web/sites/config@")
+    assert "if (!empty(apiAuthClientId))" in text(declaration)
+    assert "unauthenticatedClientAction: 'Return401'" in text(body)
+    assert "'/api/health'" in text(body)
+    assert "clientSecret" not in text(body)
 
 
 def test_setting_values_match_what_the_code_expects() -> None:

@@ -73,6 +73,9 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   }
 }
 
+@description('Client ID of the Entra app registration of the API; empty leaves App Service Authentication off.')
+param apiAuthClientId string = ''
+
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   name: name
   location: location
@@ -243,3 +246,44 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 output SERVICE_API_NAME string = functionApp.name
 output SERVICE_API_URI string = 'https://${functionApp.properties.defaultHostName}'
 output tableServiceUri string = storage.properties.primaryEndpoints.table
+
+// Optional App Service Authentication (Entra ID): the platform validates bearer tokens issued for
+// the API's app registration and passes the caller to the app in X-MS-CLIENT-PRINCIPAL, which
+// the app trusts only with WEBSITE_AUTH_ENABLED (set by the platform) and checks for API_REQUIRED_ROLE.
+// Token validation needs no client secret; /api/health stays open for platform health checks.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(apiAuthClientId)) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: [
+        '/api/health'
+      ]
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          clientId: apiAuthClientId
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${apiAuthClientId}'
+            apiAuthClientId
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
+}
