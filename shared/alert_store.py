@@ -25,11 +25,11 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.alerts import AlertState, Evaluation, JobMemory, Mute, Notification
-from shared.store import TRANSACTION_LIMIT, Store, job_key, key_part, pack_document, unpack_document
+from shared.store import Store, job_key, key_part, pack_document, unpack_document, upsert_entities
 from shared.timestamps import isoformat_utc, parse_timestamp
 
 ALERT_TABLES = ("Alerts", "AlertMutes", "AlertOutbox")
@@ -81,20 +81,6 @@ async def _query(client: TableClient, filter_: str, parameters: dict[str, Any]) 
         return [dict(entity) async for entity in client.query_entities(filter_, parameters=parameters)]
     except ResourceNotFoundError:  # nothing evaluated yet
         return []
-
-
-async def _upsert(client: TableClient, entities: Sequence[dict[str, Any]]) -> None:
-    """Replace-upsert rows of one partition, up to 100 to a transaction."""
-    for start in range(0, len(entities), TRANSACTION_LIMIT):
-        chunk = entities[start : start + TRANSACTION_LIMIT]
-        if len(chunk) == 1:
-            await client.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)
-            continue
-        try:
-            await client.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
-        except TableTransactionError:
-            for row in chunk:
-                await client.upsert_entity(row, mode=UpdateMode.REPLACE)
 
 
 async def _delete(client: TableClient, partition: str, row_key: str) -> bool:
@@ -171,7 +157,7 @@ async def save_evaluation(store: Store, evaluation: Evaluation, targets: Sequenc
     entities += [_memory_entity(store, memory) for memory in evaluation.memories]
     # One row per key and transaction: a state written twice in one evaluation keeps the last.
     unique = {entity["RowKey"]: entity for entity in entities}
-    await _upsert(tables.alerts, list(unique.values()))
+    await upsert_entities(tables.alerts, list(unique.values()))
     for sp_id, job_id in evaluation.forgotten:
         await _delete(tables.alerts, store.tenant_id, f"{job_key(sp_id, job_id)}|{_JOB_ROW}")
     return created

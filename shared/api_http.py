@@ -21,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.normalize import EXECUTION_COUNTS
 from shared.settings import SettingsError, load_settings
 
 PROBLEM_JSON = "application/problem+json"
@@ -36,15 +37,7 @@ EXECUTION_COLUMNS = (
     "timeBegan",
     "timeEnded",
     "durationSeconds",
-    "countEntitled",
-    "countEntitledForProvisioning",
-    "countEscrowed",
-    "countEscrowedRaw",
-    "countExported",
-    "countExports",
-    "countImported",
-    "countImportedDeltas",
-    "countImportedReferenceDeltas",
+    *EXECUTION_COUNTS,
     "exportSuccessRatio",
     "escrowDelta",
 )

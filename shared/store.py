@@ -103,6 +103,26 @@ def job_content_hash(job: Job) -> str:
     return content_hash(dict(job), ignore=("observedAt", "healthReasons"))
 
 
+async def upsert_entities(client: TableClient, entities: Sequence[dict[str, Any]]) -> None:
+    """Replace-upsert in transactions of at most 100 operations of one partition (Azure's
+    rule; Azurite accepts more, so the chunking is ours to keep)."""
+    by_partition: dict[str, list[dict[str, Any]]] = {}
+    for entity in entities:
+        by_partition.setdefault(entity["PartitionKey"], []).append(entity)
+    for rows in by_partition.values():
+        for start in range(0, len(rows), TRANSACTION_LIMIT):
+            chunk = rows[start : start + TRANSACTION_LIMIT]
+            if len(chunk) == 1:
+                await client.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)
+                continue
+            try:
+                await client.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
+            except TableTransactionError:
+                # Azure rejects a transaction with two operations on one entity; fall back.
+                for row in chunk:
+                    await client.upsert_entity(row, mode=UpdateMode.REPLACE)
+
+
 def with_derived_figures(run: Execution, previous: Execution | None) -> Execution:
     """The run with its escrow change since the job's previous run (None without one)."""
     escrowed = run["countEscrowed"]
@@ -201,23 +221,7 @@ class Store:
             return []
 
     async def _upsert_all(self, table: str, entities: Sequence[dict[str, Any]]) -> None:
-        """Replace-upsert in transactions of at most 100 operations of one partition."""
-        by_partition: dict[str, list[dict[str, Any]]] = {}
-        for entity in entities:
-            by_partition.setdefault(entity["PartitionKey"], []).append(entity)
-        client = self.tables[table]
-        for rows in by_partition.values():
-            for start in range(0, len(rows), TRANSACTION_LIMIT):
-                chunk = rows[start : start + TRANSACTION_LIMIT]
-                if len(chunk) == 1:
-                    await client.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)
-                    continue
-                try:
-                    await client.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
-                except TableTransactionError:
-                    # Azure rejects a transaction with two operations on one entity; fall back.
-                    for row in chunk:
-                        await client.upsert_entity(row, mode=UpdateMode.REPLACE)
+        await upsert_entities(self.tables[table], entities)
 
     # ------------------------------------------------------------ jobs
 
