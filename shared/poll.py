@@ -317,20 +317,27 @@ async def _store_jobs(
     ]
     limit = asyncio.Semaphore(_STORE_CONCURRENCY)
     days: set[str] = set()
+    by_time: list[dict[str, Any]] = []
+    job_days: list[dict[str, Any]] = []
 
     async def store_runs(plan: _JobWrite) -> None:
         async with limit:
             if not plan.new_runs:
                 return
-            await store.save_runs(plan.job, plan.new_runs)
+            stored = previous.get(job_key(plan.job["servicePrincipalId"], plan.job["jobId"]))
+            known = distinct_runs(stored.document) if stored is not None else []
+            by_time.extend(await store.save_runs(plan.job, plan.new_runs, known=known))
             if plan.moved_runs:
                 await store.delete_runs(plan.job, plan.moved_runs)
-            job_days = {run["timeBegan"][:10] for run in plan.new_runs + plan.moved_runs}
-            await store.refresh_job_days(plan.job, job_days)
-            days.update(job_days)
+            touched = {run["timeBegan"][:10] for run in plan.new_runs + plan.moved_runs}
+            job_days.extend(await store.count_job_days(plan.job, touched))
+            days.update(touched)
             record.runs_stored += len(plan.new_runs)
 
     await asyncio.gather(*(store_runs(plan) for plan in plans))
+    # Rows that share a partition across jobs go in batches of 100, not one call per job.
+    await store.save_runs_by_time(by_time)
+    await store.save_job_days(job_days)
     if days:
         await store.refresh_tenant_days(days)
     events = [event for plan in plans for event in job_transitions(_previous_document(previous, plan.job), plan.job)]

@@ -277,15 +277,22 @@ class Store:
             return previous
         return None
 
-    async def save_runs(self, job: Job, runs: Sequence[Execution]) -> list[Execution]:
-        """Store new or changed runs with their derived figures; returns what was stored."""
+    async def save_runs(
+        self, job: Job, runs: Sequence[Execution], known: Sequence[Execution] = ()
+    ) -> list[dict[str, Any]]:
+        """Store new or changed runs in Executions, with their derived figures. Returns their
+        RunsByTime rows, which share partitions across jobs: the caller writes them in batches
+        (`save_runs_by_time`). `known` are the job's runs from its stored state: the newest
+        of them older than a new run is its predecessor, so storage is asked only without one."""
         partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
         key = job_key(job["servicePrincipalId"], job["jobId"])
         stored: list[Execution] = []
+        candidates = sorted(known, key=lambda r: r["timeBegan"])
         for run in sorted(runs, key=lambda r: r["timeBegan"]):
-            previous = await self._previous_run(partition, run)
-            if stored and (previous is None or stored[-1]["timeBegan"] > previous["timeBegan"]):
-                previous = stored[-1]  # an older run of this same write, not stored yet
+            older = [r for r in [*candidates, *stored] if r["timeBegan"] < run["timeBegan"]]
+            previous = max(older, key=lambda r: r["timeBegan"]) if older else None
+            if previous is None:
+                previous = await self._previous_run(partition, run)
             stored.append(with_derived_figures(run, previous))
         executions, by_time = [], []
         for run in stored:
@@ -307,8 +314,10 @@ class Store:
                 }
             )
         await self._upsert_all("Executions", executions)
-        await self._upsert_all("RunsByTime", by_time)
-        return stored
+        return by_time
+
+    async def save_runs_by_time(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self._upsert_all("RunsByTime", rows)
 
     async def delete_runs(self, job: Job, runs: Sequence[Execution]) -> None:
         partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
@@ -345,9 +354,11 @@ class Store:
 
     # ------------------------------------------------------------ rollups
 
-    async def refresh_job_days(self, job: Job, days: Iterable[str]) -> None:
+    async def count_job_days(self, job: Job, days: Iterable[str]) -> list[dict[str, Any]]:
         """Recount the job's runs on each day from Executions: idempotent, so a repeated or
-        overlapping poll converges on the same rollup instead of counting a run twice."""
+        overlapping poll converges on the same rollup instead of counting a run twice.
+        Returns the JobDays rows; they share a partition per day across jobs, so the caller
+        writes them in batches (`save_job_days`)."""
         partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
         entities = []
         for day in sorted(set(days)):
@@ -375,8 +386,10 @@ class Store:
                     "countEscrowed": _int64(sum(run.get("countEscrowed") or 0 for run in runs)),
                 }
             )
-        for entity in entities:
-            await self.tables["JobDays"].upsert_entity(entity, mode=UpdateMode.REPLACE)
+        return entities
+
+    async def save_job_days(self, rows: Sequence[dict[str, Any]]) -> None:
+        await self._upsert_all("JobDays", rows)
 
     async def refresh_tenant_days(self, days: Iterable[str]) -> None:
         entities = []
