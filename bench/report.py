@@ -1,0 +1,655 @@
+"""Targets and the Markdown report, computed from the harness's results (a JSON-ready dict)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import statistics
+from typing import Any
+
+SCENARIOS: dict[str, str] = {
+    "first": "First poll (empty tables)",
+    "regular": "Regular poll (one cycle later: some runs are new)",
+    "noChange": "Poll that sees no change (clock not moved)",
+    "discovery": "Discovery poll (app only: every service principal read, nothing changed)",
+    "throttledFirst": "First poll, throttling on",
+    "throttledRegular": "Regular poll, throttling on",
+}
+ENDPOINTS = {
+    "summary": "`/api/v1/summary`",
+    "jobs": "`/api/v1/jobs`",
+    "executions": "`/api/v1/jobs/{sp}/{job}/executions`",
+}
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def num(value: float | int | None) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator == 0:
+        return None
+    return numerator / denominator
+
+
+def times(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f}x" if value < 100 else f"{value:,.0f}x"
+
+
+def _sizes(results: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return sorted(((int(n), size) for n, size in results["sizes"].items()), key=lambda item: item[0])
+
+
+def _pair(size: dict[str, Any], scenario: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    entry = size["scenarios"].get(scenario) or {}
+    return entry.get("app"), entry.get("baseline")
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _target(name: str, measured: str, met: bool | None) -> dict[str, Any]:
+    return {"name": name, "measured": measured, "met": met}
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    sizes = _sizes(results)
+    found: list[dict[str, Any]] = []
+
+    def per_size(scenario: str, key: str, minimum: float, label: str) -> None:
+        values = []
+        for n, size in sizes:
+            app, base = _pair(size, scenario)
+            if app and base:
+                values.append((n, ratio(base[key], app[key])))
+        met = bool(values) and all(v is not None and v >= minimum for _, v in values)
+        found.append(
+            _target(
+                label,
+                ", ".join(f"{times(v)} at {n:,} SPs" for n, v in values) or "not measured",
+                met if values else None,
+            )
+        )
+
+    per_size("regular", "graphRequests", 15, "A regular poll makes at least 15x fewer Graph requests than the baseline")
+    per_size("regular", "pollSeconds", 10, "A regular poll runs at least 10x faster than the baseline")
+
+    writes = [(n, app["dataEntitiesWritten"]) for n, size in sizes if (app := _pair(size, "noChange")[0])]
+    found.append(
+        _target(
+            "A poll that sees no change writes no data entity",
+            ", ".join(f"{w} at {n:,} SPs" for n, w in writes) or "not measured",
+            all(w == 0 for _, w in writes) if writes else None,
+        )
+    )
+
+    latency = []
+    for n, size in sizes:
+        api = size.get("api") or {}
+        if api.get("Nx"):
+            one, many = api["1x"]["endpoints"]["summary"], api["Nx"]["endpoints"]["summary"]
+            latency.append((n, ratio(many["p50ms"], one["p50ms"]), _history_multiple(api)))
+    found.append(
+        _target(
+            f"Summary latency (p50) at {results['options']['history_multiplier']}x stored history is within 1.5x of 1x",
+            ", ".join(f"{times(r)} at {n:,} SPs ({times(h)} history)" for n, r, h in latency) or "not measured",
+            all(r is not None and r <= 1.5 for _, r, _ in latency) if latency else None,
+        )
+    )
+
+    cold = results.get("coldStart") or {}
+    answers = [run["firstAnswerSeconds"] for run in cold.get("runs", [])]
+    if answers:
+        median = statistics.median(answers)
+        found.append(
+            _target(
+                "The first HTTP answer after importing function_app comes within 1 s",
+                f"{median:.3f} s (median of {len(answers)}, worst {max(answers):.3f} s)",
+                median <= 1.0,
+            )
+        )
+    else:
+        found.append(
+            _target("The first HTTP answer after importing function_app comes within 1 s", "not measured", None)
+        )
+
+    growth = []
+    for scenario in ("first", "regular"):
+        for (n1, small), (n2, large) in itertools.pairwise(sizes):
+            a1, a2 = _pair(small, scenario)[0], _pair(large, scenario)[0]
+            if a1 and a2:
+                growth.append((scenario, n1, n2, ratio(a2["peakRssMB"], a1["peakRssMB"]), n2 / n1))
+    found.append(
+        _target(
+            "Peak memory of a poll grows less than linearly with the tenant's size",
+            "; ".join(
+                f"{scenario} poll {n1:,}→{n2:,} SPs ({times(k)}): {times(r)}" for scenario, n1, n2, r, k in growth
+            )
+            or "needs two sizes",
+            all(r is not None and r < k for *_, r, k in growth) if growth else None,
+        )
+    )
+    return found
+
+
+def _history_multiple(api: dict[str, Any]) -> float | None:
+    if not api.get("Nx"):
+        return None
+    return ratio(api["Nx"]["executionsStored"], api["1x"]["executionsStored"])
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> str:
+    align = align or ("l" + "r" * (len(header) - 1))
+    marks = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+_WORSE = {"fewer": "more", "faster": "slower"}
+
+
+def _cell(app: float | None, base: float | None, better: str | None = None) -> str:
+    """`app / baseline (Nx fewer)`, or `(Nx more)` when the app is the costlier one."""
+    text = f"{num(app)} / {num(base)}" if base is not None else num(app)
+    factor = ratio(base, app)
+    if better and factor is not None:
+        text += f" ({times(factor)} {better})" if factor >= 1 else f" ({times(1 / factor)} {_WORSE[better]})"
+    elif better and base is not None and app == 0:
+        text += " (app: none)"
+    return text
+
+
+def _size_label(n: int, size: dict[str, Any]) -> str:
+    return f"{n:,} ({num(size.get('servicePrincipalsWithJobs'))} / {num(size.get('jobs'))})"
+
+
+def poll_table(results: dict[str, Any], scenario: str) -> str | None:
+    rows = []
+    throttled = scenario.startswith("throttled")
+    for n, size in _sizes(results):
+        app, base = _pair(size, scenario)
+        if app is None:
+            continue
+        b = base or {}
+        row = [
+            _size_label(n, size),
+            _cell(app["graphRequests"], b.get("graphRequests"), "fewer"),
+            _cell(app["tableOperations"], b.get("tableOperations"), "fewer"),
+            _cell(app["entitiesWritten"], b.get("entitiesWritten"), "fewer"),
+            _cell(app["pollSeconds"], b.get("pollSeconds"), "faster"),
+            _cell(app["peakRssMB"], b.get("peakRssMB")),
+        ]
+        if throttled:
+            row.insert(2, _cell(app["throttledResponses"], b.get("throttledResponses")))
+        status = {app["status"], b.get("status", app["status"])}
+        if status != {"succeeded"}:
+            row[0] += " ⚠ " + "/".join(sorted(str(s) for s in status))
+        rows.append(row)
+    if not rows:
+        return None
+    header = [
+        "SPs (with jobs / jobs)",
+        "Graph requests: app / naive",
+        "Table operations: app / naive",
+        "Entities written: app / naive",
+        "Poll time s: app / naive",
+        "Peak RSS MB: app / naive",
+    ]
+    if throttled:
+        header.insert(2, "429s served: app / naive")
+    return _table(header, rows)
+
+
+def growth_table(results: dict[str, Any]) -> str | None:
+    sizes = _sizes(results)
+    rows = []
+    for scenario in ("first", "regular", "noChange", "throttledRegular"):
+        for which in ("app", "baseline"):
+            for (n1, small), (n2, large) in itertools.pairwise(sizes):
+                a = (small["scenarios"].get(scenario) or {}).get(which)
+                b = (large["scenarios"].get(scenario) or {}).get(which)
+                if not a or not b:
+                    continue
+                rows.append(
+                    [
+                        SCENARIOS[scenario].split(" (")[0],
+                        "app" if which == "app" else "naive",
+                        f"{n1:,} → {n2:,} ({times(n2 / n1)})",
+                        times(ratio(b["graphRequests"], a["graphRequests"])),
+                        times(ratio(b["tableOperations"], a["tableOperations"])),
+                        times(ratio(b["entitiesWritten"], a["entitiesWritten"])),
+                        times(ratio(b["pollSeconds"], a["pollSeconds"])),
+                        times(ratio(b["peakRssMB"], a["peakRssMB"])),
+                        times(ratio(b["pollRssIncrementMB"], a["pollRssIncrementMB"])),
+                    ]
+                )
+    if not rows:
+        return None
+    header = [
+        "poll",
+        "",
+        "SPs",
+        "Graph requests",
+        "Table operations",
+        "Entities written",
+        "Poll time",
+        "Peak RSS",
+        "RSS growth during the poll",
+    ]
+    return _table(header, rows, "llr" + "r" * 6)
+
+
+def no_change_table(results: dict[str, Any]) -> str | None:
+    rows = []
+    for n, size in _sizes(results):
+        app, base = _pair(size, "noChange")
+        if app is None:
+            continue
+        writes = app["tables"]["byTable"].get("write", {})
+        rows.append(
+            [
+                _size_label(n, size),
+                num(app["dataEntitiesWritten"]),
+                ", ".join(f"{table} {count}" for table, count in writes.items()) or "none",
+                num(base["dataEntitiesWritten"]) if base else "not run",
+                _cell(app["tableOperations"], base["tableOperations"] if base else None, "fewer"),
+                _cell(app["graphRequests"], base["graphRequests"] if base else None, "fewer"),
+            ]
+        )
+    if not rows:
+        return None
+    header = [
+        "SPs (with jobs / jobs)",
+        "Data entities written: app",
+        "App writes by table",
+        "Data entities: naive",
+        "Table operations: app / naive",
+        "Graph requests: app / naive",
+    ]
+    return _table(header, rows, "lrlrrr")
+
+
+def discovery_table(results: dict[str, Any]) -> str | None:
+    rows = []
+    for n, size in _sizes(results):
+        app = _pair(size, "discovery")[0]
+        if app is None:
+            continue
+        naive = _pair(size, "regular")[1]
+        writes = app["tables"]["byTable"].get("write", {})
+        rows.append(
+            [
+                _size_label(n, size),
+                _cell(app["graphRequests"], naive["graphRequests"] if naive else None, "fewer"),
+                num(app["graphBatchItems"]),
+                num(app["tableOperations"]),
+                ", ".join(f"{table} {count}" for table, count in writes.items()) or "none",
+                _cell(app["pollSeconds"], naive["pollSeconds"] if naive else None, "faster"),
+                num(app["peakRssMB"]),
+            ]
+        )
+    if not rows:
+        return None
+    header = [
+        "SPs (with jobs / jobs)",
+        "Graph requests: app / naive regular poll",
+        "Batch items",
+        "Table operations",
+        "Writes by table",
+        "Poll time s: app / naive regular poll",
+        "Peak RSS MB",
+    ]
+    return _table(header, rows, "lrrrlrr")
+
+
+def latency_table(results: dict[str, Any]) -> str | None:
+    rows = []
+    for n, size in _sizes(results):
+        api = size.get("api")
+        if not api:
+            continue
+        one, many = api["1x"], api.get("Nx")
+        for key, label in ENDPOINTS.items():
+            a = one["endpoints"].get(key)
+            if a is None:
+                continue
+            b = many["endpoints"].get(key) if many else None
+            stored_1 = one["jobExecutionsStored"] if key == "executions" else one["executionsStored"]
+            stored_n = (
+                (many["jobExecutionsStored"] if key == "executions" else many["executionsStored"]) if many else None
+            )
+            rows.append(
+                [
+                    f"{n:,}",
+                    label,
+                    num(stored_1),
+                    f"{num(a['p50ms'])} / {num(a['p95ms'])}",
+                    num(stored_n),
+                    f"{num(b['p50ms'])} / {num(b['p95ms'])}" if b else "not measured",
+                    times(ratio(b["p50ms"], a["p50ms"])) if b else "–",
+                    times(ratio(b["p95ms"], a["p95ms"])) if b else "–",
+                    f"{num(a['bytes'])} / {num(b['bytes'])}" if b else num(a["bytes"]),
+                ]
+            )
+    if not rows:
+        return None
+    header = [
+        "SPs",
+        "endpoint",
+        "runs stored (1x)",
+        "1x p50 / p95 ms",
+        "runs stored (Nx)",
+        "Nx p50 / p95 ms",
+        "p50 Nx/1x",
+        "p95 Nx/1x",
+        "body bytes 1x / Nx",
+    ]
+    return _table(header, rows, "llrrrrrrr")
+
+
+def cold_table(results: dict[str, Any]) -> str | None:
+    cold = results.get("coldStart")
+    if not cold:
+        return None
+    rows = []
+    for i, run in enumerate(cold["runs"], start=1):
+        rows.append(
+            [
+                str(i),
+                num(run["importSeconds"]),
+                num(run["firstAnswerSeconds"]),
+                str(run["status"]),
+                num((run.get("rssAfterImportKB") or 0) / 1024),
+                num((run.get("peakRssKB") or 0) / 1024),
+                "yes" if run["msgraphAfterImport"] else "no",
+                "yes" if run["msgraphAfterAnswer"] else "no",
+                num(run["processSeconds"]),
+            ]
+        )
+    runs = cold["runs"]
+    rows.append(
+        [
+            "median",
+            num(statistics.median(r["importSeconds"] for r in runs)),
+            num(statistics.median(r["firstAnswerSeconds"] for r in runs)),
+            "",
+            num(statistics.median((r.get("rssAfterImportKB") or 0) / 1024 for r in runs)),
+            num(statistics.median((r.get("peakRssKB") or 0) / 1024 for r in runs)),
+            "",
+            "",
+            num(statistics.median(r["processSeconds"] for r in runs)),
+        ]
+    )
+    header = [
+        "run",
+        "import function_app s",
+        "first answer after import s",
+        "status",
+        "RSS after import MB",
+        "peak RSS MB",
+        "msgraph after import",
+        "msgraph after answer",
+        "process s (spawn → exit)",
+    ]
+    text = _table(header, rows, "lrrrrrllr")
+    serve = cold.get("serve") or []
+    if serve:
+        text += "\n" + _table(
+            ["`python -m shared serve`", "spawn → first 200 of /api/v1/summary s", "server peak RSS MB"],
+            [[str(i), num(s["seconds"]), num((s.get("peakRssKB") or 0) / 1024)] for i, s in enumerate(serve, 1)],
+        )
+    return text
+
+
+def details_table(results: dict[str, Any]) -> str:
+    rows = []
+    for n, size in _sizes(results):
+        for scenario in SCENARIOS:
+            for which in ("app", "baseline"):
+                m = (size["scenarios"].get(scenario) or {}).get(which)
+                if not m:
+                    continue
+                writes = m["tables"]["byTable"].get("write", {})
+                rows.append(
+                    [
+                        f"{n:,}",
+                        scenario,
+                        "app" if which == "app" else "naive",
+                        str(m["status"]),
+                        num(m["graphRequests"]),
+                        num(m["graphBatchItems"]),
+                        num(m["throttledResponses"]),
+                        num(m["tableRequests"]),
+                        num(m["tableOperations"]),
+                        ", ".join(f"{t} {c}" for t, c in writes.items()) or "none",
+                        num(m["pollSeconds"]),
+                        num(m["processSeconds"]),
+                        num(m["peakRssMB"]),
+                        num(m["pollRssIncrementMB"]),
+                    ]
+                )
+    header = [
+        "SPs",
+        "poll",
+        "",
+        "status",
+        "Graph req",
+        "batch items",
+        "429s",
+        "Table HTTP req",
+        "Table ops",
+        "writes by table",
+        "poll s",
+        "process s (with warm-up)",
+        "peak RSS MB",
+        "RSS growth MB",
+    ]
+    return _table(header, rows, "lllllrrrrlrrrr".replace("lllll", "llllr"))
+
+
+# ---------------------------------------------------------------- the document
+
+
+def _calibration(calibration: dict[str, Any] | None) -> str:
+    if not calibration:
+        return "not measured"
+    return (
+        f"one Azurite upsert (1 kB, through the counting proxy) takes {num(calibration['tableUpsertMs'])} ms in "
+        f"sequence and {num(calibration['tableUpsertMsAt8Concurrent'])} ms of wall time each with 8 in flight; "
+        f"one Graph emulator round trip, with the configured latency, {num(calibration['graphRoundTripMs'])} ms"
+    )
+
+
+def _foreign(machine: dict[str, Any]) -> str:
+    load = machine.get("foreignLoad") or {}
+    if load.get("meanCores") is None:
+        return "not measured"
+    return (
+        f"{load['meanCores']:.2f} cores on average, {load['peakCores']:.2f} at most (2 s samples of /proc; "
+        "anything above ~0.1 means other work shared the machine and times are pessimistic)"
+    )
+
+
+def render(results: dict[str, Any]) -> str:
+    options, machine = results["options"], results["machine"]
+    sizes = [n for n, _ in _sizes(results)]
+    out: list[str] = []
+    add = out.append
+    add("# Benchmarks\n")
+    add(
+        "Generated by the benchmark command; do not edit by hand, re-run it:\n\n"
+        "```bash\n"
+        "bench/run.sh                 # the full run: sizes 500 and 2000, Graph latency 40 ms\n"
+        "bench/run.sh --quick         # about 5 minutes: sizes 100 and 400\n"
+        "bench/run.sh --sizes 500,2000,10000 --latency-ms 40   # any sizes / latency; --help lists every option\n"
+        "```\n\n"
+        "`bench/run.sh` installs what is missing (`scripts/setup.sh`) and runs `.venv/bin/python -m bench`; "
+        "it writes this file and every figure as JSON (`--json`, default `bench/results/latest.json`). "
+        "CI runs only a tiny smoke size (`tests/test_bench_smoke.py`).\n"
+    )
+    add(f"This run: `{options['command']}`, {results['totalSeconds'] / 60:.1f} min, {machine['date']}.\n")
+    add("## Machine and settings\n")
+    add(
+        _table(
+            ["", ""],
+            [
+                ["CPU", f"{machine['cpu']}, {machine['cores']} cores"],
+                ["Memory", f"{machine['memoryGiB']} GiB"],
+                ["OS", str(machine["os"])],
+                ["Python / Node / Azurite", f"{machine['python']} / {machine['node']} / {machine['azurite']}"],
+                ["Other processes' CPU during the run", _foreign(machine)],
+                ["Calibration", _calibration(results.get("calibration"))],
+                [
+                    "App code",
+                    f"commit {machine['commit']}"
+                    + (" with uncommitted changes in shared/" if machine.get("appCodeModified") else ""),
+                ],
+                ["Tenant sizes (service principals)", ", ".join(f"{n:,}" for n in sizes)],
+                ["Share with jobs, seed", f"{options['job_ratio']:.0%}, {options['seed']}"],
+                ["Graph latency", f"{options['latency_ms']} ms per HTTP request (a `$batch` is one request)"],
+                ["Cycle between first and regular poll", f"{options['cycle_seconds'] // 60} min of emulator time"],
+                [
+                    "Throttling on",
+                    f"every {options['throttle_every']}th Graph read under `/servicePrincipals` (page or job "
+                    "read, standalone or in a batch) answered 429 with "
+                    f"`Retry-After: {options['throttle_retry_after']}`",
+                ],
+                ["API samples", f"{options['api_samples']} per endpoint after 3 warm-up requests"],
+            ],
+            "ll",
+        )
+    )
+    if max(sizes) < 10_000:
+        add(
+            "\nThe 10,000-SP size is supported (`--sizes 500,2000,10000`) but not part of the default run: the "
+            "naive baseline alone needs about 7.5 minutes a poll at that size (10,000 reads in sequence at "
+            f"{options['latency_ms']} ms), which takes the run far past 25 minutes on this machine.\n"
+        )
+    skipped = [n for n in sizes if n > options["baseline_full_max_sps"]]
+    if skipped:
+        add(
+            f"\nAbove {options['baseline_full_max_sps']:,} service principals the baseline runs only its first and "
+            "regular polls (it has no change detection, so its no-change poll costs what its regular poll "
+            "costs); `--baseline-full-max-sps` changes that.\n"
+        )
+    add("\n## Targets\n")
+    add(
+        _table(
+            ["target", "measured", "met"],
+            [
+                [
+                    t["name"],
+                    t["measured"],
+                    "not measured" if t["met"] is None else ("**yes**" if t["met"] else "**no**"),
+                ]
+                for t in results["targets"]
+            ],
+            "lll",
+        )
+    )
+    add(
+        "\nEach cell below reads `app / naive`; the factor in brackets is naive ÷ app (how many times fewer "
+        "or faster the app is). *Naive* is the baseline in `bench/baseline.py`. The first column gives the "
+        "tenant's service principals (those with jobs / jobs).\n"
+    )
+    add("\n## Polls\n")
+    for scenario, title in SCENARIOS.items():
+        if scenario == "discovery":
+            table = discovery_table(results)
+        elif scenario == "noChange":
+            table = no_change_table(results)
+        else:
+            table = poll_table(results, scenario)
+        if table:
+            add(f"\n### {title}\n\n{table}")
+    growth = growth_table(results)
+    if growth:
+        add(
+            "\n## Growth with the tenant (each size against the next smaller one)\n\n"
+            "A factor below the size factor grows less than linearly.\n\n" + growth
+        )
+    latency = latency_table(results)
+    if latency:
+        mult = options["history_multiplier"]
+        add(
+            f"\n## API latency, 1x and {mult}x stored history (N = {mult})\n\n"
+            "Over real HTTP to `python -m shared serve` (uvicorn) on loopback, one request at a time on a keep-alive "
+            "connection, whole body read. 1x is the history the first and regular polls stored; the Nx history "
+            f"is grown by further polls ({3 * options['cycle_seconds'] // 60} min of emulator time apart) until the "
+            f"stored runs reach {mult}x. The executions endpoint reads the job with the shortest schedule "
+            "(default `top`, 100).\n\n" + latency
+        )
+        for n, size in _sizes(results):
+            history = (size.get("api") or {}).get("history")
+            if history:
+                add(
+                    f"\nAt {n:,} SPs the history took {history['polls']} polls ({num(history['seconds'])} s), "
+                    f"storing {history['runsStored']:,} runs."
+                )
+        not_grown = [n for n, size in _sizes(results) if size.get("api") and not size["api"].get("Nx")]
+        if not_grown and mult > 1:
+            add(
+                f"\nHistory is grown only at sizes up to `--history-max-sps` ({options['history_max_sps']:,}), "
+                f"so not at {', '.join(f'{n:,}' for n in not_grown)} SPs: every stored run is several Table writes, "
+                "and Azurite takes them one at a time (see Calibration), so growing 2,000 SPs to 10x takes about "
+                "12 minutes on this machine. `--history-max-sps 2000` includes it."
+            )
+        add("\n")
+    cold = cold_table(results)
+    if cold:
+        add(
+            "\n## Cold start\n\n"
+            "A fresh process times `import function_app`, then hands `GET /api/v1/summary` to the app's HTTP "
+            "function (`http_app_func`) the way the Functions host does (an `azure.functions.HttpRequest` "
+            "through its ASGI middleware), against the tables of the "
+            f"{results['coldStart'].get('servicePrincipals', 0):,}-SP run; `bench/coldstart.py`. The second table "
+            "times the same over real HTTP from spawning `python -m shared serve`.\n\n" + cold
+        )
+    add(
+        "\n## How each figure is measured\n\n"
+        "- **Graph requests**: the emulator's own counters (`stats()['requests']`, reset before each poll): "
+        "top-level HTTP requests, retries included, a `$batch` counting once (its items are in *batch items*). "
+        "Independent of the app's own counters.\n"
+        "- **Table operations**: a counting TCP proxy in front of Azurite (`bench/table_counter.py`) parses "
+        "every request the poll sends; each operation inside a `$batch` counts once (so *operations* ≥ *Table HTTP "
+        "requests*). *Entities written* are upserts, inserts and merges; *data entities* exclude the poll record "
+        "(`Polls`). The API server and the history-growing polls bypass the proxy.\n"
+        "- **Poll time**: wall time around the poll call inside the poll's own process (`bench/child.py`), "
+        "warm, as in a Functions worker that has polled before: the app's child first polls one pinned service "
+        "principal into other tables (loading msgraph and every lazily imported module and code path), then "
+        "waits while the harness resets its counters. The baseline's child imports its modules likewise. "
+        "*process s* (details) is the whole child, spawn to exit, with Python start, imports and warm-up; "
+        "the cold cost of the app's imports is under Cold start.\n"
+        "- **Peak RSS**: the poll process's own high-water mark (VmHWM in `/proc/self/status`, read as it ends; "
+        "not `wait4`'s `ru_maxrss`, which on Linux starts from the forking parent's RSS). *RSS growth during the "
+        "poll* is that VmHWM minus its VmRSS just before the poll started (after the warm-up): what the poll "
+        "itself added.\n"
+        "- **Regular poll**: the emulator clock (frozen otherwise) is moved one cycle after the first poll, so "
+        "runs finished in that cycle are new. **No-change poll**: the same poll again with the clock unmoved. "
+        "Both implementations poll the same tenant state, each into its own tables (`TABLE_PREFIX`).\n"
+        "- **Naive baseline** (`bench/baseline.py`): `httpx` straight to Graph, the service principals "
+        "enumerated 999 a page, then one GET of `/synchronization/jobs` per service principal in sequence; "
+        "`azure-data-tables` with one `upsert_entity` per job and per distinct run; a 429 waits its "
+        "Retry-After; no change detection.\n"
+    )
+    add("\n## Every poll\n\n" + details_table(results))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(part.rstrip("\n") + "\n" for part in out))
