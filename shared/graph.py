@@ -58,7 +58,8 @@ PAGE_SIZE = 999  # Graph's maximum $top for servicePrincipals
 _RETRYABLE_ITEM = frozenset({429, 503, 504})
 _ITEM_ATTEMPTS = 5
 _TRANSPORT_ATTEMPTS = 3
-_ERROR_MAP: dict[str, Any] = {"XXX": ODataError}
+# Graph error bodies parse as ODataError for any 4xx or 5xx status.
+_ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 _NO_BATCH_STATUSES = frozenset({404, 405, 501})
 
 
