@@ -40,7 +40,7 @@ from shared.events import EVENT_KINDS, Event
 from shared.normalize import Execution, Job
 from shared.process_cache import ProcessCache
 from shared.settings import Settings, StorageSettings
-from shared.timestamps import isoformat_utc, timestamp_ticks
+from shared.timestamps import timestamp_ticks
 
 TRANSACTION_LIMIT = 100  # Azure's maximum operations in one entity group transaction
 _MAX_TICKS = 3_155_378_975_999_999_999  # 9999-12-31T23:59:59.9999999Z
@@ -129,14 +129,6 @@ def with_derived_figures(run: Execution, previous: Execution | None) -> Executio
     before = previous["countEscrowed"] if previous is not None else None
     delta = escrowed - before if escrowed is not None and before is not None else None
     return {**run, "escrowDelta": delta}
-
-
-def _day_bounds(day: str) -> tuple[str, str]:
-    """RowKey range [low, high) of the Executions rows whose run began on `day`."""
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    first = timestamp_ticks(isoformat_utc(start))
-    after = timestamp_ticks(isoformat_utc(start + timedelta(days=1)))
-    return f"{_MAX_TICKS - after + 1:019d}", f"{_MAX_TICKS - first + 1:019d}"
 
 
 @dataclass(frozen=True)
@@ -268,14 +260,9 @@ class Store:
 
     async def _previous_run(self, partition: str, run: Execution) -> Execution | None:
         """The job's stored run just before `run` (the next row: rows sort newest first)."""
-        async for entity in self.tables["Executions"].query_entities(
-            "PartitionKey eq @pk and RowKey gt @rk",
-            parameters={"pk": partition, "rk": execution_row_key(run)},
-            results_per_page=1,
-        ):
-            previous: Execution = unpack_document(entity)
-            return previous
-        return None
+        filter_, parameters = run_filter(since=None, until=None, after_row_key=execution_row_key(run))
+        rows, _ = await self._read_page("Executions", filter_, {**parameters, "pk": partition}, top=1)
+        return unpack_document(rows[0]) if rows else None
 
     async def save_runs(
         self, job: Job, runs: Sequence[Execution], known: Sequence[Execution] = ()
@@ -333,24 +320,7 @@ class Store:
         self, service_principal_id: str, job_id: str, *, top: int, after_row_key: str | None = None
     ) -> tuple[list[Execution], str | None]:
         """Newest first; returns the page and the RowKey to continue after (None at the end)."""
-        filter_ = "PartitionKey eq @pk"
-        parameters: dict[str, Any] = {"pk": self._executions_partition(service_principal_id, job_id)}
-        if after_row_key is not None:
-            filter_ += " and RowKey gt @after"
-            parameters["after"] = after_row_key
-        page: list[dict[str, Any]] = []
-        try:
-            async for entity in self.tables["Executions"].query_entities(
-                filter_, parameters=parameters, results_per_page=min(top + 1, 1000)
-            ):
-                page.append(entity)
-                if len(page) > top:
-                    break
-        except ResourceNotFoundError:
-            return [], None
-        more = len(page) > top
-        page = page[:top]
-        return [unpack_document(row) for row in page], (page[-1]["RowKey"] if more else None)
+        return await self.executions_page(service_principal_id, job_id, top=top, after_row_key=after_row_key)
 
     # ------------------------------------------------------------ rollups
 
@@ -362,12 +332,9 @@ class Store:
         partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
         entities = []
         for day in sorted(set(days)):
-            low, high = _day_bounds(day)
-            rows = await self._query(
-                "Executions",
-                "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
-                {"pk": partition, "low": low, "high": high},
-            )
+            start = datetime.fromisoformat(day).replace(tzinfo=UTC)
+            filter_, parameters = run_filter(since=start, until=start + timedelta(days=1))
+            rows = await self._query("Executions", filter_, {**parameters, "pk": partition})
             runs = [unpack_document(row) for row in rows]
             by_state: dict[str, int] = {}
             for run in runs:
