@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -223,7 +223,36 @@ def _window(since: str | None, until: str | None) -> tuple[datetime | None, date
     return start, end
 
 
-def _next_link(request: Request, token: str, **params: Any) -> str:
+def _is_feed_position(position: Any) -> bool:
+    """The failure feed's position: a day, and the RowKey to continue after on it (or None)."""
+    if not isinstance(position, dict):
+        return False
+    day, after = position.get("d"), position.get("a")
+    return (
+        isinstance(day, str)
+        and bool(_DAY.match(day))
+        and (after is None or (isinstance(after, str) and bool(_ROW_KEY.match(after))))
+    )
+
+
+async def _resume(
+    store: Store, endpoint: str, query: dict[str, Any], continuation: str | None, valid: Callable[[Any], bool]
+) -> Any:
+    """Where a page continues: the position a token of this endpoint and query carries
+    (None without a token); a forged, moved or malformed one is a 400."""
+    if continuation is None:
+        return None
+    position = redeem(await store.api_signing_key(), endpoint, query, continuation)
+    if not valid(position):
+        raise ContinuationError
+    return position
+
+
+async def _next_link(
+    request: Request, store: Store, endpoint: str, query: dict[str, Any], position: Any, **params: Any
+) -> str:
+    """This URL with a signed token for the next page (and `params` pinned)."""
+    token = issue(await store.api_signing_key(), endpoint, query, position)
     return str(request.url.include_query_params(**params, continuation=token))
 
 
@@ -316,16 +345,15 @@ async def list_jobs(
         "order": order,
     }
     count = len(jobs)
-    if continuation is not None:
-        after = redeem(await store.api_signing_key(), "jobs", query, continuation)
-        if not (isinstance(after, list) and all(isinstance(part, str) for part in after)):
-            raise ContinuationError
+    after = await _resume(
+        store, "jobs", query, continuation, lambda p: isinstance(p, list) and all(isinstance(x, str) for x in p)
+    )
+    if after is not None:
         jobs = [job for job in jobs if (key(job) < after if descending else key(job) > after)]
     page = jobs[:top]
     next_link = None
     if len(jobs) > top:
-        token = issue(await store.api_signing_key(), "jobs", query, key(page[-1]))
-        next_link = _next_link(request, token, top=top)
+        next_link = await _next_link(request, store, "jobs", query, key(page[-1]), top=top)
     return {"value": page, "count": count, "nextLink": next_link}
 
 
@@ -378,19 +406,15 @@ async def list_executions(
         "to": instant_text(end) if end else None,
         "state": states,
     }
-    after = None
-    if continuation is not None:
-        after = redeem(await store.api_signing_key(), "jobExecutions", query, continuation)
-        if not (isinstance(after, str) and _ROW_KEY.match(after)):
-            raise ContinuationError
+    after = await _resume(
+        store, "jobExecutions", query, continuation, lambda p: isinstance(p, str) and bool(_ROW_KEY.match(p))
+    )
     page, next_after = await store.executions_page(
         servicePrincipalId, jobId, top=top, since=start, until=end, states=states, after_row_key=after
     )
     next_link = None
     if next_after is not None:
-        next_link = _next_link(
-            request, issue(await store.api_signing_key(), "jobExecutions", query, next_after), top=top
-        )
+        next_link = await _next_link(request, store, "jobExecutions", query, next_after, top=top)
     return _page_response(request, format_, {"value": page, "nextLink": next_link}, with_job=False)
 
 
@@ -421,15 +445,8 @@ async def list_tenant_executions(
         raise _empty_window(start, end)
     states = _states(state)
     query = {"from": instant_text(start), "to": instant_text(end), "state": states}
-    at_day, after = None, None
-    if continuation is not None:
-        position = redeem(await store.api_signing_key(), "executions", query, continuation)
-        at_day = position.get("d") if isinstance(position, dict) else None
-        after = position.get("a") if isinstance(position, dict) else None
-        if not (isinstance(at_day, str) and _DAY.match(at_day)) or not (
-            after is None or (isinstance(after, str) and _ROW_KEY.match(after))
-        ):
-            raise ContinuationError
+    position = await _resume(store, "executions", query, continuation, _is_feed_position) or {}
+    at_day, after = position.get("d"), position.get("a")
     first_day, last_day = start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()
     # Only days whose rollup counts matching runs are read; the window's last day always is,
     # as its rollup may trail the runs of a poll that is writing right now.
@@ -459,8 +476,9 @@ async def list_tenant_executions(
             break
     next_link = None
     if next_position is not None:
-        token = issue(await store.api_signing_key(), "executions", query, next_position)
-        next_link = _next_link(request, token, top=top, **{"from": query["from"], "to": query["to"]})
+        next_link = await _next_link(
+            request, store, "executions", query, next_position, top=top, **{"from": query["from"], "to": query["to"]}
+        )
     body = {"value": page, "nextLink": next_link, "window": {"from": query["from"], "to": query["to"]}}
     return _page_response(request, format_, body, with_job=True)
 
