@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import httpx
 
+from devtools.azurite import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -70,13 +72,7 @@ class ApiServer:
     def stop(self) -> None:
         self.client.close()
         self._stderr.close()
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def get_json(self, path: str) -> Any:

@@ -21,7 +21,8 @@ from urllib.parse import quote
 
 import httpx
 
-from devtools.azurite import ROOT, AzuriteServer, free_port, wait_for_port
+from bench.api_latency import percentile
+from devtools.azurite import ROOT, AzuriteServer, free_port, stop_process, wait_for_port
 from devtools.graph_emulator import DEMO_TENANT_ID, EmulatorServer, demo_tenant
 
 
@@ -34,11 +35,6 @@ class Results:
     def add(self, name: str, seconds: float, status: int) -> None:
         self.latencies.setdefault(name, []).append(seconds)
         self.statuses[status] = self.statuses.get(status, 0) + 1
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
 def _poll(env: dict[str, str]) -> None:
@@ -92,8 +88,8 @@ def report(results: Results, elapsed: float, clients: int) -> str:
     ]
     for name, values in sorted(results.latencies.items()):
         lines.append(
-            f"| {name} | {len(values)} | {percentile(values, 0.5) * 1000:.0f} | {percentile(values, 0.95) * 1000:.0f}"
-            f" | {percentile(values, 0.99) * 1000:.0f} | {max(values) * 1000:.0f} |"
+            f"| {name} | {len(values)} | {percentile(values, 50) * 1000:.0f} | {percentile(values, 95) * 1000:.0f}"
+            f" | {percentile(values, 99) * 1000:.0f} | {max(values) * 1000:.0f} |"
         )
     return "\n".join(lines)
 
@@ -134,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 _load(f"http://127.0.0.1:{port}", args.clients, args.seconds, args.max_requests)
             )
         finally:
-            server.terminate()
-            server.wait(10)
+            stop_process(server)
     print(report(results, elapsed, args.clients))
     failed = results.errors or any(status >= 500 for status in results.statuses)
     return 1 if failed else 0

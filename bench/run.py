@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 from bench import api_latency, report  # noqa: E402
 from bench.machine import ForeignLoad, machine_info  # noqa: E402
 from bench.table_counter import TableCounter  # noqa: E402
-from devtools.azurite import AzuriteServer, free_port  # noqa: E402
+from devtools.azurite import AzuriteServer, free_port, stop_process  # noqa: E402
 from devtools.graph_emulator import EmulatorControl, generated_tenant  # noqa: E402
 
 DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
@@ -171,13 +171,7 @@ class EmulatorProcess(EmulatorControl):
 
     def stop(self) -> None:
         self.close()
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
 

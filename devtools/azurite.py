@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
@@ -40,6 +41,18 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes] | 
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop_process(process: subprocess.Popen[Any] | None, stop_signal: int = signal.SIGTERM) -> None:
+    """Ask a child process to stop, wait up to 10 s, then kill it."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(stop_signal)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class AzuriteServer:
@@ -89,14 +102,8 @@ class AzuriteServer:
         return self
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            # SIGINT is Azurite's graceful stop: it saves its data (autosaved only every 5 s).
-            self._process.send_signal(signal.SIGINT)
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        # SIGINT is Azurite's graceful stop: it saves its data (autosaved only every 5 s).
+        stop_process(self._process, signal.SIGINT)
         self._process = None
 
     def close(self) -> None:
