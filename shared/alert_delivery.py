@@ -41,6 +41,7 @@ from shared.alert_store import (
     update_delivery,
 )
 from shared.alerts import AlertConfig, evaluate, job_label
+from shared.health import DEFAULT_RULES, HealthRules
 from shared.settings import AlertSettings, Settings, SettingsError, load_alert_settings
 from shared.store import Store, open_store, unpack_document
 from shared.timestamps import isoformat_utc, parse_timestamp
@@ -75,7 +76,7 @@ def targets_of(settings: AlertSettings) -> list[Target]:
     return targets
 
 
-def alert_config(settings: AlertSettings) -> AlertConfig:
+def alert_config(settings: AlertSettings, health: HealthRules = DEFAULT_RULES) -> AlertConfig:
     return AlertConfig(
         rules=settings.rules,
         reminder_hours=settings.reminder_hours,
@@ -83,6 +84,8 @@ def alert_config(settings: AlertSettings) -> AlertConfig:
         failing_after=settings.failing_after,
         object_drop_percent=settings.object_drop_percent,
         object_drop_accept_hours=settings.object_drop_accept_hours,
+        confirm_minutes=settings.confirm_minutes,
+        health=health,
     )
 
 
@@ -446,6 +449,7 @@ async def run_alerts(
     *,
     now: datetime | None = None,
     policy: DeliveryPolicy | None = None,
+    health: HealthRules = DEFAULT_RULES,
 ) -> dict[str, Any]:
     """Evaluate every job's alerts as of `now` (default: the current time), queue the
     notifications and deliver what is due. Returns a summary for the poll record."""
@@ -464,7 +468,7 @@ async def run_alerts(
             rows.memories,
             mutes,
             now=now,
-            config=alert_config(settings),
+            config=alert_config(settings, health),
             tenant_id=store.tenant_id,
         )
         targets = targets_of(settings)
@@ -509,7 +513,7 @@ async def alerts_after_poll(
     try:
         store = store or open_store(settings)
         alert_settings = load_alert_settings()
-        section = await run_alerts(store, alert_settings)
+        section = await run_alerts(store, alert_settings, health=settings.health_rules)
     except SettingsError as error:
         section = {"status": "failed", "error": f"configuration: {error}"}
     except Exception as error:  # storage down, a bug: the poll's own result stands

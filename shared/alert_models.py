@@ -7,7 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RuleName = Literal["quarantined", "failing", "stale", "escrowsNearThreshold", "paused", "objectCountDrop", "removed"]
+RuleName = Literal[
+    "quarantined",
+    "failing",
+    "stale",
+    "firstCycleNotFinished",
+    "escrowsNearThreshold",
+    "paused",
+    "objectCountDrop",
+    "removed",
+]
 MAX_MUTE_HOURS = 24 * 365
 
 
@@ -20,7 +29,8 @@ class Alert(_Model):
 
     alertId: str = Field(description="stable id of (tenant, servicePrincipalId, jobId, rule)")
     rule: str = Field(
-        description="quarantined, failing, stale, escrowsNearThreshold, paused, objectCountDrop or removed"
+        description="quarantined, failing, stale, firstCycleNotFinished, escrowsNearThreshold, paused, "
+        "objectCountDrop or removed"
     )
     severity: str = Field(description="critical, error, warning or info")
     status: Literal["open", "resolved"]

@@ -17,15 +17,24 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from shared.health import (
-    ESCROW_EVALUATION_START,
+    DEFAULT_RULES,
+    ESCROW_PRUNED_PAUSE,
     ESCROW_QUARANTINE_PROPORTION,
     ESCROW_QUARANTINE_TOTAL,
+    HealthRules,
     classify_health,
+    error_text,
+    escrows_near_threshold,
+    first_cycle_overdue,
+    first_cycle_since,
+    is_escrow_pruned_pause,
+    is_quarantined,
+    quarantine_since,
 )
-from shared.health import _human_span as span  # ages read the same as in healthReasons
+from shared.health import human_span as span  # ages read the same as in healthReasons
 from shared.normalize import Job
 from shared.settings import ALERT_RULE_NAMES
 from shared.timestamps import isoformat_utc, parse_timestamp
@@ -34,8 +43,17 @@ from shared.timestamps import isoformat_utc, parse_timestamp
 RULES: tuple[str, ...] = ALERT_RULE_NAMES
 # While a job is quarantined (or paused) these say nothing new: their alerts are held as they
 # are (no reminder, no resolve) until the superseding condition clears.
-_HELD_BY_QUARANTINE = frozenset({"failing", "stale", "escrowsNearThreshold", "paused", "objectCountDrop"})
-_HELD_BY_PAUSE = frozenset({"failing", "stale", "escrowsNearThreshold", "objectCountDrop"})
+_HELD_BY_QUARANTINE = frozenset(
+    {"failing", "stale", "escrowsNearThreshold", "paused", "objectCountDrop", "firstCycleNotFinished"}
+)
+_HELD_BY_PAUSE = frozenset({"failing", "stale", "escrowsNearThreshold", "objectCountDrop", "firstCycleNotFinished"})
+# While the monitor cannot read a job, rules that judge its health against the clock say
+# nothing (the job is not "stopped", the monitor is blind); those judging its last reported
+# data go on, since that data has not changed.
+_HELD_BY_UNOBSERVED = frozenset({"stale", "paused", "firstCycleNotFinished"})
+# Rules that open only after their condition held for ALERT_CONFIRM_MINUTES across polls, and
+# resolve only after it stayed clear as long: a job at the edge of a rule must not flap.
+CONFIRMED_RULES = frozenset({"stale", "failing"})
 SEVERITY = {
     "quarantined": "critical",
     "failing": "error",
@@ -43,14 +61,13 @@ SEVERITY = {
     "removed": "warning",
     "escrowsNearThreshold": "warning",
     "objectCountDrop": "warning",
+    "firstCycleNotFinished": "warning",
     "paused": "info",
 }
 NOTIFICATION_KINDS: tuple[str, ...] = ("open", "update", "remind", "resolve")
 NotificationKind = Literal["open", "update", "remind", "resolve"]
 # Entra disables a job after about four weeks in quarantine (shared/DOMAIN.md).
 QUARANTINE_DISABLE_DAYS = 28
-# Escrows count as "near" Entra's thresholds at this fraction of them (as shared.health does).
-ESCROW_NEAR_FRACTION = 0.8
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,8 @@ class AlertConfig:
     failing_after: int = 3
     object_drop_percent: float = 20.0
     object_drop_accept_hours: float = 72.0
+    confirm_minutes: float = 15.0  # CONFIRMED_RULES: how long a condition holds before it opens or clears
+    health: HealthRules = DEFAULT_RULES
 
 
 class AlertState(TypedDict):
@@ -104,6 +123,10 @@ class JobMemory(TypedDict):
     templateId: str | None
     objectCount: int | None
     objectCountAt: str | None
+    # CONFIRMED_RULES: since when a rule's condition has held while its alert is not open
+    # (pending), and since when it has been clear while its alert is open (clearing).
+    pending: NotRequired[dict[str, str]]
+    clearing: NotRequired[dict[str, str]]
 
 
 class Mute(TypedDict):
@@ -153,6 +176,7 @@ class Condition:
     key: str | None = None
     milestone: int = 0
     condition: dict[str, Any] = field(default_factory=dict)
+    severity: str | None = None  # None: the rule's own (SEVERITY)
 
 
 @dataclass
@@ -185,12 +209,6 @@ def notification_id(alert: str, episode: int, kind: str, number: int = 0) -> str
 # ---------------------------------------------------------------- helpers
 
 
-def _error_text(error: Mapping[str, Any] | None) -> str:
-    if not error:
-        return ""
-    return " - ".join(str(error[k]) for k in ("code", "message") if error.get(k))
-
-
 def job_label(job: Mapping[str, Any]) -> str:
     return f"{job.get('servicePrincipalName') or job['servicePrincipalId']} / {job['jobId']}"
 
@@ -201,31 +219,11 @@ def object_count(job: Mapping[str, Any]) -> int | None:
     return sum(counts) if counts else None
 
 
-def is_quarantined(job: Mapping[str, Any]) -> bool:
-    return job.get("statusCode") == "Quarantine" or bool(job.get("quarantine"))
-
-
 def successive_failures(job: Mapping[str, Any]) -> int:
     """Graph's countSuccessiveCompleteFailures; a last run that Failed counts as at least one."""
     failures = job.get("countSuccessiveCompleteFailures") or 0
     last = job.get("lastExecution") or {}
     return max(failures, 1) if last.get("state") == "Failed" else failures
-
-
-def escrows_near_threshold(execution: Mapping[str, Any] | None) -> tuple[int, float | None] | None:
-    """(escrowed, proportion of entitled) when near Entra's quarantine thresholds, else None."""
-    if not execution:
-        return None
-    escrowed = execution.get("countEscrowed") or 0
-    entitled = execution.get("countEntitled") or 0
-    proportion = escrowed / entitled if entitled > 0 else None
-    near_total = escrowed >= ESCROW_NEAR_FRACTION * ESCROW_QUARANTINE_TOTAL
-    near_proportion = (
-        escrowed >= ESCROW_EVALUATION_START
-        and proportion is not None
-        and proportion >= ESCROW_NEAR_FRACTION * ESCROW_QUARANTINE_PROPORTION
-    )
-    return (escrowed, proportion) if escrowed > 0 and (near_total or near_proportion) else None
 
 
 # ---------------------------------------------------------------- rules
@@ -236,12 +234,14 @@ def quarantine_condition(job: Mapping[str, Any], now: datetime, config: AlertCon
         return None
     quarantine = job.get("quarantine") or {}
     reason = quarantine.get("reason") or "reason not reported"
-    since_text = quarantine.get("seriesBegan") or quarantine.get("currentBegan")
+    since_text = quarantine_since(quarantine)
     since = parse_timestamp(since_text)
     facts = {"reason": reason}
     if since_text:
         facts["quarantined since"] = since_text
-    if error := _error_text(quarantine.get("error")):
+    if quarantine.get("currentBegan") and quarantine["currentBegan"] != since_text:
+        facts["this quarantine period since"] = quarantine["currentBegan"]
+    if error := error_text(quarantine.get("error")):
         facts["error"] = error[:500]
     live: dict[str, str] = {}
     milestone = 0
@@ -270,28 +270,57 @@ def failing_condition(job: Mapping[str, Any], config: AlertConfig) -> Condition 
     facts = {"successive complete failures": f"{failures:,}"}
     if last.get("state") == "Failed":
         facts["last run failed at"] = str(last.get("timeEnded") or last.get("timeBegan"))
-        if error := _error_text(last.get("error")):
+        if error := error_text(last.get("error")):
             facts["error"] = error[:500]
     summary = f"The job's last {failures:,} runs failed completely."
     return Condition("Failing", summary, facts)
 
 
-def health_condition(job: Mapping[str, Any], now: datetime, health: str, title: str) -> Condition | None:
-    current, reasons = classify_health(job, now=now)
+def health_condition(
+    job: Mapping[str, Any], now: datetime, health: str, title: str, rules: HealthRules = DEFAULT_RULES
+) -> Condition | None:
+    current, reasons = classify_health(job, now=now, rules=rules)
     if current != health:
         return None
     summary = "; ".join(reasons) or health
     facts = {"status": str(job.get("statusCode")), "schedule": str(job.get("scheduleState"))}
     if health == "stale":
         # The reason carries an age: keep it out of the stored (stable) text.
-        summary = "No run finished within 3 times the job's schedule interval."
+        summary = (
+            "No run ended, no cycle began and no progress was observed within "
+            f"{rules.stale_after_intervals:g} times the job's schedule interval "
+            f"(at least {span(rules.stale_min_seconds)})."
+        )
         return Condition(title, summary, facts, {"why": "; ".join(reasons)})
     return Condition(title, summary, facts)
 
 
+def paused_condition(job: Mapping[str, Any], now: datetime, rules: HealthRules) -> Condition | None:
+    """An admin's pause is news (info); Entra's own pause after pruning escrows needs the
+    job's owner, so it is an error with what to do."""
+    if is_escrow_pruned_pause(job):
+        facts = {"status": str(job.get("statusCode")), "escrowsPruned": "true"}
+        if (near := escrows_near_threshold(job.get("lastExecution"))) is not None:
+            facts["escrowed entries"] = f"{near[0]:,}"
+        return Condition("Paused by Entra after pruning escrows", ESCROW_PRUNED_PAUSE + ".", facts, severity="error")
+    return health_condition(job, now, "paused", "Paused or disabled", rules)
+
+
+def first_cycle_condition(job: Mapping[str, Any], now: datetime, rules: HealthRules) -> Condition | None:
+    health, reasons = classify_health(job, now=now, rules=rules)
+    if health != "warning" or not first_cycle_overdue(job, now, rules):
+        return None
+    since = first_cycle_since(job)
+    summary = (
+        "The job is active but its first (initial) cycle has not finished after "
+        f"{span(rules.first_cycle_warn_seconds)}: check its progress and the provisioning logs."
+    )
+    return Condition("First cycle not finished", summary, {"running since": str(since)}, {"why": reasons[0]})
+
+
 def escrow_condition(job: Mapping[str, Any]) -> Condition | None:
     near = escrows_near_threshold(job.get("lastExecution"))
-    if near is None:
+    if near is None or is_escrow_pruned_pause(job):  # said by the paused alert
         return None
     escrowed, proportion = near
     facts = {"escrowed entries": f"{escrowed:,}"}
@@ -349,9 +378,10 @@ def _headline(rule: str, kind: str, state: AlertState, previous: AlertState | No
         return {
             "quarantined": f"Job entered quarantine: {reason}",
             "failing": "Job is failing",
-            "stale": "Job has stopped: no run finished within 3 intervals",
+            "stale": "Job has stopped: no run ended and no progress seen within its allowed time",
             "escrowsNearThreshold": "Escrows are growing toward Entra's quarantine thresholds",
-            "paused": "Job is paused or disabled",
+            "paused": state["title"] if state["severity"] == "error" else "Job is paused or disabled",
+            "firstCycleNotFinished": "First cycle has not finished",
             "objectCountDrop": "Synchronized object count dropped sharply",
             "removed": "Job was removed",
         }.get(rule, state["title"])
@@ -471,6 +501,7 @@ def step(
         {
             "servicePrincipalName": job.get("servicePrincipalName") or state["servicePrincipalName"],
             "templateId": job.get("templateId") or state["templateId"],
+            "severity": found.severity or SEVERITY.get(rule, "warning"),
             "title": found.title,
             "summary": found.summary,
             "facts": found.facts,
@@ -506,16 +537,22 @@ def _job_conditions(
 ) -> tuple[dict[str, Condition | None], set[str], dict[str, str]]:
     """Each rule's finding for a present job, the rules held this time, and resolutions."""
     config, now = ctx.config, ctx.now
-    quarantined = is_quarantined(job)
-    health, _ = classify_health(job, now=now)
-    held = set(_HELD_BY_QUARANTINE) if quarantined else set(_HELD_BY_PAUSE) if health == "paused" else set()
+    health, _ = classify_health(job, now=now, rules=config.health)
+    held: set[str] = set()
+    if is_quarantined(job):
+        held |= _HELD_BY_QUARANTINE
+    elif health == "paused" or is_escrow_pruned_pause(job):
+        held |= _HELD_BY_PAUSE
+    if job.get("notObservedSince"):
+        held |= _HELD_BY_UNOBSERVED
     resolutions: dict[str, str] = {}
     found: dict[str, Condition | None] = {
         "quarantined": quarantine_condition(job, now, config),
         "failing": failing_condition(job, config),
-        "stale": health_condition(job, now, "stale", "Stale"),
+        "stale": health_condition(job, now, "stale", "Stale", config.health),
         "escrowsNearThreshold": escrow_condition(job),
-        "paused": health_condition(job, now, "paused", "Paused or disabled"),
+        "paused": paused_condition(job, now, config.health),
+        "firstCycleNotFinished": first_cycle_condition(job, now, config.health),
         "removed": None,
     }
     # Objects: against the last observation, or while open, against the count before the drop.
@@ -539,6 +576,41 @@ def _job_conditions(
         if count < memory["objectCount"] * threshold:
             found["objectCountDrop"] = _drop_condition(memory["objectCount"], count)
     return found, held, resolutions
+
+
+def _confirm(
+    found: dict[str, Condition | None],
+    held: set[str],
+    states: Mapping[str, AlertState],
+    memory: JobMemory | None,
+    ctx: _Context,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Hysteresis for CONFIRMED_RULES, in place on `found` and `held`: a condition opens its
+    alert only once it has held for `confirm_minutes`, and an open alert resolves only once
+    its condition has stayed clear as long (held open meanwhile). Returns what the job's
+    memory keeps: since when each rule has been pending and clearing."""
+    window = timedelta(minutes=ctx.config.confirm_minutes)
+    was_pending = (memory.get("pending") if memory is not None else None) or {}
+    was_clearing = (memory.get("clearing") if memory is not None else None) or {}
+    pending: dict[str, str] = {}
+    clearing: dict[str, str] = {}
+    for rule in sorted(CONFIRMED_RULES):
+        if rule in held or window <= timedelta(0):
+            continue
+        is_open = (state := states.get(rule)) is not None and state["status"] == "open"
+        if not is_open and found.get(rule) is not None:
+            since = was_pending.get(rule, ctx.at)
+            began = parse_timestamp(since)
+            if began is None or ctx.now - began < window:
+                pending[rule] = since
+                found[rule] = None  # not yet: nothing opens
+        elif is_open and found.get(rule) is None:
+            since = was_clearing.get(rule, ctx.at)
+            began = parse_timestamp(since)
+            if began is None or ctx.now - began < window:
+                clearing[rule] = since
+                held.add(rule)  # not yet: stays open as it is
+    return pending, clearing
 
 
 def evaluate(
@@ -577,6 +649,7 @@ def evaluate(
         present.add(key)
         memory = memories.get(key)
         found, held, resolutions = _job_conditions(job, memory, by_job.get(key, {}), ctx)
+        pending, clearing = _confirm(found, held, by_job.get(key, {}), memory, ctx)
         for rule in RULES:
             if rule in held and rule in config.rules:
                 continue  # said by the quarantine or pause alert; evaluated again once it clears
@@ -588,10 +661,12 @@ def evaluate(
             "templateId": job.get("templateId"),
             "objectCount": object_count(job),
             "objectCountAt": memory["objectCountAt"] if memory is not None else None,
+            "pending": pending,
+            "clearing": clearing,
         }
         if memory is None or remembered["objectCount"] != memory["objectCount"]:
             remembered["objectCountAt"] = ctx.at
-        if remembered != memory:
+        if remembered != {"pending": {}, "clearing": {}, **(memory or {})}:
             result.memories.append(remembered)
 
     # Jobs seen before and gone now were removed by the poll (it deletes only confirmed ones).

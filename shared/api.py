@@ -63,7 +63,7 @@ from shared.api_views import (
     top_jobs,
 )
 from shared.dashboard_route import router as dashboard_router
-from shared.health import with_current_health
+from shared.health import HealthRules, with_current_health
 from shared.settings import Settings, SettingsError, load_settings
 from shared.store import Store, close_store, open_store
 from shared.timestamps import isoformat_utc
@@ -273,8 +273,8 @@ def _minute(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)).replace(second=0, microsecond=0)
 
 
-async def _current_jobs(store: Store, now: datetime) -> list[dict[str, Any]]:
-    return [with_current_health(job, now=now) for job in await store.list_jobs()]
+async def _current_jobs(store: Store, now: datetime, rules: HealthRules) -> list[dict[str, Any]]:
+    return [with_current_health(job, now=now, rules=rules) for job in await store.list_jobs()]
 
 
 async def _job_or_404(store: Store, service_principal_id: str, job_id: str) -> Mapping[str, Any]:
@@ -304,8 +304,9 @@ v1 = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_caller)])
 async def list_jobs(
     request: Request,
     store: StoreDep,
+    settings: SettingsDep,
     health: Annotated[
-        list[HealthValue] | None, Query(max_length=7, description="Only jobs with this health (repeatable)")
+        list[HealthValue] | None, Query(max_length=8, description="Only jobs with this health (repeatable)")
     ] = None,
     statusCode: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
@@ -327,7 +328,7 @@ async def list_jobs(
 ) -> dict[str, Any]:
     """The tenant's provisioning jobs with their health, filtered and sorted, paged."""
     jobs = filter_jobs(
-        await _current_jobs(store, _minute()),
+        await _current_jobs(store, _minute(), settings.health_rules),
         health=health or (),
         status_codes=statusCode or (),
         template_ids=templateId or (),
@@ -365,14 +366,17 @@ async def list_jobs(
     operation_id="getJob",
     summary="Get a job",
 )
-async def get_job(servicePrincipalId: ServicePrincipalId, jobId: JobId, store: StoreDep) -> dict[str, Any]:
+async def get_job(
+    servicePrincipalId: ServicePrincipalId, jobId: JobId, store: StoreDep, settings: SettingsDep
+) -> dict[str, Any]:
     """One job, its most recent runs and its timeline of state transitions."""
     job = await _job_or_404(store, servicePrincipalId, jobId)
     (executions, _), events = await asyncio.gather(
         store.list_executions(servicePrincipalId, jobId, top=JOB_DETAIL_RUNS),
         store.list_events(servicePrincipalId, jobId, top=JOB_DETAIL_EVENTS),
     )
-    return {"job": with_current_health(job, now=_minute()), "executions": executions, "events": events}
+    job = with_current_health(job, now=_minute(), rules=settings.health_rules)
+    return {"job": job, "executions": executions, "events": events}
 
 
 @v1.get(
@@ -493,6 +497,7 @@ async def list_tenant_executions(
 )
 async def summary(
     store: StoreDep,
+    settings: SettingsDep,
     window: Annotated[
         Literal["24h", "7d", "30d", "90d"] | None,
         Query(
@@ -506,7 +511,7 @@ async def summary(
     now = _minute()
     first_day = (now - timedelta(days=WINDOW_DAYS[window])).date().isoformat() if window else None
     stored_jobs, days, last_poll = await asyncio.gather(store.list_jobs(), store.run_days(first_day), store.last_poll())
-    jobs = [with_current_health(job, now=now) for job in stored_jobs]
+    jobs = [with_current_health(job, now=now, rules=settings.health_rules) for job in stored_jobs]
     executions, totals = execution_counts(days)
     result: dict[str, Any] = {
         "jobs": {

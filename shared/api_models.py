@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-HealthValue = Literal["quarantined", "failing", "stale", "warning", "paused", "notRun", "healthy"]
+HealthValue = Literal["quarantined", "failing", "stale", "unobserved", "warning", "paused", "notRun", "healthy"]
 
 
 class _Model(BaseModel):
@@ -25,9 +25,11 @@ class SyncError(_Model):
 
 
 class Execution(_Model):
-    """A synchronizationTaskExecution (one run), plus its duration."""
+    """A synchronizationTaskExecution (one run), plus its duration. In a job's three slots it can
+    be partial: Graph sent no activityIdentifier or a sentinel timeBegan, but a real timeEnded
+    (cloud sync reports its last success so). Stored runs always have both."""
 
-    activityIdentifier: str
+    activityIdentifier: str | None = Field(description="the run's id; null in a partial record")
     countEntitled: int | None
     countEntitledForProvisioning: int | None
     countEscrowed: int | None
@@ -39,7 +41,7 @@ class Execution(_Model):
     countImportedReferenceDeltas: int | None
     error: SyncError | None
     state: str | None = Field(description="Succeeded, Failed, EntryLevelErrors, or a newer value Graph sends")
-    timeBegan: str = Field(description="ISO 8601 UTC, up to 7 fractional digits")
+    timeBegan: str | None = Field(description="ISO 8601 UTC, up to 7 fractional digits; null in a partial record")
     timeEnded: str | None
     durationSeconds: float | None = Field(description="null when a time is missing or the span is implausible")
     exportSuccessRatio: float | None = Field(description="countExported / countExports; null when nothing was due")
@@ -74,7 +76,10 @@ class Job(_Model):
     jobId: str
     templateId: str | None
     statusCode: str | None
-    health: str = Field(description="healthy, warning, failing, quarantined, paused, notRun or stale")
+    health: str = Field(
+        description="healthy, warning, failing, quarantined, paused, notRun, stale or unobserved (the monitor "
+        "could not read it; docs/health.md)"
+    )
     healthReasons: list[str]
     scheduleState: str | None
     scheduleInterval: str | None = Field(description="Graph's ISO 8601 duration, as sent")
@@ -94,6 +99,11 @@ class Job(_Model):
     settings: dict[str, str]
     anomalies: list[str] = Field(description="fields Graph sent that could not be read")
     observedAt: str = Field(description="when this state was first observed")
+    firstObservedAt: str | None = Field(None, description="when the monitor first saw the job")
+    notObservedSince: str | None = Field(
+        None, description="set while the monitor cannot read the job: when it last could"
+    )
+    notObservedReason: str | None = Field(None, description="why the monitor cannot read the job")
 
 
 class JobList(_Model):
@@ -115,7 +125,10 @@ class Event(_Model):
     previous: str | None
     current: str | None
     detail: str | None
-    since: str = Field(description="when the state this event leaves was first observed")
+    since: str = Field(
+        description="when the state this event leaves was first observed; for jobAppeared, when the job "
+        "was removed before (empty the first time)"
+    )
 
 
 class JobDetail(_Model):

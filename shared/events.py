@@ -19,7 +19,7 @@ class Event(TypedDict):
     previous: str | None
     current: str | None
     detail: str | None
-    since: str  # observedAt of the state this event leaves ("" for jobAppeared)
+    since: str  # observedAt of the state this event leaves; jobAppeared: the removal before, or ""
 
 
 EVENT_KINDS = (
@@ -46,11 +46,15 @@ def _event(job: Job, at: str, kind: str, since: str, previous: Any, current: Any
     }
 
 
-def job_transitions(previous: Job | None, current: Job) -> list[Event]:
-    """What changed between two observations of one job, in the order a person reads it."""
+def job_transitions(previous: Job | None, current: Job, *, removed_at: str | None = None) -> list[Event]:
+    """What changed between two observations of one job, in the order a person reads it.
+    A job that appears again after `removed_at` (its last jobRemoved event) leaves that
+    absence: the appearance is keyed by it, so each appearance is kept and polls that
+    overlap still write it once."""
     at = current["observedAt"]
     if previous is None:
-        return [_event(current, at, "jobAppeared", "", None, current["statusCode"], current["templateId"])]
+        since = removed_at or ""
+        return [_event(current, at, "jobAppeared", since, None, current["statusCode"], current["templateId"])]
     since = previous["observedAt"]
     events: list[Event] = []
     if previous["statusCode"] != current["statusCode"]:

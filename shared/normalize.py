@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
-from shared.health import classify_health
+from shared.health import DEFAULT_RULES, HealthRules, classify_health
 from shared.timestamps import (
     Notes,
     format_timestamp,
@@ -63,7 +63,11 @@ class SyncError(TypedDict):
 
 
 class Execution(TypedDict):
-    activityIdentifier: str
+    """A synchronizationTaskExecution. A partial one (Graph sent no activityIdentifier or a
+    sentinel timeBegan, yet a real timeEnded) has None there: it is still the job's last run
+    or last success as reported, but not a run that can be stored (see `is_identified`)."""
+
+    activityIdentifier: str | None
     countEntitled: int | None
     countEntitledForProvisioning: int | None
     countEscrowed: int | None
@@ -75,7 +79,7 @@ class Execution(TypedDict):
     countImportedReferenceDeltas: int | None
     error: SyncError | None
     state: str | None
-    timeBegan: str
+    timeBegan: str | None
     timeEnded: str | None
     durationSeconds: float | None
     exportSuccessRatio: float | None
@@ -126,7 +130,12 @@ class Job(TypedDict):
     troubleshootingUrl: str | None
     settings: dict[str, str]
     anomalies: list[str]
-    observedAt: str
+    observedAt: str  # when this state was first observed (the job's last change)
+    firstObservedAt: str | None  # when the monitor first saw the job (carried across polls)
+    # Set by the poll while the job cannot be read (403, 429, deadline, Graph down): since the
+    # last poll that read it, and why. A read clears them. Absent in records of older versions.
+    notObservedSince: NotRequired[str | None]
+    notObservedReason: NotRequired[str | None]
 
 
 class ServicePrincipal(TypedDict):
@@ -216,27 +225,35 @@ def normalize_error(raw: object, notes: Notes, where: str) -> SyncError | None:
 
 
 def normalize_execution(raw: object, notes: Notes | None = None, where: str = "execution") -> Execution | None:
-    """One synchronizationTaskExecution, or None when it is not a run.
+    """One synchronizationTaskExecution, or None when it reports no run at all.
 
     Graph fills the execution slots of never-run jobs with sentinels: no activityIdentifier,
-    `0001-01-01` times. Those are not runs and are never stored as such.
+    `0001-01-01` times. Those are not runs. A record with a real timeEnded but no id or no
+    timeBegan is partial (cloud sync reports its last success so): it is kept as reported,
+    with an anomaly noted, and `is_identified` says it cannot be stored as a run.
     """
     notes = notes if notes is not None else Notes()
     execution = _object(raw, notes, where)
     if execution is None:
         return None
     activity = _text(execution.get("activityIdentifier"), notes, f"{where}.activityIdentifier")
+    if activity is not None and not activity.strip():
+        activity = None
+    if activity is not None and len(activity) > ACTIVITY_ID_LIMIT:
+        notes.add(where, f"activityIdentifier of {len(activity):,} characters not kept")
+        activity = None
     began = format_timestamp(execution.get("timeBegan"), notes, f"{where}.timeBegan")
-    if not activity or not activity.strip():
-        return None
-    if len(activity) > ACTIVITY_ID_LIMIT:
-        notes.add(where, f"run skipped: activityIdentifier of {len(activity):,} characters")
-        return None
-    if began is None:
-        if execution.get("timeBegan") not in (None, "") and not str(execution.get("timeBegan")).startswith("0001"):
-            notes.add(where, f"run {activity} skipped: no readable timeBegan")
-        return None
     ended = format_timestamp(execution.get("timeEnded"), notes, f"{where}.timeEnded")
+    if activity is None or began is None:
+        if ended is None:
+            raw_began = execution.get("timeBegan")
+            if activity is not None and raw_began not in (None, "") and not str(raw_began).startswith("0001"):
+                notes.add(where, f"run {activity} skipped: no readable timeBegan")
+            return None  # the never-run sentinel, or too little to tell a person anything
+        missing = " and ".join(
+            name for name, value in (("activityIdentifier", activity), ("timeBegan", began)) if value is None
+        )
+        notes.add(where, f"partial record without {missing}: kept as reported, not stored as a run")
     result: dict[str, Any] = {"activityIdentifier": activity}
     for name in EXECUTION_COUNTS:
         result[name] = _int64(execution.get(name), notes, f"{where}.{name}")
@@ -248,6 +265,30 @@ def normalize_execution(raw: object, notes: Notes | None = None, where: str = "e
     exported, exports = result["countExported"], result["countExports"]
     result["exportSuccessRatio"] = round(exported / exports, 4) if exported is not None and exports else None
     return result  # type: ignore[return-value]  # built field by field above
+
+
+def is_identified(execution: Execution) -> bool:
+    """A run that can be stored: Graph gave its id and when it began (its key in Executions)."""
+    return execution["activityIdentifier"] is not None and execution["timeBegan"] is not None
+
+
+def run_id(run: Execution) -> str:
+    """An identified run's activityIdentifier (stored runs always have one)."""
+    if run["activityIdentifier"] is None:
+        raise ValueError("a partial execution is not a stored run")
+    return run["activityIdentifier"]
+
+
+def run_began(run: Execution) -> str:
+    """An identified run's timeBegan (stored runs always have one)."""
+    if run["timeBegan"] is None:
+        raise ValueError("a partial execution is not a stored run")
+    return run["timeBegan"]
+
+
+def execution_time(execution: Execution) -> str | None:
+    """When a run is best placed in time: its end, or its start while it has none."""
+    return execution["timeEnded"] or execution["timeBegan"]
 
 
 def run_duration_seconds(
@@ -331,9 +372,12 @@ def normalize_job(
     tenant_id: str,
     service_principal: ServicePrincipal,
     observed_at: datetime,
+    first_observed_at: str | None = None,
+    rules: HealthRules = DEFAULT_RULES,
 ) -> Job:
     """One synchronizationJob as the app's Job record. Raises PayloadError only when the job
-    cannot be identified (not an object, no id); every other oddity lands in `anomalies`."""
+    cannot be identified (not an object, no id); every other oddity lands in `anomalies`.
+    `first_observed_at` is the stored job's (the poll carries it; None: first seen now)."""
     if not isinstance(raw, dict):
         raise PayloadError(f"job is {type(raw).__name__}, not an object")
     job_id = raw.get("id")
@@ -387,8 +431,9 @@ def normalize_job(
         "troubleshootingUrl": _text(status.get("troubleshootingUrl"), notes, "status.troubleshootingUrl"),
         "settings": settings,
         "observedAt": isoformat_utc(observed_at),
+        "firstObservedAt": first_observed_at or isoformat_utc(observed_at),
     }
-    health, reasons = classify_health(job, now=observed_at)
+    health, reasons = classify_health(job, now=observed_at, rules=rules)
     job["health"] = health
     job["healthReasons"] = reasons
     job["anomalies"] = notes.items
@@ -396,10 +441,10 @@ def normalize_job(
 
 
 def distinct_runs(job: Job) -> list[Execution]:
-    """The job's executions that are runs, each once (the three slots often hold the same run)."""
+    """The job's identified runs, each once (the three slots often hold the same run)."""
     runs: dict[str, Execution] = {}
     for kind in EXECUTION_KINDS:
         execution = job[kind]  # type: ignore[literal-required]
-        if execution is not None:
+        if execution is not None and execution["activityIdentifier"] is not None and is_identified(execution):
             runs.setdefault(execution["activityIdentifier"], execution)
     return list(runs.values())

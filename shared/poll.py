@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import job_removed, job_transitions
+from shared.health import classify_health
 from shared.normalize import (
     Execution,
     Job,
@@ -26,6 +27,8 @@ from shared.normalize import (
     distinct_runs,
     normalize_job,
     normalize_service_principal,
+    run_began,
+    run_id,
 )
 from shared.settings import Settings, load_settings
 from shared.store import Store, StoredJob, job_content_hash, job_key, open_store
@@ -35,6 +38,7 @@ log = logging.getLogger("entra_sync_monitor.poll")
 
 _STORE_CONCURRENCY = 8
 _MAX_ERRORS_KEPT = 200
+_NOT_READ_KEPT = 2_000  # beyond this a record stays small; marks then date from the job's own state
 
 
 class PollFailedError(RuntimeError):
@@ -62,6 +66,10 @@ class PollRecord:
     events: int = 0
     discovery: bool = False
     unfinished: list[str] = field(default_factory=list)
+    # Service principals whose jobs this poll could not read, and why (their jobs are marked
+    # "not observed"; the next poll dates the marks from this list).
+    not_read: dict[str, str] = field(default_factory=dict)
+    jobs_not_observed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
 
@@ -96,6 +104,9 @@ class PollRecord:
             "runsStored": self.runs_stored,
             "events": self.events,
             "unfinishedServicePrincipals": self.unfinished,
+            "servicePrincipalsNotRead": sorted(self.not_read) if len(self.not_read) <= _NOT_READ_KEPT else None,
+            "servicePrincipalsNotReadCount": len(self.not_read),
+            "jobsNotObserved": self.jobs_not_observed,
             "graph": graph,
             "errorCount": self.error_count,
             "errorsByKind": errors_by_kind,
@@ -118,12 +129,10 @@ def plan_job_write(job: Job, previous: StoredJob | None) -> _JobWrite | None:
         return None
     known: dict[str, Execution] = {}
     if previous is not None:
-        known = {run["activityIdentifier"]: run for run in distinct_runs(previous.document)}
-    new_runs = [run for run in distinct_runs(job) if known.get(run["activityIdentifier"]) != run]
+        known = {run_id(run): run for run in distinct_runs(previous.document)}
+    new_runs = [run for run in distinct_runs(job) if known.get(run_id(run)) != run]
     moved = [
-        old
-        for run in new_runs
-        if (old := known.get(run["activityIdentifier"])) is not None and old["timeBegan"] != run["timeBegan"]
+        old for run in new_runs if (old := known.get(run_id(run))) is not None and run_began(old) != run_began(run)
     ]
     return _JobWrite(job, new_runs, moved)
 
@@ -154,7 +163,9 @@ async def _pinned_principals(settings: Settings, reader: Any, record: PollRecord
     return principals
 
 
-async def _scope(settings: Settings, reader: Any, store: Store, record: PollRecord, discover: bool) -> _Scope:
+async def _scope(
+    settings: Settings, reader: Any, store: Store, record: PollRecord, discover: bool, last: dict[str, Any] | None
+) -> _Scope:
     """The pinned list; or, on discovery (or before the first one), every service principal;
     otherwise only those discovery found with jobs, last poll's unfinished ones first."""
     if settings.service_principal_ids:
@@ -164,7 +175,6 @@ async def _scope(settings: Settings, reader: Any, store: Store, record: PollReco
         raw = await reader.list_service_principals()
         return _Scope([sp for item in raw if (sp := normalize_service_principal(item)) is not None], True, known)
     with_jobs = {sp_id: row for sp_id, row in known.items() if int(row.get("jobCount") or 0) > 0}
-    last = await store.last_poll()
     first = [sp_id for sp_id in (last or {}).get("unfinishedServicePrincipals", []) if sp_id in with_jobs]
     order = list(dict.fromkeys(first + sorted(with_jobs)))
     principals: list[ServicePrincipal] = [
@@ -196,26 +206,33 @@ async def poll_tenant(
     store = store or open_store(settings)
     reader = graph.graph_reader(settings)
     failure: str | None = None
+    previous: dict[str, StoredJob] | None = None
+    last: dict[str, Any] | None = None
     try:
         await store.ensure_tables()
-        scope = await _scope(settings, reader, store, record, discover)
+        last = await store.last_poll()
+        scope = await _scope(settings, reader, store, record, discover, last)
         record.discovery = scope.discovery
         record.service_principals_scanned = len(scope.principals)
         deadline = clock_start + settings.poll_deadline_seconds
         by_id = {sp["id"]: sp for sp in scope.principals}
         results = await reader.get_jobs(list(by_id), should_start=lambda: time.monotonic() < deadline)
         record.unfinished = [sp_id for sp_id in by_id if sp_id not in results]
-        previous = await store.load_jobs()
-        jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, started, record)
+        previous, removals = await store.load_jobs_and_removals()
+        jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, started, record, previous)
         if results and not read_ok and not any(r.status in (403, 404) for r in results.values()):
             failure = f"Graph failed every job read ({len(results)} service principals)"
+        record.not_read = _not_read(settings, by_id, results, with_skipped)
         removed = _removed_jobs(previous, jobs, read_ok - with_skipped, set(by_id) if scope.discovery else None)
-        await _store_jobs(store, jobs, previous, removed, record)
+        unseen = _not_observed(previous, jobs, removed, record.not_read, last, started, settings)
+        record.jobs_not_observed = len(unseen)
+        await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
         if scope.discovery and not record.unfinished:
             await _remember_principals(store, scope, results, started)
     except graph.GraphUnavailableError as error:
         failure = f"Graph unavailable: {error}"
         record.error("graphUnavailable", str(error))
+        await _mark_all_not_observed(store, previous, last, record, settings, "Graph unavailable")
     except Exception as error:  # storage down, a bug: the record still tells what happened
         failure = f"{type(error).__name__}: {error}"
         record.error("pollFailed", failure)
@@ -239,6 +256,7 @@ def _normalize_results(
     results: dict[str, Any],
     observed_at: datetime,
     record: PollRecord,
+    previous: dict[str, StoredJob],
 ) -> tuple[list[Job], set[str], set[str]]:
     """The jobs read, the service principals whose jobs were read, and those of them that
     answered with a job payload that could not be read."""
@@ -257,9 +275,17 @@ def _normalize_results(
             record.service_principals_with_jobs += 1
         for raw in raw_jobs:
             try:
-                sp = by_id[sp_id]
+                job_id = raw.get("id") if isinstance(raw, dict) else None
+                stored = previous.get(job_key(sp_id, job_id)) if isinstance(job_id, str) else None
                 jobs.append(
-                    normalize_job(raw, tenant_id=settings.tenant_id, service_principal=sp, observed_at=observed_at)
+                    normalize_job(
+                        raw,
+                        tenant_id=settings.tenant_id,
+                        service_principal=by_id[sp_id],
+                        observed_at=observed_at,
+                        first_observed_at=_first_observed(stored),
+                        rules=settings.health_rules,
+                    )
                 )
             except PayloadError as error:
                 with_skipped.add(sp_id)
@@ -268,6 +294,103 @@ def _normalize_results(
                 record.error("malformedJob", str(error), servicePrincipalId=sp_id, jobId=job_id)
     record.jobs_read = len(jobs)
     return jobs, read_ok, with_skipped
+
+
+def _first_observed(stored: StoredJob | None) -> str | None:
+    # Records of older versions lack it: the state they hold is the earliest seen.
+    return None if stored is None else stored.document.get("firstObservedAt") or stored.document["observedAt"]
+
+
+def _not_read(
+    settings: Settings, by_id: dict[str, ServicePrincipal], results: dict[str, Any], with_skipped: set[str]
+) -> dict[str, str]:
+    """Service principals whose jobs this poll could not read (all or some), and why."""
+    why: dict[str, str] = {}
+    for sp_id in by_id:
+        result = results.get(sp_id)
+        if result is None:
+            why[sp_id] = "not read before the poll's deadline"
+        elif not result.ok:
+            why[sp_id] = f"Graph answered HTTP {result.status} {result.error_code}".rstrip()
+        elif sp_id in with_skipped:
+            why[sp_id] = "Graph's answer for the job could not be read"
+    for sp_id in settings.service_principal_ids:
+        if sp_id not in by_id:
+            why[sp_id] = "its service principal could not be read"
+    return why
+
+
+def _last_seen(job: Job, last: dict[str, Any] | None) -> str:
+    """When a job that this poll could not read was last read: the previous poll, if that poll
+    read it; otherwise when its stored state was observed (the latest time known for sure)."""
+    not_read = (last or {}).get("servicePrincipalsNotRead")
+    if (
+        last is not None
+        and last.get("status") in ("succeeded", "partial")
+        and isinstance(not_read, list)
+        and job["servicePrincipalId"] not in not_read
+        and str(last.get("startedAt", "")) > job["observedAt"]
+    ):
+        return str(last["startedAt"])
+    return job["observedAt"]
+
+
+def _mark(stored: Job, since: str, reason: str, observed_at: datetime, settings: Settings) -> Job | None:
+    """The stored job marked "not observed", or None when it already says so."""
+    if stored.get("notObservedSince") and stored.get("notObservedReason") == reason:
+        return None
+    marked: Job = {
+        **stored,
+        "notObservedSince": stored.get("notObservedSince") or since,
+        "notObservedReason": reason,
+        "observedAt": isoformat_utc(observed_at),
+    }
+    health, reasons = classify_health(marked, now=observed_at, rules=settings.health_rules)
+    return {**marked, "health": health, "healthReasons": reasons}
+
+
+def _not_observed(
+    previous: dict[str, StoredJob],
+    jobs: list[Job],
+    removed: list[Job],
+    not_read: dict[str, str],
+    last: dict[str, Any] | None,
+    observed_at: datetime,
+    settings: Settings,
+) -> list[Job]:
+    """Stored jobs this poll could not read, marked once (not on every poll) with when they were
+    last read and why; a later read clears the mark. Health then says "unobserved", never
+    stale: the monitor is blind, the job may be fine."""
+    seen = {job_key(job["servicePrincipalId"], job["jobId"]) for job in jobs + removed}
+    marked = []
+    for key, stored in previous.items():
+        reason = not_read.get(stored.document["servicePrincipalId"])
+        if reason is None or key in seen:
+            continue
+        job = _mark(stored.document, _last_seen(stored.document, last), reason, observed_at, settings)
+        if job is not None:
+            marked.append(job)
+    return marked
+
+
+async def _mark_all_not_observed(
+    store: Store,
+    previous: dict[str, StoredJob] | None,
+    last: dict[str, Any] | None,
+    record: PollRecord,
+    settings: Settings,
+    reason: str,
+) -> None:
+    """A poll that could read nothing marks every job (best effort: storage may be down too)."""
+    try:
+        previous = previous if previous is not None else await store.load_jobs()
+        every = {stored.document["servicePrincipalId"]: reason for stored in previous.values()}
+        record.not_read = every
+        unseen = _not_observed(previous, [], [], every, last, record.started_at, settings)
+        record.jobs_not_observed = len(unseen)
+        await _store_jobs(store, unseen, previous, [], record, {})
+    except Exception as error:  # the poll's failure is already recorded; this must not hide it
+        log.warning("could not mark jobs as not observed: %s", type(error).__name__)
 
 
 def _removed_jobs(
@@ -308,7 +431,12 @@ def _log_line(record: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _store_jobs(
-    store: Store, jobs: list[Job], previous: dict[str, StoredJob], removed: list[Job], record: PollRecord
+    store: Store,
+    jobs: list[Job],
+    previous: dict[str, StoredJob],
+    removed: list[Job],
+    record: PollRecord,
+    removals: dict[str, str],
 ) -> None:
     plans = [
         plan
@@ -329,7 +457,7 @@ async def _store_jobs(
             by_time.extend(await store.save_runs(plan.job, plan.new_runs, known=known))
             if plan.moved_runs:
                 await store.delete_runs(plan.job, plan.moved_runs)
-            touched = {run["timeBegan"][:10] for run in plan.new_runs + plan.moved_runs}
+            touched = {run_began(run)[:10] for run in plan.new_runs + plan.moved_runs}
             job_days.extend(await store.count_job_days(plan.job, touched))
             days.update(touched)
             record.runs_stored += len(plan.new_runs)
@@ -340,14 +468,22 @@ async def _store_jobs(
     await store.save_job_days(job_days)
     if days:
         await store.refresh_tenant_days(days)
-    events = [event for plan in plans for event in job_transitions(_previous_document(previous, plan.job), plan.job)]
+    events = [
+        event
+        for plan in plans
+        for event in job_transitions(
+            _previous_document(previous, plan.job),
+            plan.job,
+            removed_at=removals.get(job_key(plan.job["servicePrincipalId"], plan.job["jobId"])),
+        )
+    ]
     observed_at = isoformat_utc(record.started_at)
     events += [job_removed(job, observed_at) for job in removed]
     await store.save_events(events)
     # Current state last: only now are this job's runs and events known to be stored.
     await store.save_jobs([plan.job for plan in plans])
     for job in removed:
-        await store.delete_job(job["servicePrincipalId"], job["jobId"])
+        await store.remove_job(job["servicePrincipalId"], job["jobId"], observed_at)
     record.jobs_changed = len(plans)
     record.jobs_removed = len(removed)
     record.events = len(events)

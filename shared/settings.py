@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+from shared.health import HealthRules
+
 GraphAuth = Literal["managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"]
 GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = (
     "managed_identity",
@@ -117,6 +119,16 @@ SETTINGS: dict[str, SettingSpec] = {
         "Comma-separated origins (https://portal.contoso.com) browsers may call the API from, "
         "or `*`; empty: no CORS headers."
     ),
+    "STALE_MIN_MINUTES": SettingSpec(
+        "A job is stale when no run ended and no progress was observed within 3 schedule intervals, "
+        "but never within fewer than this many minutes (cloud sync runs every 2 minutes).",
+        "30",
+    ),
+    "FIRST_CYCLE_WARN_HOURS": SettingSpec(
+        "An active job whose first cycle has not finished after this many hours gets a warning and the "
+        "firstCycleNotFinished alert (decimals allowed).",
+        "24",
+    ),
     "HEALTH_MAX_AGE_SECONDS": SettingSpec(
         "GET /api/health answers 503 when the last successful poll ended longer ago than this; "
         "empty: two POLL_SCHEDULE intervals plus POLL_DEADLINE_SECONDS."
@@ -166,6 +178,7 @@ class Settings:
     api_required_role: str | None = None
     cors_allowed_origins: tuple[str, ...] = ()
     health_max_age_seconds: int | None = None
+    health_rules: HealthRules = field(default_factory=HealthRules)
 
     @property
     def graph_host(self) -> str:
@@ -358,6 +371,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_required_role=_get(env, "API_REQUIRED_ROLE"),
         cors_allowed_origins=_cors_allowed_origins(env),
         health_max_age_seconds=_health_max_age(env),
+        health_rules=HealthRules(
+            stale_min_seconds=60 * _int_setting(env, "STALE_MIN_MINUTES", 1, 7 * 1440),
+            first_cycle_warn_seconds=3600 * _number_setting(env, "FIRST_CYCLE_WARN_HOURS", 0.5, 24 * 90),
+        ),
     )
 
 
@@ -371,6 +388,7 @@ ALERT_RULE_NAMES = (
     "quarantined",
     "failing",
     "stale",
+    "firstCycleNotFinished",
     "escrowsNearThreshold",
     "paused",
     "objectCountDrop",
@@ -407,6 +425,11 @@ SETTINGS.update(
             "An objectCountDrop alert resolves when the count recovers, or after this many hours at the lower "
             "level (accepted as the new level).",
             "72",
+        ),
+        "ALERT_CONFIRM_MINUTES": SettingSpec(
+            "The failing and stale alerts open only after their condition has held across polls for this many "
+            "minutes, and resolve only after it has stayed clear as long (0: at once).",
+            "15",
         ),
         "ALERT_DELIVERY_ATTEMPTS": SettingSpec(
             "HTTP attempts per notification and target in one run (with backoff); later runs retry.", "4"
@@ -450,6 +473,7 @@ class AlertSettings:
     failing_after: int
     object_drop_percent: float
     object_drop_accept_hours: float
+    confirm_minutes: float
     delivery_attempts: int
     delivery_max_age_hours: float
     teams_webhook_url: str | None = field(default=None, repr=False)
@@ -537,6 +561,7 @@ def load_alert_settings(env: Mapping[str, str] | None = None) -> AlertSettings:
         failing_after=_int_setting(env, "ALERT_FAILING_AFTER", 1, 10_000),
         object_drop_percent=_number_setting(env, "ALERT_OBJECT_DROP_PERCENT", 1, 100),
         object_drop_accept_hours=_number_setting(env, "ALERT_OBJECT_DROP_ACCEPT_HOURS", 1, 8760),
+        confirm_minutes=_number_setting(env, "ALERT_CONFIRM_MINUTES", 0, 1440),
         delivery_attempts=_int_setting(env, "ALERT_DELIVERY_ATTEMPTS", 1, 10),
         delivery_max_age_hours=_number_setting(env, "ALERT_DELIVERY_MAX_AGE_HOURS", 1, 720),
         teams_webhook_url=_webhook_url(env, "ALERT_TEAMS_WEBHOOK_URL"),

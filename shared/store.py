@@ -2,7 +2,9 @@
 
 Tables (prefix from TABLE_PREFIX; docs/tables.md has keys, properties and the queries each
 serves):
-- `<p>Jobs`        PK tenant, RK job key: each job's current state.
+- `<p>Jobs`        PK tenant, RK job key: each job's current state; a removed job leaves a
+                   row with only `removedAt`, so its return is told apart from its first
+                   appearance.
 - `<p>Executions`  PK tenant|job key, RK inverted timeBegan ticks|activityIdentifier:
                    every distinct run once, newest first.
 - `<p>RunsByTime`  PK tenant|day, RK inverted timeBegan ticks|job key|activityIdentifier:
@@ -37,7 +39,7 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from shared.events import EVENT_KINDS, Event
-from shared.normalize import Execution, Job
+from shared.normalize import Execution, Job, run_began, run_id
 from shared.process_cache import ProcessCache
 from shared.settings import Settings, StorageSettings
 from shared.timestamps import timestamp_ticks
@@ -88,7 +90,7 @@ def inverted_ticks(timestamp: str) -> str:
 
 
 def execution_row_key(execution: Execution) -> str:
-    return f"{inverted_ticks(execution['timeBegan'])}|{key_part(execution['activityIdentifier'])}"
+    return f"{inverted_ticks(run_began(execution))}|{key_part(run_id(execution))}"
 
 
 def content_hash(document: dict[str, Any], ignore: Iterable[str] = ()) -> str:
@@ -218,12 +220,18 @@ class Store:
     # ------------------------------------------------------------ jobs
 
     async def load_jobs(self) -> dict[str, StoredJob]:
+        return (await self.load_jobs_and_removals())[0]
+
+    async def load_jobs_and_removals(self) -> tuple[dict[str, StoredJob], dict[str, str]]:
+        """The stored jobs by job key, and when each removed job was removed."""
         rows = await self._query("Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id})
-        return {
+        jobs = {
             row["RowKey"]: StoredJob(row.get("contentHash", ""), unpack_document(row))
             for row in rows
             if row.get("document")
         }
+        removals = {row["RowKey"]: row["removedAt"] for row in rows if not row.get("document") and row.get("removedAt")}
+        return jobs, removals
 
     def job_entity(self, job: Job) -> dict[str, Any]:
         return {
@@ -251,7 +259,7 @@ class Store:
             entity = await self.tables["Jobs"].get_entity(self.tenant_id, job_key(service_principal_id, job_id))
         except ResourceNotFoundError:
             return None
-        return unpack_document(entity)
+        return unpack_document(entity) if entity.get("document") else None  # removed: a tombstone
 
     # ------------------------------------------------------------ executions
 
@@ -274,10 +282,10 @@ class Store:
         partition = self._executions_partition(job["servicePrincipalId"], job["jobId"])
         key = job_key(job["servicePrincipalId"], job["jobId"])
         stored: list[Execution] = []
-        candidates = sorted(known, key=lambda r: r["timeBegan"])
-        for run in sorted(runs, key=lambda r: r["timeBegan"]):
-            older = [r for r in [*candidates, *stored] if r["timeBegan"] < run["timeBegan"]]
-            previous = max(older, key=lambda r: r["timeBegan"]) if older else None
+        candidates = sorted(known, key=run_began)
+        for run in sorted(runs, key=run_began):
+            older = [r for r in [*candidates, *stored] if run_began(r) < run_began(run)]
+            previous = max(older, key=run_began) if older else None
             if previous is None:
                 previous = await self._previous_run(partition, run)
             stored.append(with_derived_figures(run, previous))
@@ -286,16 +294,16 @@ class Store:
             common = {
                 "servicePrincipalId": job["servicePrincipalId"],
                 "jobId": job["jobId"],
-                "activityIdentifier": run["activityIdentifier"],
+                "activityIdentifier": run_id(run),
                 "state": run["state"],
-                "timeBegan": run["timeBegan"],
+                "timeBegan": run_began(run),
                 **pack_document(run),
             }
             executions.append({"PartitionKey": partition, "RowKey": execution_row_key(run), **common})
             by_time.append(
                 {
-                    "PartitionKey": f"{self.tenant_id}|{run['timeBegan'][:10]}",
-                    "RowKey": f"{inverted_ticks(run['timeBegan'])}|{key}|{key_part(run['activityIdentifier'])}",
+                    "PartitionKey": f"{self.tenant_id}|{run_began(run)[:10]}",
+                    "RowKey": f"{inverted_ticks(run_began(run))}|{key}|{key_part(run_id(run))}",
                     "servicePrincipalName": job["servicePrincipalName"],
                     **common,
                 }
@@ -312,8 +320,8 @@ class Store:
         for run in runs:
             await self.tables["Executions"].delete_entity(partition, execution_row_key(run))
             await self.tables["RunsByTime"].delete_entity(
-                f"{self.tenant_id}|{run['timeBegan'][:10]}",
-                f"{inverted_ticks(run['timeBegan'])}|{key}|{key_part(run['activityIdentifier'])}",
+                f"{self.tenant_id}|{run_began(run)[:10]}",
+                f"{inverted_ticks(run_began(run))}|{key}|{key_part(run_id(run))}",
             )
 
     async def list_executions(
@@ -424,12 +432,18 @@ class Store:
         # Events of one poll share their time: within it, the order job_transitions gives.
         return sorted(events, key=lambda e: (e["at"], _EVENT_ORDER.get(e["kind"], 99)), reverse=True)
 
-    async def delete_job(self, service_principal_id: str, job_id: str) -> None:
-        """A removed job leaves the current state; its runs, rollups and events stay."""
-        try:
-            await self.tables["Jobs"].delete_entity(self.tenant_id, job_key(service_principal_id, job_id))
-        except ResourceNotFoundError:
-            pass
+    async def remove_job(self, service_principal_id: str, job_id: str, removed_at: str) -> None:
+        """A removed job leaves the current state for a tombstone (when it was removed); its
+        runs, rollups and events stay."""
+        await self.tables["Jobs"].upsert_entity(
+            {
+                "PartitionKey": self.tenant_id,
+                "RowKey": job_key(service_principal_id, job_id),
+                "jobId": job_id,
+                "removedAt": removed_at,
+            },
+            mode=UpdateMode.REPLACE,
+        )
 
     # ------------------------------------------------------------ discovery
 

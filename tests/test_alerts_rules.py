@@ -89,7 +89,7 @@ class Alerting:
     """The stored side of evaluation, in memory: what the store would hold between polls."""
 
     def __init__(self, config: AlertConfig | None = None) -> None:
-        self.config = config or AlertConfig()
+        self.config = config or AlertConfig(confirm_minutes=0)
         self.states: dict[tuple[str, str, str], AlertState] = {}
         self.memories: dict[tuple[str, str], JobMemory] = {}
         self.mutes: list[Mute] = []
@@ -172,7 +172,7 @@ def test_the_same_stored_state_decides_the_same_notification_ids() -> None:
 
 
 def test_failing_opens_at_the_configured_count_of_successive_failures() -> None:
-    alerting = Alerting(AlertConfig(failing_after=3))
+    alerting = Alerting(AlertConfig(failing_after=3, confirm_minutes=0))
     for failures, expected in ((1, []), (2, []), (3, [("failing", "open")]), (4, [])):
         now = at(failures)
         result = alerting.poll(now, job(now, last=run(now, "Failed"), countSuccessiveCompleteFailures=failures))
@@ -181,7 +181,7 @@ def test_failing_opens_at_the_configured_count_of_successive_failures() -> None:
 
 
 def test_quarantine_holds_the_failing_alert_instead_of_resolving_it() -> None:
-    alerting = Alerting(AlertConfig(failing_after=1, reminder_hours=1))
+    alerting = Alerting(AlertConfig(failing_after=1, reminder_hours=1, confirm_minutes=0))
     failing = job(at(0), last=run(at(0), "Failed"), countSuccessiveCompleteFailures=1)
     assert alerting.kinds(alerting.poll(at(0), failing)) == [("failing", "open")]
     # Quarantined: the quarantine alert speaks; failing neither resolves nor reminds.
@@ -267,7 +267,7 @@ def test_a_mute_sends_nothing_and_an_alert_still_open_after_it_is_sent_then() ->
 def test_a_rule_turned_off_closes_its_alerts_quietly() -> None:
     alerting = Alerting()
     alerting.poll(at(0), quarantined(at(0), at(0)))
-    alerting.config = AlertConfig(rules=frozenset({"failing"}))
+    alerting.config = AlertConfig(rules=frozenset({"failing"}), confirm_minutes=0)
     assert alerting.kinds(alerting.poll(at(1), quarantined(at(1), at(0)))) == []
     assert alerting.states[(SP["id"], "scim.a", "quarantined")]["resolution"] == "rule turned off"
 

@@ -9,6 +9,7 @@
     ['quarantined', 'Quarantined'],
     ['failing', 'Failing'],
     ['stale', 'Stale'],
+    ['unobserved', 'Not observed'],
     ['warning', 'Warning'],
     ['paused', 'Paused'],
     ['notRun', 'Not run'],
@@ -191,6 +192,20 @@
   function quarantineSeconds(job, now = Date.now()) {
     const since = quarantineSince(job);
     return since === null ? null : Math.max(0, (now - parseTime(since)) / 1000);
+  }
+
+  // A run's place in time. Graph can report a run partially (cloud sync's last success comes
+  // with no id and a 0001-01-01 timeBegan, but a real timeEnded): use whichever time it has.
+  function runStart(run) {
+    return run.timeBegan || run.timeEnded;
+  }
+
+  function runEnd(run) {
+    return run.timeEnded || run.timeBegan;
+  }
+
+  function partialNote(run) {
+    return run.activityIdentifier && run.timeBegan ? [] : [el('span', { class: 'muted', text: ' (partial record from Graph)' })];
   }
 
   function appName(item) {
@@ -477,7 +492,7 @@
       case 'template': return (job.templateId || '').toLowerCase() || null;
       case 'health': return HEALTH_RANK[job.health] ?? HEALTH.length;
       case 'status': return (job.statusCode || '').toLowerCase() || null;
-      case 'lastRun': return parseTime(job.lastExecution && job.lastExecution.timeBegan);
+      case 'lastRun': return parseTime(job.lastExecution && runStart(job.lastExecution));
       case 'escrowed': return job.lastExecution ? job.lastExecution.countEscrowed ?? null : null;
       case 'quarantine': return quarantineSeconds(job, now);
       default: return null;
@@ -526,7 +541,7 @@
       health.push(details);
     }
     const lastRun = last
-      ? [stateLabel(last.state), timeEl(last.timeBegan, { relative: true, cls: 'sub' })]
+      ? [stateLabel(last.state), timeEl(runStart(last), { relative: true, cls: 'sub' })]
       : [el('span', { class: 'muted', text: 'never' })];
     const escrowed = last ? last.countEscrowed : null;
     const quarantine = quarantineSeconds(job, now);
@@ -624,10 +639,12 @@
     facts.push(fact('Schedule', `${job.scheduleState || 'unknown'}, ${interval}`));
     const last = job.lastExecution;
     facts.push(fact('Last run', ...(last
-      ? [stateLabel(last.state), ' ', timeEl(last.timeBegan), ' (', timeEl(last.timeBegan, { relative: true }), ')']
+      ? [stateLabel(last.state), ' ', timeEl(runStart(last)), ' (', timeEl(runStart(last), { relative: true }), ')', ...partialNote(last)]
       : [el('span', { class: 'muted', text: 'never' })])));
     const success = job.lastSuccessfulExecution;
-    facts.push(fact('Last success', ...(success ? [timeEl(success.timeBegan), ' (', timeEl(success.timeBegan, { relative: true }), ')'] : none('never'))));
+    facts.push(fact('Last success', ...(success
+      ? ['ended ', timeEl(runEnd(success)), ' (', timeEl(runEnd(success), { relative: true }), ')', ...partialNote(success)]
+      : none('never'))));
     facts.push(fact('Escrowed (last run)', last && last.countEscrowed !== null ? fmtNumber(last.countEscrowed) : '—'));
     facts.push(fact('Successive failures', fmtNumber(job.countSuccessiveCompleteFailures ?? 0)));
     const seconds = quarantineSeconds(job);
@@ -648,6 +665,10 @@
       facts.push(fact('Objects in sync', el('span', { title: counts.map(([type]) => type).join(', '), text })));
     }
     facts.push(fact('Observed since', timeEl(job.observedAt)));
+    if (job.notObservedSince) {
+      facts.push(fact('Not observed since', timeEl(job.notObservedSince), ' (', timeEl(job.notObservedSince, { relative: true }), ')',
+        job.notObservedReason ? `: ${job.notObservedReason}` : ''));
+    }
     facts.push(fact('Service principal', el('span', { class: 'mono', text: job.servicePrincipalId })));
     if (job.anomalies && job.anomalies.length) facts.push(fact('Unreadable fields', job.anomalies.join(', ')));
     $('job-facts').replaceChildren(...facts);
