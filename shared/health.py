@@ -5,11 +5,13 @@ The rule table (first match wins; docs/health.md gives each rule the Microsoft p
 | health      | when                                                                            |
 |-------------|---------------------------------------------------------------------------------|
 | quarantined | status code `Quarantine`, or a quarantine record is present                     |
-| unobserved  | the monitor could not read the job in its last poll (403, 429, deadline, Graph  |
-|             | down): the monitor's own problem, never "stopped"                               |
+| unobserved  | the monitor has not read the job for 15 min (403, 429, deadline, Graph down):   |
+|             | the monitor's own problem, never "stopped"                                      |
 | failing     | Entra paused the job after pruning escrows (`escrowsPruned` and `Paused`)       |
+| notRun      | never started (`Paused` with a `Disabled` schedule and no run: Graph's form)    |
 | paused      | status code `Paused`, or a job that has run has its schedule Paused/Disabled    |
-| warning     | `Active`, but its first cycle has not finished after FIRST_CYCLE_WARN_HOURS     |
+| warning     | started (`Active`, or `NotRun` with an active schedule), but its first cycle    |
+|             | has not finished after FIRST_CYCLE_WARN_HOURS                                   |
 | notRun      | status code `NotRun`/`NotConfigured`, or no run was ever reported               |
 | failing     | the last run `Failed`, or `countSuccessiveCompleteFailures` > 0                 |
 | stale       | `Active`, yet no run ended, no cycle began and no progress was observed within  |
@@ -156,10 +158,18 @@ def first_cycle_since(job: Mapping[str, Any]) -> str | None:
     return running.get("timeBegan") or job.get("firstObservedAt")
 
 
+def first_cycle_started(job: Mapping[str, Any]) -> bool:
+    """Started, yet no run reported: status `Active`, or `NotRun` with an active schedule (Graph's
+    NotRun means "configured, and possibly started, but hasn't completed its first run")."""
+    code, schedule_state = job.get("statusCode"), job.get("scheduleState")
+    started = code == "Active" or (code == "NotRun" and schedule_state == "Active")
+    return started and last_run(job) is None
+
+
 def first_cycle_seconds(job: Mapping[str, Any], now: datetime) -> float | None:
-    """How long an `Active` job's first cycle has been running; None when it has a run or
-    is not active, or when no start is known."""
-    if job.get("statusCode") != "Active" or last_run(job) is not None:
+    """How long a started job's first cycle has been running; None when it has a run or was
+    not started, or when no start is known."""
+    if not first_cycle_started(job):
         return None
     began = parse_timestamp(first_cycle_since(job))
     return max(0.0, (now - began).total_seconds()) if began is not None else None
@@ -261,12 +271,14 @@ def classify_health(
     last = last_run(job)
     if is_escrow_pruned_pause(job):
         return "failing", [ESCROW_PRUNED_PAUSE, *(_escrow_reasons(last) if last else [])]
+    if last is None and code == "Paused" and schedule_state == "Disabled":
+        return "notRun", ["not started"]  # how Graph shows a job no one has started yet
     if code == "Paused" or (
         schedule_state in ("Paused", "Disabled") and code not in ("NotRun", "NotConfigured") and last
     ):
         return "paused", [f"status {code or 'unknown'}, schedule {schedule_state or 'unknown'}"]
     if last is None:
-        if code == "Active":
+        if first_cycle_started(job):
             return _first_cycle(job, now, rules)
         return "notRun", ["not configured" if code == "NotConfigured" else "never run"]
     if code in ("NotRun", "NotConfigured"):

@@ -196,7 +196,7 @@ def test_stale_paused_and_escrow_rules() -> None:
     stale = job(at(5), last=run(at(0)))  # 5 h without a finished run, interval 40 min
     result = alerting.poll(at(5), stale)
     assert alerting.kinds(result) == [("stale", "open")]
-    assert "no run finished for" in result.notifications[0]["facts"]["why"]
+    assert "no run ended and no progress was observed for" in result.notifications[0]["facts"]["why"]
     assert alerting.kinds(alerting.poll(at(5.5), stale)) == []  # ages move, the alert does not
     assert alerting.kinds(alerting.poll(at(6), job(at(6)))) == [("stale", "resolve")]
 
@@ -319,3 +319,59 @@ def test_alert_settings_defaults_targets_and_empty_key_vault_references() -> Non
     assert "secret-token" not in repr(settings) and "0123456789abcdef" not in repr(settings)
     assert load_alert_settings(BASE_ENV).rules == frozenset(AlertConfig().rules)
     assert load_alert_settings({**BASE_ENV, "ALERT_RULES": "none"}).rules == frozenset()
+
+
+# ---------------------------------------------------------------- issue 13: alerts people can trust
+
+
+def test_stale_and_failing_open_only_after_the_condition_held_and_close_without_flapping() -> None:
+    alerting = Alerting(AlertConfig(confirm_minutes=15, failing_after=1, reminder_hours=0))
+    stale = job(at(5), last=run(at(0)))
+    assert alerting.kinds(alerting.poll(at(5), stale)) == []  # seen once: pending
+    assert alerting.kinds(alerting.poll(at(5 + 10 / 60), stale)) == []  # 10 min: still pending
+    assert alerting.kinds(alerting.poll(at(5.25), stale)) == [("stale", "open")]  # held 15 min
+    healthy = job(at(5.5), last=run(at(5.4)))
+    assert alerting.kinds(alerting.poll(at(5.5), healthy)) == []  # clear once: clearing, still open
+    assert alerting.kinds(alerting.poll(at(5.6), stale)) == []  # back: no second open, no resolve
+    assert alerting.kinds(alerting.poll(at(6), job(at(6), last=run(at(5.9))))) == []
+    assert alerting.kinds(alerting.poll(at(6.3), job(at(6.3), last=run(at(6.2))))) == [("stale", "resolve")]
+    # A condition that clears before it is confirmed never opens.
+    failed = job(at(7), last=run(at(6.9), "Failed"))
+    assert alerting.kinds(alerting.poll(at(7), failed)) == []
+    assert alerting.kinds(alerting.poll(at(7.1), job(at(7.1), last=run(at(7.05))))) == []
+    assert alerting.kinds(alerting.poll(at(7.5), job(at(7.5), last=run(at(7.45))))) == []
+    assert [s for s in alerting.states.values() if s["rule"] == "failing"] == []
+
+
+def test_escrow_pruned_pause_alerts_as_an_error_with_what_to_do() -> None:
+    alerting = Alerting()
+    pruned = job(at(1), "Paused", schedule_state="Paused", escrowsPruned=True)
+    result = alerting.poll(at(1), pruned)
+    assert alerting.kinds(result) == [("paused", "open")]
+    sent = result.notifications[0]
+    assert sent["severity"] == "error"
+    assert sent["headline"] == "Paused by Entra after pruning escrows"
+    assert "fix the errors of the escrowed entries, then restart the job" in sent["summary"]
+    admin = alerting.poll(at(2), job(at(2), "Paused", schedule_state="Paused"))
+    assert alerting.kinds(admin) == []  # still paused: the same alert, no flapping
+
+
+def test_first_cycle_not_finished_alert() -> None:
+    alerting = Alerting()
+    first = job(at(0), last=None)
+    first["lastExecution"] = None
+    first["firstObservedAt"] = iso(at(0))
+    assert alerting.kinds(alerting.poll(at(23), first)) == []
+    result = alerting.poll(at(25), first)
+    assert alerting.kinds(result) == [("firstCycleNotFinished", "open")]
+    assert result.notifications[0]["severity"] == "warning"
+    assert result.notifications[0]["facts"]["running since"] == iso(at(0))
+
+
+def test_a_job_the_monitor_cannot_read_holds_its_stale_alert() -> None:
+    alerting = Alerting()
+    stale = job(at(5), last=run(at(0)))
+    assert alerting.kinds(alerting.poll(at(5), stale)) == [("stale", "open")]
+    unread = {**stale, "notObservedSince": iso(at(5)), "notObservedReason": "Graph answered HTTP 429"}
+    assert alerting.kinds(alerting.poll(at(6), unread)) == []  # neither resolved nor re-judged
+    assert alerting.states[(SP["id"], "scim.a", "stale")]["status"] == "open"

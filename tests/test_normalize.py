@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.normalize import PayloadError, distinct_runs, normalize_execution, normalize_job
-from shared.timestamps import format_timestamp, parse_duration_seconds
+from shared.normalize import PayloadError, distinct_runs, is_identified, normalize_execution, normalize_job
+from shared.timestamps import Notes, format_timestamp, parse_duration_seconds
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SP = {"id": "sp-1", "appId": "app-1", "displayName": "Contoso SCIM"}
@@ -76,6 +76,28 @@ def test_sentinel_executions_are_not_runs() -> None:
     assert normalize_execution({**SENTINEL, "activityIdentifier": "a"}) is None  # 0001 times
     assert normalize_execution({**SENTINEL, "activityIdentifier": "", "timeBegan": "2026-01-01T00:00:00Z"}) is None
     assert normalize_execution(None) is None
+
+
+def test_a_partial_execution_with_a_real_end_is_kept_as_reported_but_is_not_a_run() -> None:
+    notes = Notes()
+    partial = normalize_execution(
+        {**SENTINEL, "activityIdentifier": None, "timeEnded": "2026-11-30T11:58:12.5Z", "countExported": 3},
+        notes,
+        "status.lastSuccessfulExecution",
+    )
+    assert partial is not None
+    assert (partial["activityIdentifier"], partial["timeBegan"]) == (None, None)
+    assert partial["timeEnded"] == "2026-11-30T11:58:12.5Z"
+    assert partial["countExported"] == 3
+    assert partial["durationSeconds"] is None
+    assert not is_identified(partial)
+    assert notes.items == [
+        "status.lastSuccessfulExecution: partial record without activityIdentifier and timeBegan: "
+        "kept as reported, not stored as a run"
+    ]
+    # An id with a real end but a sentinel start is partial too: it has no key in Executions.
+    dated = normalize_execution({**SENTINEL, "activityIdentifier": "a", "timeEnded": "2026-11-30T11:58:12Z"})
+    assert dated is not None and dated["activityIdentifier"] == "a" and not is_identified(dated)
 
 
 def test_an_execution_keeps_every_seed_property() -> None:
