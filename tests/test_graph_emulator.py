@@ -448,6 +448,52 @@ def test_demo_never_run_jobs_carry_graphs_sentinels(em: EmulatorServer) -> None:
     assert jobs["Dropbox Business"][0]["status"]["lastSuccessfulExecution"] is None
 
 
+def test_demo_serves_the_shapes_of_microsofts_examples(em: EmulatorServer) -> None:
+    now = parse_time(em.advance_clock(0))
+    jobs = jobs_by_name(em.tenant())
+
+    # cloud sync schema article: a partial last success, no with-exports record
+    (northwind,) = jobs["Contoso Cloud Sync (northwind.local)"]
+    status = northwind["status"]
+    assert northwind["schedule"]["interval"] == "PT2M" and status["code"] == "Active"
+    partial = status["lastSuccessfulExecution"]
+    assert partial["activityIdentifier"] is None and partial["timeBegan"] == SENTINEL
+    assert parse_time(partial["timeEnded"]) <= now and partial["countImported"] >= 0
+    assert status["lastSuccessfulExecutionWithExports"] is None
+    assert status["lastExecution"]["activityIdentifier"]
+    assert {pair["key"] for pair in status["synchronizedEntryCountByType"]} == {"user to User", "group to Group"}
+
+    # a cycle running: progress observed within 30 s, the last run ended minutes ago
+    (tailspin,) = jobs["Contoso Cloud Sync (tailspin.local)"]
+    (progress,) = tailspin["status"]["progress"]
+    assert 0 <= (now - parse_time(progress["progressObservationDateTime"])).total_seconds() <= 30
+    assert (now - parse_time(tailspin["status"]["lastExecution"]["timeEnded"])).total_seconds() > 5 * 60
+    assert tailspin["status"]["code"] == "Active"
+    assert all(job["status"]["progress"] == [] for job in jobs["Salesforce"] + jobs["Slack"])  # between cycles
+
+    # a first cycle still running: NotRun (docs: "hasn't completed its first run")
+    (initial,) = jobs["Contoso HR SuccessFactors"]
+    assert initial["status"]["code"] == "NotRun" and initial["status"]["progress"]
+
+    # escrows pruned during the initial cycle, then paused
+    (pruned,) = jobs["Fabrikam Learning Portal"]
+    assert pruned["status"]["escrowsPruned"] is True and pruned["status"]["code"] == "Paused"
+    assert pruned["status"]["lastSuccessfulExecution"] is None and pruned["status"]["quarantine"] is None
+
+    # cross-tenant sync article: started, not run yet
+    (started,) = jobs["Cross-tenant sync to Northwind Traders"]
+    assert started["schedule"] == {"expiration": None, "interval": "PT40M", "state": "Active"}
+    last = started["status"]["lastExecution"]
+    assert started["status"]["code"] == "NotRun" and last["activityIdentifier"] is None
+    assert last["state"] == "Failed" and last["timeBegan"] == last["timeEnded"] == SENTINEL
+    assert last["error"] == {"code": "None", "message": "", "tenantActionable": False}
+
+    # a quarantine re-imposed within its series
+    quarantine = jobs["AWS IAM Identity Center"][0]["status"]["quarantine"]
+    assert quarantine["seriesCount"] > 1
+    assert parse_time(quarantine["seriesBegan"]) < parse_time(quarantine["currentBegan"]) <= now
+
+
 def test_demo_cloud_sync_is_found_by_template_not_by_tag(em: EmulatorServer) -> None:
     sp = sp_named(em.tenant(), "Contoso Cloud Sync (contoso.local)")
     assert sp["applicationTemplateId"] == CLOUD_SYNC_TEMPLATE and INTEGRATED not in sp["tags"]

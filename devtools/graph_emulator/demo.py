@@ -1,4 +1,4 @@
-"""The demo tenant: 27 service principals, 19 provisioning jobs, every case the app must handle.
+"""The demo tenant: 31 service principals, 23 provisioning jobs, every case the app must handle.
 
 Times are relative to the moment the tenant is built (E), so the history is always recent and
 grows while the emulator runs. What it covers (display name: template, profile):
@@ -27,15 +27,31 @@ grows while the emulator runs. What it covers (display name: template, profile):
 - Dropbox Business: `dropboxSCIM`, NotRun: never run, sentinels, null last executions.
 - Workday to Entra ID User Provisioning: `Workday2AAD` inbound, healthy, runs of 5-25 minutes.
 - Contoso HR SuccessFactors: `SuccessFactors2AAD` inbound, initial cycle in progress (started
-  E-3h, takes 8 h): lastExecution null, partial progress; advancing the clock completes it.
+  E-3h, takes 8 h): status NotRun (its first run has not completed), lastExecution null,
+  progress observed within the last 30 s; advancing the clock completes it (then Active).
 - Contoso Cloud Sync (contoso.local): cloud sync (app template 1a4721b3-...), two jobs,
   `AD2AADProvisioning` and `AD2AADPasswordHash`, healthy PT2M.
 - Contoso Cloud Sync (fabrikam.local): `AD2AADProvisioning` failing since E-50min with
   `HybridIdentityServiceAgentsUnavailable`; quarantined at E+2h (advance the clock to see it).
 - Cross-tenant sync to Fabrikam: `Azure2Azure`, healthy, escrowsPruned true.
+- Contoso Cloud Sync (northwind.local): `AD2AADProvisioning` PT2M whose lastSuccessfulExecution
+  is the partial record of the cloud sync schema article (activityIdentifier null, timeBegan
+  0001-01-01, real timeEnded and counts; lastSuccessfulExecutionWithExports null); most runs end
+  with a few escrows, so the last success is older than lastExecution.
+- Contoso Cloud Sync (tailspin.local): `AD2AADProvisioning` PT2M restarted at E-12min: a full
+  cycle (3 h) is running, so progress[] is observed within the last 30 s while lastExecution
+  ended before the restart; advancing the clock 3 h completes it.
+- Fabrikam Learning Portal: `scim`, escrowsPruned: its initial cycle (E-9h, 6 h) hit the escrow
+  threshold, the service pruned escrows instead of quarantining, and paused the job when the cycle
+  completed (status Paused, no successful run).
+- Cross-tenant sync to Northwind Traders: `Azure2Azure` just started, NotRun, as the cross-tenant
+  sync article shows it: schedule Active PT40M, lastExecution an all-sentinel record (state
+  Failed, error code "None"), the other executions null.
 - No jobs: Microsoft Graph, Office 365 Exchange Online, Office 365 SharePoint Online, Microsoft
   Teams, Azure Portal (Microsoft-owned, untagged), DocuSign, Tableau Cloud, Fabrikam Partner
   Portal (tagged, SSO only), Contoso Expenses (an app registration, untagged).
+Cloud sync jobs count entries by mapping (`user to User`, `group to Group`), as Microsoft's
+example shows. progress[] is [] between cycles and holds one observation while a cycle runs.
 Cloud sync service principals carry no WindowsAzureActiveDirectoryIntegratedApp tag: only the
 application template finds them.
 """
@@ -69,6 +85,8 @@ from .runs import DAY, HOUR, JobProfile, Phase
 from .tenant import LivingTenant
 
 DEMO_TENANT_ID = "5d3e2a1b-9c8f-4e7d-a6b5-c4d3e2f1a0b9"
+CLOUD_SYNC_ENTRY_TYPES = ("user to User", "group to Group")
+CROSS_TENANT_SETTINGS = (("AzureIngestionAttributeOptimization", "False"), ("LookaheadQueryEnabled", "False"))
 MINUTE = 60
 
 
@@ -270,7 +288,7 @@ def _apps(e: int) -> tuple[_App, ...]:
                     groups=800,
                     run_seconds=(15, 90),
                     export_rate=0.5,
-                    entry_types=("user", "group"),
+                    entry_types=CLOUD_SYNC_ENTRY_TYPES,
                 ),
                 _job(
                     "AD2AADPasswordHash",
@@ -282,7 +300,7 @@ def _apps(e: int) -> tuple[_App, ...]:
                     population=12_000,
                     run_seconds=(5, 40),
                     export_rate=0.7,
-                    entry_types=("user", "group"),
+                    entry_types=CLOUD_SYNC_ENTRY_TYPES,
                 ),
             ),
             tagged=False,
@@ -303,7 +321,7 @@ def _apps(e: int) -> tuple[_App, ...]:
                     population=2500,
                     groups=140,
                     run_seconds=(10, 60),
-                    entry_types=("user", "group"),
+                    entry_types=CLOUD_SYNC_ENTRY_TYPES,
                 ),
             ),
             tagged=False,
@@ -322,6 +340,81 @@ def _apps(e: int) -> tuple[_App, ...]:
                     population=450,
                     escrows_pruned=True,
                     entry_types=("user", "group"),
+                ),
+            ),
+            sso=None,
+        ),
+        _App(
+            "Contoso Cloud Sync (northwind.local)",
+            (
+                _job(
+                    "AD2AADProvisioning",
+                    "healthy-partial-last-success",
+                    2 * MINUTE,
+                    e - 70 * DAY,
+                    2 * HOUR,
+                    escrow_rate=0.6,
+                    population=3600,
+                    groups=210,
+                    run_seconds=(15, 80),
+                    export_rate=0.4,
+                    entry_types=CLOUD_SYNC_ENTRY_TYPES,
+                    partial_last_success=True,
+                ),
+            ),
+            tagged=False,
+            template_id=CLOUD_SYNC_TEMPLATE_ID,
+            sso=None,
+        ),
+        _App(
+            "Contoso Cloud Sync (tailspin.local)",
+            (
+                _job(
+                    "AD2AADProvisioning",
+                    "cycle-running",
+                    2 * MINUTE,
+                    e - 50 * DAY,
+                    3 * HOUR,
+                    Phase("initial", e - 12 * MINUTE),
+                    population=9000,
+                    groups=450,
+                    run_seconds=(15, 90),
+                    entry_types=CLOUD_SYNC_ENTRY_TYPES,
+                ),
+            ),
+            tagged=False,
+            template_id=CLOUD_SYNC_TEMPLATE_ID,
+            sso=None,
+        ),
+        _App(
+            "Fabrikam Learning Portal",
+            (
+                _Job(
+                    "scim",
+                    "escrows-pruned-paused",
+                    40 * MINUTE,
+                    (
+                        Phase("initial", e - 9 * HOUR, state="EntryLevelErrors", escrow_base=1800),
+                        Phase("paused", e - 3 * HOUR + MINUTE),
+                    ),
+                    6 * HOUR,
+                    {"escrows_pruned": True, "population": 26_000, "groups": 40},
+                ),
+            ),
+        ),
+        _App(
+            "Cross-tenant sync to Northwind Traders",
+            (
+                _Job(
+                    "Azure2Azure",
+                    "not-run-started",
+                    40 * MINUTE,
+                    (),
+                    options={
+                        "never_run_code": "NotRun",
+                        "sentinel_last_execution": True,
+                        "settings": CROSS_TENANT_SETTINGS,
+                    },
                 ),
             ),
             sso=None,

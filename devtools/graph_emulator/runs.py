@@ -6,6 +6,7 @@ A profile is a timeline of phases. Each phase schedules runs:
 - `quarantine`: retries after 6 h, 12 h more, 24 h more, then daily; none after 28 days
   (the job is disabled), as DOMAIN.md describes;
 - `paused`: no runs.
+An `initial` phase after others is a restart: a new full cycle (hours) while the job stays Active.
 Every run is a pure function of (profile, phase, index), so any "now" is materialised in
 O(phases) without storing history: the newest finished run is `lastExecution`, and the
 success and with-exports runs are found by walking back a few runs.
@@ -84,6 +85,13 @@ class JobProfile:
     escrows_pruned: bool = False
     never_run_code: str = "NotRun"
     sentinel_last_success: bool = False  # never-succeeded: Graph's sentinel instead of null
+    # Never run, but started: lastExecution is Graph's all-sentinel record (state Failed, error
+    # code "None") and the schedule is Active at `interval`, as the cross-tenant sync article shows.
+    sentinel_last_execution: bool = False
+    # lastSuccessfulExecution as the cloud sync schema article shows it: a partial record with
+    # activityIdentifier null and timeBegan at the sentinel, yet the run's real timeEnded and
+    # counts; lastSuccessfulExecutionWithExports null.
+    partial_last_success: bool = False
     settings: tuple[tuple[str, str], ...] = DEFAULT_SETTINGS
     entry_types: tuple[str, str] = (SCIM_USER, SCIM_GROUP)
     big_count_offset: int = 0  # added to countImported: an Int64 beyond 2**31
@@ -256,6 +264,27 @@ def sentinel_execution() -> dict[str, Any]:
     return body
 
 
+def sentinel_failed_execution() -> dict[str, Any]:
+    """What Graph reports as lastExecution of a job started but not yet run (cross-tenant sync
+    article): no id, zero counts, state Failed, both times at the sentinel, error code "None"."""
+    body: dict[str, Any] = {"activityIdentifier": None}
+    body.update(dict.fromkeys(COUNT_NAMES, 0))
+    body.update(
+        state="Failed",
+        timeBegan=SENTINEL_TIME,
+        timeEnded=SENTINEL_TIME,
+        error={"code": "None", "message": "", "tenantActionable": False},
+    )
+    return body
+
+
+def partial_execution(profile: JobProfile, run: Run) -> dict[str, Any]:
+    """`run` as a partial record: no activityIdentifier, timeBegan at the sentinel, the rest real."""
+    body = _execution(profile, run)
+    body.update(activityIdentifier=None, timeBegan=SENTINEL_TIME)
+    return body
+
+
 def _latest(profile: JobProfile, now: int) -> tuple[Run | None, Run | None]:
     """(newest finished run, run in progress) at `now`."""
     running: Run | None = None
@@ -343,6 +372,11 @@ def materialise_job(profile: JobProfile, now: float) -> dict[str, Any]:
     success = _walk_back(profile, last, lambda r: r.succeeded) if last else None
     with_exports = _walk_back(profile, last, lambda r: r.succeeded and r.counts["countExported"] > 0) if last else None
     fallback = sentinel_execution() if profile.sentinel_last_success else None
+    last_success = _execution(profile, success) if success else fallback
+    last_with_exports = _execution(profile, with_exports) if with_exports else fallback
+    if profile.partial_last_success:
+        last_success = partial_execution(profile, success) if success else None
+        last_with_exports = None
     digits = profile.frac_digits
     code, schedule_state, quarantine = "Active", "Active", None
     if phase.kind == "quarantine":
@@ -351,6 +385,8 @@ def materialise_job(profile: JobProfile, now: float) -> dict[str, Any]:
             schedule_state = "Disabled"
     elif phase.kind == "paused":
         code = schedule_state = "Paused"
+    elif last is None:
+        code = "NotRun"  # "configured, and possibly started, but hasn't completed its first run"
     initial_done = profile.phases[0].kind != "initial" or (last is not None)
     first_steady = SENTINEL_TIME
     if initial_done:
@@ -369,44 +405,39 @@ def materialise_job(profile: JobProfile, now: float) -> dict[str, Any]:
             "countSuccessiveCompleteFailures": _complete_failures(profile, last) if last else 0,
             "escrowsPruned": profile.escrows_pruned,
             "lastExecution": _execution(profile, last) if last else None,
-            "lastSuccessfulExecution": _execution(profile, success) if success else fallback,
-            "lastSuccessfulExecutionWithExports": (_execution(profile, with_exports) if with_exports else fallback),
-            "progress": _progress(profile, last, running, now),
+            "lastSuccessfulExecution": last_success,
+            "lastSuccessfulExecutionWithExports": last_with_exports,
+            "progress": _progress(profile, running, now),
             "quarantine": quarantine,
             "steadyStateFirstAchievedTime": first_steady,
             "steadyStateLastAchievedTime": (
                 format_time(success.end, success.end_ticks, digits) if success else SENTINEL_TIME
             ),
             "synchronizedEntryCountByType": _entry_counts(profile, last) if initial_done else [],
-            "troubleshootingUrl": None,
+            # Microsoft's examples of jobs that have run show "" (null only before the first start)
+            "troubleshootingUrl": "",
         },
         "synchronizationJobSettings": _settings(profile),
     }
 
 
-def _progress(profile: JobProfile, last: Run | None, running: Run | None, now: float) -> list[dict[str, Any]]:
-    digits = profile.frac_digits
-    if running is not None:
-        total = max(1, running.counts["countImported"] - profile.big_count_offset)
-        share = (now - running.begin) / max(1, running.end - running.begin)
-        seconds = int(now)
-        return [
-            {
-                "completedUnits": min(total, int(total * share)),
-                "totalUnits": total,
-                "units": "Users",
-                "progressObservationDateTime": format_time(seconds, int((now - seconds) * TICKS_PER_SECOND), digits),
-            }
-        ]
-    if last is None:
+PROGRESS_EVERY = 30  # seconds between the service's progress observations of a running cycle
+
+
+def _progress(profile: JobProfile, running: Run | None, now: float) -> list[dict[str, Any]]:
+    """One observation while a cycle runs, [] between cycles (as Microsoft's examples show)."""
+    if running is None:
         return []
-    total = last.counts["countImported"] - profile.big_count_offset
+    total = max(1, running.counts["countImported"] - profile.big_count_offset)
+    elapsed = max(0, int(now) - running.begin)
+    observed = running.begin + elapsed // PROGRESS_EVERY * PROGRESS_EVERY
+    share = (observed - running.begin) / max(1, running.end - running.begin)
     return [
         {
-            "completedUnits": total,
+            "completedUnits": min(total, int(total * share)),
+            "progressObservationDateTime": format_time(observed, running.begin_ticks, profile.frac_digits),
             "totalUnits": total,
             "units": "Users",
-            "progressObservationDateTime": format_time(last.end, last.end_ticks, digits),
         }
     ]
 
@@ -422,15 +453,18 @@ def _entry_counts(profile: JobProfile, last: Run | None) -> list[dict[str, Any]]
 
 def _never_run(profile: JobProfile) -> dict[str, Any]:
     sentinel = sentinel_execution() if profile.sentinel_last_success else None
+    schedule: dict[str, Any] = {"expiration": None, "interval": MAX_TIMESPAN, "state": "Disabled"}
+    if profile.sentinel_last_execution:
+        schedule = {"expiration": None, "interval": iso_duration(profile.interval), "state": "Active"}
     return {
         "id": profile.job_id,
         "templateId": profile.template_id,
-        "schedule": {"expiration": None, "interval": MAX_TIMESPAN, "state": "Disabled"},
+        "schedule": schedule,
         "status": {
             "code": profile.never_run_code,
             "countSuccessiveCompleteFailures": 0,
             "escrowsPruned": False,
-            "lastExecution": None,
+            "lastExecution": sentinel_failed_execution() if profile.sentinel_last_execution else None,
             "lastSuccessfulExecution": sentinel,
             "lastSuccessfulExecutionWithExports": dict(sentinel) if sentinel else None,
             "progress": [],
@@ -438,7 +472,7 @@ def _never_run(profile: JobProfile) -> dict[str, Any]:
             "steadyStateFirstAchievedTime": SENTINEL_TIME,
             "steadyStateLastAchievedTime": SENTINEL_TIME,
             "synchronizedEntryCountByType": [],
-            "troubleshootingUrl": None,
+            "troubleshootingUrl": "" if profile.sentinel_last_execution else None,
         },
         "synchronizationJobSettings": _settings(profile),
     }
