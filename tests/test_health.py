@@ -167,7 +167,8 @@ def test_a_long_initial_cycle_is_not_stale_and_warns_only_after_the_configured_t
     assert classify_health(first, now=later) == (
         "warning",
         [
-            "first cycle has not finished after 26 h (running since 2026-11-25T10:00:00Z); 40,000 of 125,000 objects done"
+            "first cycle has not finished after 26 h (running since 2026-11-25T10:00:00Z); "
+            "40,000 of 125,000 objects done"
         ],
     )
     assert classify_health(first, now=later, rules=HealthRules(first_cycle_warn_seconds=48 * 3600))[0] == "notRun"
