@@ -13,6 +13,7 @@ import pytest
 
 from devtools.graph_emulator import EmulatorServer
 from shared.api import create_app
+from shared.health import classify_health
 from shared.poll import poll_tenant, run_poll
 from shared.retention import apply_retention
 from shared.settings import load_settings
@@ -209,3 +210,51 @@ async def test_retention_deletes_old_runs_and_keeps_rollups(
     assert (await api.get("/api/v1/summary")).json()["executions"] == before  # rollups stay
     again = await apply_retention(load_settings())
     assert again["runsDeleted"] == 0
+
+
+async def test_a_job_removed_and_back_keeps_both_appearances(
+    app_env: dict[str, str], demo_emulator: EmulatorServer, api: httpx.AsyncClient
+) -> None:
+    back = job("scim.a", last=execution("r1", recent(9)))
+    for present in (True, False, True, False, True):
+        demo_emulator.set_tenant(tenant(back, job("scim.b")) if present else tenant(job("scim.b")))
+        await run_poll(trigger="test")
+    kinds = [event["kind"] for event in reversed((await api.get(f"/api/v1/jobs/{SP_ID}/scim.a")).json()["events"])]
+    assert kinds == ["jobAppeared", "jobRemoved", "jobAppeared", "jobRemoved", "jobAppeared"]
+    # A repeated poll of the same state writes no further appearance.
+    await run_poll(trigger="test")
+    events = (await api.get(f"/api/v1/jobs/{SP_ID}/scim.a")).json()["events"]
+    assert [event["kind"] for event in events].count("jobAppeared") == 3
+
+
+async def test_a_job_the_monitor_cannot_read_is_marked_once_and_cleared_by_a_read(
+    app_env: dict[str, str], demo_emulator: EmulatorServer, api: httpx.AsyncClient
+) -> None:
+    demo_emulator.set_tenant(tenant(job("scim.a", last=execution("r1", recent(9)))))
+    first = await run_poll(trigger="test")
+    store = open_store(load_settings())
+
+    async def stored() -> tuple[dict[str, Any], str]:
+        entity = await store.tables["Jobs"].get_entity(store.tenant_id, f"{SP_ID}|scim.a")
+        return await store.get_job(SP_ID, "scim.a") or {}, entity.metadata["etag"]
+
+    demo_emulator.set_faults({"perId": {SP_ID: 403}})
+    blind = await run_poll(trigger="test")
+    assert blind["servicePrincipalsNotRead"] == [SP_ID]
+    assert blind["jobsNotObserved"] == 1 and blind["jobsRemoved"] == 0
+    marked, etag = await stored()
+    assert marked["notObservedSince"] == first["startedAt"]  # the last poll that read it
+    assert marked["notObservedReason"].startswith("Graph answered HTTP 403")
+    # Briefly unread: judged as of its last read, so still healthy, not stale.
+    assert (await api.get(f"/api/v1/jobs/{SP_ID}/scim.a")).json()["job"]["health"] == "healthy"
+    later = datetime.now(UTC) + timedelta(hours=3)
+    assert classify_health(marked, now=later)[0] == "unobserved"
+
+    again = await run_poll(trigger="test")  # still blind: nothing is written again
+    assert again["jobsNotObserved"] == 0
+    assert (await stored())[1] == etag
+
+    demo_emulator.clear_faults()
+    await run_poll(trigger="test")
+    cleared, _ = await stored()
+    assert cleared.get("notObservedSince") is None and cleared["health"] == "healthy"
