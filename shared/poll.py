@@ -35,6 +35,12 @@ log = logging.getLogger("entra_sync_monitor.poll")
 
 _STORE_CONCURRENCY = 8
 _MAX_ERRORS_KEPT = 200
+# Item error codes from shared.graph that get their own kind in the record (else graphRead).
+_READ_ERROR_KINDS = {
+    "MalformedResponse": "malformedResponse",
+    "BatchTransportError": "batchTransportError",
+    "TransportError": "transportError",
+}
 
 
 class PollFailedError(RuntimeError):
@@ -64,9 +70,13 @@ class PollRecord:
     unfinished: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
+    job_reads: int = 0  # service principals whose jobs read got an answer (any status)
+    forbidden: dict[str, int] = field(default_factory=dict)  # error kind -> 403 answers, all counted
 
     def error(self, kind: str, message: str, **where: Any) -> None:
         self.error_count += 1
+        if where.get("status") == 403:
+            self.forbidden[kind] = self.forbidden.get(kind, 0) + 1
         if len(self.errors) < _MAX_ERRORS_KEPT:
             self.errors.append({"kind": kind, "message": message[:500], **where})
 
@@ -96,6 +106,13 @@ class PollRecord:
             "runsStored": self.runs_stored,
             "events": self.events,
             "unfinishedServicePrincipals": self.unfinished,
+            # What the health check needs to tell a blind monitor (every read refused).
+            "jobReads": self.job_reads,
+            "forbiddenReads": {
+                "jobs": self.forbidden.get("graphRead", 0),
+                "servicePrincipals": self.forbidden.get("servicePrincipal", 0)
+                + self.forbidden.get("servicePrincipalsForbidden", 0),
+            },
             "graph": graph,
             "errorCount": self.error_count,
             "errorsByKind": errors_by_kind,
@@ -203,7 +220,7 @@ async def poll_tenant(
         record.service_principals_scanned = len(scope.principals)
         deadline = clock_start + settings.poll_deadline_seconds
         by_id = {sp["id"]: sp for sp in scope.principals}
-        results = await reader.get_jobs(list(by_id), should_start=lambda: time.monotonic() < deadline)
+        results = await reader.get_jobs(list(by_id), deadline=deadline)
         record.unfinished = [sp_id for sp_id in by_id if sp_id not in results]
         previous = await store.load_jobs()
         jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, started, record)
@@ -213,9 +230,9 @@ async def poll_tenant(
         await _store_jobs(store, jobs, previous, removed, record)
         if scope.discovery and not record.unfinished:
             await _remember_principals(store, scope, results, started)
-    except graph.GraphUnavailableError as error:
-        failure = f"Graph unavailable: {error}"
-        record.error("graphUnavailable", str(error))
+    except graph.GraphUnavailableError as error:  # also no token, or the SP list refused
+        failure = error.failure
+        record.error(error.kind, str(error), **error.where)
     except Exception as error:  # storage down, a bug: the record still tells what happened
         failure = f"{type(error).__name__}: {error}"
         record.error("pollFailed", failure)
@@ -245,9 +262,12 @@ def _normalize_results(
     jobs: list[Job] = []
     read_ok: set[str] = set()
     with_skipped: set[str] = set()
+    record.job_reads = len(results)
     for sp_id, result in results.items():
         if not result.ok:
-            kind = "servicePrincipalNotFound" if result.status == 404 else "graphRead"
+            kind = _READ_ERROR_KINDS.get(result.error_code or "") or (
+                "servicePrincipalNotFound" if result.status == 404 else "graphRead"
+            )
             message = f"HTTP {result.status} {result.error_code}: {result.error_message}"
             record.error(kind, message, servicePrincipalId=sp_id, status=result.status)
             continue
