@@ -51,6 +51,7 @@ async def _graph(request: Request, state: EmulatorState) -> Response:
         in_batch=False,
         authorized="authorization" in headers,
         faulted=response.faulted,
+        authorization=headers.get("authorization"),
     )
     delay_ms = state.latency_ms + state.faults.latency_ms + response.delay_ms
     if delay_ms > 0:
