@@ -111,8 +111,10 @@ async def test_slow_graph_past_the_deadline_leaves_the_rest_for_the_next_poll(fr
     settings = load_settings()
     await poll_tenant(settings, trigger="test")  # discovery: learns which service principals have jobs
     with_jobs = [sp["id"] for sp in frozen.tenant()["servicePrincipals"] if sp.get("jobs")]
-    slow = dataclasses.replace(settings, graph_max_concurrency=1, poll_deadline_seconds=0.5)
-    frozen.set_faults({"rules": [{"path": "^/\\$batch$", "mode": "slow", "delayMs": 800, "inBatch": False}]})
+    # The deadline counts from the poll's start, storage reads included: 3 s leaves room for
+    # them on a loaded machine, and a 4 s batch still ends after it.
+    slow = dataclasses.replace(settings, graph_max_concurrency=1, poll_deadline_seconds=3)
+    frozen.set_faults({"rules": [{"path": "^/\\$batch$", "mode": "slow", "delayMs": 4000, "inBatch": False}]})
     record = await poll_tenant(slow, trigger="test")
     assert record["status"] == "partial"
     # One batch of 20 started before the deadline; the others wait for the next poll.
