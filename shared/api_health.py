@@ -4,7 +4,9 @@ Served at `/api/health`, by the API and by an anonymous function (so platform he
 need no key); the answer says nothing about the tenant: no ids, names or job counts, only
 when the last successful poll ended, how old that may be, and the last poll's status and
 error counts. 200 while a successful (or partial) poll ended within the allowed age, 503
-otherwise.
+otherwise; 503 `blind` too when the last poll was refused every read (HTTP 403 on every
+service principal's jobs, or on the service principals themselves): such a poll "succeeds"
+while seeing nothing, and `reason` names the Graph permission to grant.
 
 The allowed age is `HEALTH_MAX_AGE_SECONDS`, or else two intervals of `POLL_SCHEDULE` plus
 `POLL_DEADLINE_SECONDS`: one missed or failed poll is tolerated, two are not. The interval
@@ -116,6 +118,29 @@ def max_poll_age_seconds(settings: Settings) -> float:
     return 2 * interval + settings.poll_deadline_seconds
 
 
+_GRANT = (
+    "grant the Microsoft Graph application permission {permission} to the app's identity, with admin consent "
+    "(infra/app/graph-permissions.bicep with grantGraphPermissions=true, or docs/deploy.md)"
+)
+_BLIND_JOBS = "Graph refused every job read (HTTP 403): " + _GRANT.format(permission="Synchronization.Read.All")
+_BLIND_PRINCIPALS = "Graph refused to read the service principals (HTTP 403): " + _GRANT.format(
+    permission="Application.Read.All"
+)
+
+
+def blind_reason(record: dict[str, Any]) -> str | None:
+    """Why a poll saw nothing because Graph refused every read, or None. Decided from the
+    record's counts only (`jobReads`, `forbiddenReads`), never from tenant data."""
+    raw = record.get("forbiddenReads")
+    forbidden: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    job_reads = int(record.get("jobReads") or 0)
+    if job_reads > 0 and int(forbidden.get("jobs") or 0) >= job_reads:
+        return _BLIND_JOBS
+    if job_reads == 0 and int(forbidden.get("servicePrincipals") or 0) > 0:
+        return _BLIND_PRINCIPALS
+    return None
+
+
 def _ended(record: dict[str, Any]) -> datetime | None:
     return parse_timestamp(record.get("endedAt")) or parse_timestamp(record.get("startedAt"))
 
@@ -152,6 +177,9 @@ async def monitor_health(now: datetime | None = None) -> tuple[int, dict[str, An
             "errorCount": int(last.get("errorCount") or 0),
             "errorsByKind": {str(k): int(v) for k, v in (last.get("errorsByKind") or {}).items()},
         }
+        # Blind is failing, not degraded: a monitor that can read nothing reports no trouble.
+        if (reason := blind_reason(last)) is not None:
+            return 503, {**body, "status": "blind", "reason": reason}
     ended = _ended(last_ok) if last_ok is not None else None
     if ended is None:
         return 503, {**body, "status": "neverPolled" if last is None else "stale"}

@@ -262,8 +262,11 @@ class LastPoll(_Model):
 class MonitorHealth(_Model):
     """The monitor's own freshness; nothing about the tenant."""
 
-    status: Literal["healthy", "degraded", "stale", "neverPolled", "misconfigured", "storageUnavailable"] = Field(
-        description="healthy or degraded (the last poll had errors) answer 200; the others 503"
+    status: Literal["healthy", "degraded", "stale", "blind", "neverPolled", "misconfigured", "storageUnavailable"] = (
+        Field(description="healthy or degraded (the last poll had errors) answer 200; the others 503")
+    )
+    reason: str | None = Field(
+        None, description="for blind: which Graph read was refused and the permission to grant; otherwise absent"
     )
     checkedAt: str
     maxAgeSeconds: float | None = Field(description="a successful poll must have ended within this many seconds")

@@ -32,13 +32,19 @@ from shared.normalize import (
 )
 from shared.settings import Settings, load_settings
 from shared.store import Store, StoredJob, job_content_hash, job_key, open_store
-from shared.timestamps import isoformat_utc
+from shared.timestamps import isoformat_utc, parse_timestamp
 
 log = logging.getLogger("entra_sync_monitor.poll")
 
 _STORE_CONCURRENCY = 8
 _MAX_ERRORS_KEPT = 200
 _NOT_READ_KEPT = 2_000  # beyond this a record stays small; marks then date from the job's own state
+# Item error codes from shared.graph that get their own kind in the record (else graphRead).
+_READ_ERROR_KINDS = {
+    "MalformedResponse": "malformedResponse",
+    "BatchTransportError": "batchTransportError",
+    "TransportError": "transportError",
+}
 
 
 class PollFailedError(RuntimeError):
@@ -72,9 +78,13 @@ class PollRecord:
     jobs_not_observed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_count: int = 0
+    job_reads: int = 0  # service principals whose jobs read got an answer (any status)
+    forbidden: dict[str, int] = field(default_factory=dict)  # error kind -> 403 answers, all counted
 
     def error(self, kind: str, message: str, **where: Any) -> None:
         self.error_count += 1
+        if where.get("status") == 403:
+            self.forbidden[kind] = self.forbidden.get(kind, 0) + 1
         if len(self.errors) < _MAX_ERRORS_KEPT:
             self.errors.append({"kind": kind, "message": message[:500], **where})
 
@@ -107,6 +117,13 @@ class PollRecord:
             "servicePrincipalsNotRead": sorted(self.not_read) if len(self.not_read) <= _NOT_READ_KEPT else None,
             "servicePrincipalsNotReadCount": len(self.not_read),
             "jobsNotObserved": self.jobs_not_observed,
+            # What the health check needs to tell a blind monitor (every read refused).
+            "jobReads": self.job_reads,
+            "forbiddenReads": {
+                "jobs": self.forbidden.get("graphRead", 0),
+                "servicePrincipals": self.forbidden.get("servicePrincipal", 0)
+                + self.forbidden.get("servicePrincipalsForbidden", 0),
+            },
             "graph": graph,
             "errorCount": self.error_count,
             "errorsByKind": errors_by_kind,
@@ -216,7 +233,7 @@ async def poll_tenant(
         record.service_principals_scanned = len(scope.principals)
         deadline = clock_start + settings.poll_deadline_seconds
         by_id = {sp["id"]: sp for sp in scope.principals}
-        results = await reader.get_jobs(list(by_id), should_start=lambda: time.monotonic() < deadline)
+        results = await reader.get_jobs(list(by_id), deadline=deadline)
         record.unfinished = [sp_id for sp_id in by_id if sp_id not in results]
         previous, removals = await store.load_jobs_and_removals()
         jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, started, record, previous)
@@ -229,10 +246,10 @@ async def poll_tenant(
         await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
         if scope.discovery and not record.unfinished:
             await _remember_principals(store, scope, results, started)
-    except graph.GraphUnavailableError as error:
-        failure = f"Graph unavailable: {error}"
-        record.error("graphUnavailable", str(error))
-        await _mark_all_not_observed(store, previous, last, record, settings, "Graph unavailable")
+    except graph.GraphUnavailableError as error:  # also no token, or the SP list refused
+        failure = error.failure
+        record.error(error.kind, str(error), **error.where)
+        await _mark_all_not_observed(store, previous, last, record, settings, failure[:300])
     except Exception as error:  # storage down, a bug: the record still tells what happened
         failure = f"{type(error).__name__}: {error}"
         record.error("pollFailed", failure)
@@ -263,9 +280,12 @@ def _normalize_results(
     jobs: list[Job] = []
     read_ok: set[str] = set()
     with_skipped: set[str] = set()
+    record.job_reads = len(results)
     for sp_id, result in results.items():
         if not result.ok:
-            kind = "servicePrincipalNotFound" if result.status == 404 else "graphRead"
+            kind = _READ_ERROR_KINDS.get(result.error_code or "") or (
+                "servicePrincipalNotFound" if result.status == 404 else "graphRead"
+            )
             message = f"HTTP {result.status} {result.error_code}: {result.error_message}"
             record.error(kind, message, servicePrincipalId=sp_id, status=result.status)
             continue
@@ -323,15 +343,12 @@ def _not_read(
 def _last_seen(job: Job, last: dict[str, Any] | None) -> str:
     """When a job that this poll could not read was last read: the previous poll, if that poll
     read it; otherwise when its stored state was observed (the latest time known for sure)."""
-    not_read = (last or {}).get("servicePrincipalsNotRead")
-    if (
-        last is not None
-        and last.get("status") in ("succeeded", "partial")
-        and isinstance(not_read, list)
-        and job["servicePrincipalId"] not in not_read
-        and str(last.get("startedAt", "")) > job["observedAt"]
-    ):
-        return str(last["startedAt"])
+    if last is None or last.get("status") not in ("succeeded", "partial"):
+        return job["observedAt"]
+    not_read, started = last.get("servicePrincipalsNotRead"), parse_timestamp(last.get("startedAt"))
+    observed = parse_timestamp(job["observedAt"])
+    if isinstance(not_read, list) and job["servicePrincipalId"] not in not_read and started and observed:
+        return isoformat_utc(max(started, observed))
     return job["observedAt"]
 
 

@@ -182,13 +182,16 @@ class Settings:
 
     @property
     def graph_host(self) -> str:
-        return urlsplit(self.graph_base_url).netloc
+        """The bare host name, lower case, no port: kiota's allowed-hosts check compares the
+        request URL's hostname with it, so `host:port` would match nothing and no token be sent."""
+        return (urlsplit(self.graph_base_url).hostname or "").lower()
 
     @property
     def graph_scope(self) -> str:
-        """Token scope derived from the Graph host, so national clouds need no extra setting."""
-        parts = urlsplit(self.graph_base_url)
-        return f"{parts.scheme}://{parts.netloc}/.default"
+        """Token scope derived from the Graph host, so national clouds need no extra setting.
+        Never with a port: Entra rejects `.default` scopes that carry one."""
+        host = self.graph_host
+        return f"{urlsplit(self.graph_base_url).scheme}://{f'[{host}]' if ':' in host else host}/.default"
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:

@@ -12,7 +12,9 @@ import azure.functions as func
 import httpx
 import pytest
 
+from devtools.graph_emulator import EmulatorServer
 from shared.api_auth import PRINCIPAL_HEADER
+from shared.poll import PollFailedError, poll_tenant
 from shared.settings import load_settings
 from shared.store import open_store
 from shared.timestamps import isoformat_utc
@@ -204,3 +206,71 @@ async def test_the_anonymous_health_function_answers_as_the_api_does(api: httpx.
     assert response.mimetype == "application/json"
     assert response.headers["cache-control"] == "no-store"
     assert json.loads(response.get_body())["status"] == (await health(api))[1]["status"] == "healthy"
+
+
+# ------------------------------------------------------------ blind is not degraded
+
+
+def assert_names_nothing_of_the_tenant(text: str, emulator: EmulatorServer) -> None:
+    tenant = emulator.tenant()
+    assert tenant["tenantId"] not in text
+    for sp in tenant["servicePrincipals"]:
+        assert sp["id"] not in text
+        # "Microsoft Graph" is the resource the reason names, not a secret of the tenant's.
+        assert sp.get("displayName") in (None, "Microsoft Graph") or sp["displayName"] not in text
+
+
+async def test_every_job_read_forbidden_is_blind_and_names_the_permission(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer
+) -> None:
+    # Synchronization.Read.All never granted: Graph answers 403 to every jobs read.
+    demo_emulator.set_faults({"rules": [{"path": "/synchronization/jobs$", "status": 403, "inBatch": True}]})
+    record = await poll_tenant(load_settings(), trigger="test")
+    assert record["status"] == "partial"  # the poll itself stored what it could: nothing
+    assert record["forbiddenReads"]["jobs"] == record["jobReads"] == record["servicePrincipalsScanned"] > 0
+    response = await api.get("/api/health")
+    body = response.json()
+    assert (response.status_code, body["status"]) == (503, "blind")
+    assert "Synchronization.Read.All" in body["reason"] and "admin consent" in body["reason"]
+    assert "infra/" in body["reason"]
+    assert_names_nothing_of_the_tenant(response.text, demo_emulator)
+    demo_emulator.clear_faults()  # granted: the next poll sees again
+    await poll_tenant(load_settings(), trigger="test")
+    assert (await health(api))[:1] == (200,)
+
+
+async def test_one_forbidden_service_principal_is_only_degraded(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer
+) -> None:
+    sp_id = next(sp["id"] for sp in demo_emulator.tenant()["servicePrincipals"] if sp.get("jobs"))
+    demo_emulator.set_faults({"perId": {sp_id: 403}})
+    record = await poll_tenant(load_settings(), trigger="test")
+    assert record["forbiddenReads"] == {"jobs": 1, "servicePrincipals": 0}
+    status, body = await health(api)
+    assert (status, body["status"], body.get("reason")) == (200, "degraded", None)
+
+
+async def test_listing_service_principals_forbidden_is_blind_and_names_application_read_all(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer
+) -> None:
+    demo_emulator.set_faults({"rules": [{"path": "^/servicePrincipals$", "status": 403, "inBatch": False}]})
+    with pytest.raises(PollFailedError, match=r"Application\.Read\.All") as failed:
+        await poll_tenant(load_settings(), trigger="test")
+    assert failed.value.record["errorsByKind"] == {"servicePrincipalsForbidden": 1}
+    response = await api.get("/api/health")
+    body = response.json()
+    assert (response.status_code, body["status"]) == (503, "blind")
+    assert "Application.Read.All" in body["reason"] and "Synchronization" not in body["reason"]
+    assert_names_nothing_of_the_tenant(response.text, demo_emulator)
+
+
+async def test_pinned_service_principals_all_forbidden_is_blind(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = [sp["id"] for sp in demo_emulator.tenant()["servicePrincipals"][:3]]
+    monkeypatch.setenv("SERVICE_PRINCIPAL_IDS", ",".join(pinned))
+    demo_emulator.set_faults({"rules": [{"path": "^/servicePrincipals/[^/]+$", "status": 403, "inBatch": True}]})
+    record = await poll_tenant(load_settings(), trigger="test")
+    assert record["forbiddenReads"] == {"jobs": 0, "servicePrincipals": 3} and record["jobReads"] == 0
+    status, body = await health(api)
+    assert (status, body["status"]) == (503, "blind") and "Application.Read.All" in body["reason"]

@@ -7,6 +7,7 @@ from the demo tenant with no faults and zeroed counters.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -354,6 +355,44 @@ def test_truncated_body_is_a_200_with_half_a_json_document(em: EmulatorServer, g
     with pytest.raises(json.JSONDecodeError):
         json.loads(cut.content)
     assert whole.json()["value"]
+
+
+def test_a_truncated_batch_item_comes_back_base64_encoded_and_the_rest_intact(
+    em: EmulatorServer, graph: httpx.Client
+) -> None:
+    payload = jobs_batch(em.tenant(), 3)
+    first_url = payload["requests"][0]["url"]
+    em.set_faults({"rules": [{"path": f"^{re.escape(first_url)}$", "mode": "truncate", "inBatch": True}]})
+    answer = graph.post("/$batch", json=payload)
+    assert answer.status_code == 200
+    items = {item["id"]: item for item in answer.json()["responses"]}
+    whole = json.dumps(graph.get(first_url.lstrip("/")).json(), separators=(",", ":")).encode()
+    cut = base64.b64decode(items["r0"]["body"])
+    assert items["r0"]["status"] == 200 and whole.startswith(cut[: len(whole) // 4]) and len(cut) < len(whole)
+    assert isinstance(items["r1"]["body"], dict) and isinstance(items["r1"]["body"]["value"], list)
+
+
+def test_drop_closes_the_connection_only_for_requests_whose_body_matches(
+    em: EmulatorServer, graph: httpx.Client
+) -> None:
+    tenant = em.tenant()
+    carried = tenant["servicePrincipals"][0]["id"]
+    em.set_faults({"rules": [{"path": "^/\\$batch$", "mode": "drop", "inBatch": False, "bodyContains": carried}]})
+    with pytest.raises(httpx.RemoteProtocolError):
+        graph.post("/$batch", json=jobs_batch(tenant, 1))
+    other = {
+        "requests": [{"id": "1", "method": "GET", "url": f"/servicePrincipals/{tenant['servicePrincipals'][1]['id']}"}]
+    }
+    assert graph.post("/$batch", json=other).status_code == 200
+    assert em.faults()["rules"][0]["fired"] == 1
+
+
+def test_body_mode_answers_200_with_the_given_body(em: EmulatorServer, graph: httpx.Client) -> None:
+    em.set_faults({"rules": [{"path": "^/servicePrincipals$", "mode": "body", "body": {"value": "no list"}}]})
+    answer = graph.get("/servicePrincipals")
+    assert (answer.status_code, answer.json()) == (200, {"value": "no list"})
+    with pytest.raises(RuntimeError, match="400"):
+        em.set_faults({"rules": [{"path": "x", "mode": "body"}]})  # which body?
 
 
 def test_slow_rule_and_latency_delay_answers(em: EmulatorServer, graph: httpx.Client) -> None:

@@ -51,6 +51,7 @@ async def _graph(request: Request, state: EmulatorState) -> Response:
         in_batch=False,
         authorized="authorization" in headers,
         faulted=response.faulted,
+        authorization=headers.get("authorization"),
     )
     delay_ms = state.latency_ms + state.faults.latency_ms + response.delay_ms
     if delay_ms > 0:
@@ -58,7 +59,19 @@ async def _graph(request: Request, state: EmulatorState) -> Response:
     data = json.dumps(response.body, separators=(",", ":"), ensure_ascii=False).encode()
     if response.truncate:
         data = data[: len(data) // 2]  # a 200 whose JSON is cut: what a dropped stream looks like
+    if response.drop:
+        return _DroppedResponse(data, status_code=response.status, headers=response.headers)
     return Response(data, status_code=response.status, headers=response.headers)
+
+
+class _DroppedResponse(Response):
+    """Headers and half the body, then the connection closes: the client sees a reset
+    mid-answer (a transport error), not an HTTP status."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": bytes(self.body[: len(self.body) // 2]), "more_body": True})
+        # Returning with more_body pending makes the server close the connection.
 
 
 async def _json_body(request: Request) -> Any:

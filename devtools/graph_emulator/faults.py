@@ -1,9 +1,16 @@
 """Injected faults: throttling, outages, truncated bodies, slow answers, forbidden or missing SPs.
 
 A rule matches the request path after the version (`/servicePrincipals/{id}/...`, `/$batch`)
-with a regex, for top-level requests, batch items or both. It fails the first `times` matches
-(or every `every`-th match, or always) and then lets requests through, which is how tests drive
-a client's retry logic deterministically.
+with a regex, for top-level requests, batch items or both, and optionally only requests whose
+body holds `bodyContains` (e.g. the `$batch` that carries one service principal's id). It fails
+the first `times` matches (or every `every`-th match, or always) and then lets requests through,
+which is how tests drive a client's retry logic deterministically.
+
+Modes: `status` answers a Graph error (with Retry-After for 429/503); `truncate` cuts a 200's
+JSON in half (inside a batch, the item's body comes back as a base64 string, the way Graph
+returns a body it cannot embed as JSON); `slow` only delays; `drop` (top level only) closes the
+connection halfway through the body; `body` answers 200 with the rule's `body` instead of the
+real one (a shape the client does not expect).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-MODES = ("status", "truncate", "slow")
+MODES = ("status", "truncate", "slow", "drop", "body")
 
 
 class FaultConfigError(ValueError):
@@ -31,11 +38,15 @@ class FaultRule:
     in_batch: bool | None = None
     mode: str = "status"
     delay_ms: int = 0
+    body_contains: str | None = None
+    body: Any = None
     matched: int = 0
     fired: int = 0
 
-    def applies(self, path: str, in_batch: bool) -> bool:
+    def applies(self, path: str, in_batch: bool, body: bytes) -> bool:
         if self.in_batch is not None and self.in_batch != in_batch:
+            return False
+        if self.body_contains is not None and self.body_contains.encode() not in body:
             return False
         return self.pattern.search(path) is not None
 
@@ -59,6 +70,8 @@ class FaultRule:
             "inBatch": self.in_batch,
             "mode": self.mode,
             "delayMs": self.delay_ms,
+            "bodyContains": self.body_contains,
+            "body": self.body,
             "matched": self.matched,
             "fired": self.fired,
         }
@@ -66,12 +79,16 @@ class FaultRule:
 
 @dataclass(frozen=True)
 class FaultOutcome:
-    """What to do to one request: fail with `status`, truncate the body, and/or delay it."""
+    """What to do to one request: fail with `status`, truncate, drop or replace the body,
+    and/or delay it."""
 
     status: int | None = None
     retry_after: int | None = None
     truncate: bool = False
     delay_ms: int = 0
+    drop: bool = False
+    replace: bool = False
+    body: Any = None
 
 
 def _int(raw: Mapping[str, Any], key: str, default: int | None, low: int = 0) -> int | None:
@@ -97,6 +114,11 @@ def _rule(raw: Any) -> FaultRule:
     in_batch = raw.get("inBatch")
     if in_batch is not None and not isinstance(in_batch, bool):
         raise FaultConfigError("inBatch must be true, false or null")
+    body_contains = raw.get("bodyContains")
+    if body_contains is not None and (not isinstance(body_contains, str) or not body_contains):
+        raise FaultConfigError("bodyContains must be a non-empty string or null")
+    if mode == "body" and "body" not in raw:
+        raise FaultConfigError("mode body needs the body to answer with")
     # Graph always sends Retry-After with 429 and 503; default to one second.
     retry_default = 1 if status in (429, 503) else None
     return FaultRule(
@@ -108,6 +130,8 @@ def _rule(raw: Any) -> FaultRule:
         in_batch=in_batch,
         mode=mode,
         delay_ms=_int(raw, "delayMs", 0) or 0,
+        body_contains=body_contains,
+        body=raw.get("body"),
     )
 
 
@@ -139,16 +163,20 @@ class FaultConfig:
             shuffle_batch=bool(raw.get("shuffleBatchResponses", False)),
         )
 
-    def evaluate(self, path: str, in_batch: bool) -> FaultOutcome:
+    def evaluate(self, path: str, in_batch: bool, body: bytes = b"") -> FaultOutcome:
         """Apply the rules in order: slow rules add delay; the first failing rule decides."""
         delay = 0
         with self._lock:
             for rule in self.rules:
-                if not rule.applies(path, in_batch) or not rule.fire():
+                if not rule.applies(path, in_batch, body) or not rule.fire():
                     continue
                 delay += rule.delay_ms
                 if rule.mode == "truncate":
                     return FaultOutcome(truncate=True, delay_ms=delay)
+                if rule.mode == "drop" and not in_batch:
+                    return FaultOutcome(drop=True, delay_ms=delay)
+                if rule.mode == "body":
+                    return FaultOutcome(replace=True, body=rule.body, delay_ms=delay)
                 if rule.mode == "status":
                     return FaultOutcome(rule.status, rule.retry_after, delay_ms=delay)
         return FaultOutcome(delay_ms=delay)

@@ -74,6 +74,7 @@ class GraphResponse:
     path: str  # normalised, for stats
     headers: dict[str, str] = field(default_factory=dict)
     truncate: bool = False
+    drop: bool = False
     delay_ms: int = 0
     faulted: bool = False
 
@@ -172,9 +173,12 @@ def handle(state: EmulatorState, request: GraphRequest) -> GraphResponse:
     ctx = _Context(state, request, path, raw_query, query)
     route, ids, unknown = _route(segments)
     norm = route or path
-    outcome = state.faults.evaluate(path, request.in_batch)
+    outcome = state.faults.evaluate(path, request.in_batch, request.body)
     if outcome.status is not None:
         response = _error(ctx, outcome.status, norm, retry_after=outcome.retry_after)
+        response.faulted = True
+    elif outcome.replace:
+        response = _ok(outcome.body, norm)
         response.faulted = True
     else:
         response = _dispatch(ctx, route, ids, unknown, norm)
@@ -187,6 +191,8 @@ def _finish(ctx: _Context, response: GraphResponse, outcome: FaultOutcome) -> Gr
     response.delay_ms += outcome.delay_ms
     if outcome.truncate and response.status < 300:
         response.truncate = response.faulted = True
+    if outcome.drop:
+        response.drop = response.faulted = True
     return response
 
 
@@ -470,20 +476,23 @@ def handle_batch(ctx: _Context) -> GraphResponse:
                 return _error(ctx, 400, BATCH, f"Request '{item['id']}' depends on unknown request id '{dep}'.")
     statuses: dict[str, int] = {}
     responses: list[dict[str, Any]] = []
-    truncate, delay = False, 0
+    delay = 0
     for item in items:
         sub = _batch_item(ctx, item, statuses)
         statuses[item["id"]] = sub.status
-        truncate = truncate or sub.truncate
         delay = max(delay, sub.delay_ms)  # Graph runs independent items in parallel
         headers = {k: v for k, v in sub.headers.items() if k not in ("request-id", "client-request-id")}
-        responses.append({"id": item["id"], "status": sub.status, "headers": headers, "body": sub.body})
+        body = sub.body
+        if sub.truncate:
+            # A body that is not JSON cannot be embedded as JSON: Graph base64-encodes it.
+            cut = json.dumps(body, separators=(",", ":")).encode()
+            body = base64.b64encode(cut[: len(cut) // 2]).decode()
+        responses.append({"id": item["id"], "status": sub.status, "headers": headers, "body": body})
     if ctx.state.faults.shuffle_batch:
         random.shuffle(responses)
     response = _ok({"responses": responses}, BATCH)
     response.headers["Content-Type"] = "application/json"
-    response.truncate, response.delay_ms = truncate, delay
-    response.faulted = truncate
+    response.delay_ms = delay
     return response
 
 

@@ -27,6 +27,7 @@ class Stats:
             self._item_status: Counter[str] = Counter()
             self._auth_seen = False
             self._auth_count = 0
+            self._auth_values: Counter[str] = Counter()
             self._faults = 0
             self._recent: deque[dict[str, Any]] = deque(maxlen=100)
 
@@ -39,6 +40,7 @@ class Stats:
         authorized: bool,
         in_batch: bool,
         faulted: bool = False,
+        authorization: str | None = None,
     ) -> None:
         with self._lock:
             if in_batch:
@@ -54,6 +56,8 @@ class Stats:
             if authorized:
                 self._auth_seen = True
                 self._auth_count += 1
+            if authorization is not None:
+                self._auth_values[authorization] += 1
             self._faults += faulted
             self._recent.append({"method": method, "path": path, "status": status, "inBatch": in_batch})
 
@@ -68,6 +72,8 @@ class Stats:
                 "statusCounts": {**self._status, "items": dict(self._item_status)},
                 "authorizationHeaderSeen": self._auth_seen,
                 "authorizationHeaders": self._auth_count,
+                # The values themselves (a dev emulator sees only test tokens): what was sent.
+                "authorizationValues": dict(self._auth_values),
                 "faultsInjected": self._faults,
                 "recent": list(self._recent),
             }
