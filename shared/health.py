@@ -311,7 +311,9 @@ def classify_health(
         warnings.append(f"unknown status code {code!r}")
     if last.get("state") == "EntryLevelErrors":
         warnings.append("last run had entry-level errors")
-    elif last.get("state") not in ("Succeeded", "Failed", "EntryLevelErrors"):
+    elif last.get("state") not in ("Succeeded", "Failed", "EntryLevelErrors") and (
+        last.get("state") is not None or last.get("timeEnded")  # a running cycle has no result yet
+    ):
         warnings.append(f"last run state {last.get('state')!r}")
     warnings.extend(_escrow_reasons(last))
     if job.get("escrowsPruned"):

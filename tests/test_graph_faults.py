@@ -19,7 +19,12 @@ async def stored_state(settings: Settings) -> tuple[dict[str, Any], dict[str, li
     """Every stored job (without what moves with the clock) and every job's stored run ids."""
     store = open_store(settings)
     jobs = {
-        f"{j['servicePrincipalId']}|{j['jobId']}": {**j, "observedAt": None, "healthReasons": None}
+        f"{j['servicePrincipalId']}|{j['jobId']}": {
+            **j,
+            "observedAt": None,
+            "firstObservedAt": None,
+            "healthReasons": None,
+        }
         for j in await store.list_jobs()
     }
     runs = {}
