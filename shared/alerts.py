@@ -32,6 +32,7 @@ from shared.health import (
     first_cycle_since,
     is_escrow_pruned_pause,
     is_quarantined,
+    last_run,
     quarantine_since,
 )
 from shared.health import human_span as span  # ages read the same as in healthReasons
@@ -302,7 +303,9 @@ def paused_condition(job: Mapping[str, Any], now: datetime, rules: HealthRules) 
         facts = {"status": str(job.get("statusCode")), "escrowsPruned": "true"}
         if (near := escrows_near_threshold(job.get("lastExecution"))) is not None:
             facts["escrowed entries"] = f"{near[0]:,}"
-        return Condition("Paused by Entra after pruning escrows", ESCROW_PRUNED_PAUSE + ".", facts, severity="error")
+        title = "Paused by Entra after pruning escrows"
+        # Its own key: an admin's pause that becomes this one is told as an update.
+        return Condition(title, ESCROW_PRUNED_PAUSE + ".", facts, key="escrowsPruned", severity="error")
     return health_condition(job, now, "paused", "Paused or disabled", rules)
 
 
@@ -319,7 +322,7 @@ def first_cycle_condition(job: Mapping[str, Any], now: datetime, rules: HealthRu
 
 
 def escrow_condition(job: Mapping[str, Any]) -> Condition | None:
-    near = escrows_near_threshold(job.get("lastExecution"))
+    near = escrows_near_threshold(last_run(job))
     if near is None or is_escrow_pruned_pause(job):  # said by the paused alert
         return None
     escrowed, proportion = near
@@ -386,6 +389,8 @@ def _headline(rule: str, kind: str, state: AlertState, previous: AlertState | No
             "removed": "Job was removed",
         }.get(rule, state["title"])
     if kind == "update":
+        if rule == "paused":  # Entra's own pause and an admin's are told apart
+            return f"Pause changed: {state['title']}"
         before = previous["key"] if previous is not None else None
         return f"Quarantine reason changed: {before} -> {reason}"
     if kind == "remind":
@@ -537,11 +542,13 @@ def _job_conditions(
 ) -> tuple[dict[str, Condition | None], set[str], dict[str, str]]:
     """Each rule's finding for a present job, the rules held this time, and resolutions."""
     config, now = ctx.config, ctx.now
-    health, _ = classify_health(job, now=now, rules=config.health)
+    # Holds follow what Graph last reported, not the monitor's view: a paused job the monitor
+    # cannot read is still paused, and must not start alerting as failing.
+    reported, _ = classify_health({**job, "notObservedSince": None}, now=now, rules=config.health)
     held: set[str] = set()
     if is_quarantined(job):
         held |= _HELD_BY_QUARANTINE
-    elif health == "paused" or is_escrow_pruned_pause(job):
+    elif reported == "paused" or is_escrow_pruned_pause(job):
         held |= _HELD_BY_PAUSE
     if job.get("notObservedSince"):
         held |= _HELD_BY_UNOBSERVED

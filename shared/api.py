@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared import __version__
 from shared.alerts_api import router as alerts_router
 from shared.api_auth import PRINCIPAL_HEADER, AccessDenied, authorize
-from shared.api_health import monitor_health
+from shared.api_health import max_poll_age_seconds, monitor_health
 from shared.api_http import (
     CSV_MEDIA_TYPE,
     ConditionalGetMiddleware,
@@ -63,10 +63,10 @@ from shared.api_views import (
     top_jobs,
 )
 from shared.dashboard_route import router as dashboard_router
-from shared.health import HealthRules, with_current_health
+from shared.health import with_current_health
 from shared.settings import Settings, SettingsError, load_settings
 from shared.store import Store, close_store, open_store
-from shared.timestamps import isoformat_utc
+from shared.timestamps import isoformat_utc, parse_timestamp
 
 log = logging.getLogger("entra_sync_monitor.api")
 
@@ -273,8 +273,30 @@ def _minute(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)).replace(second=0, microsecond=0)
 
 
-async def _current_jobs(store: Store, now: datetime, rules: HealthRules) -> list[dict[str, Any]]:
-    return [with_current_health(job, now=now, rules=rules) for job in await store.list_jobs()]
+POLLS_STOPPED = "no poll has read Microsoft Graph since then (GET /api/health says why)"
+
+
+async def _polls_stopped_at(store: Store, settings: Settings, now: datetime) -> str | None:
+    """When polling last read Graph, if it has stopped since (no successful poll within the
+    health check's allowed age); None while polls keep up. Jobs are then the monitor's blind
+    spot, not stopped jobs."""
+    last_ok = await store.last_successful_poll()
+    ended = parse_timestamp((last_ok or {}).get("endedAt"))
+    if last_ok is None or ended is None or (now - ended).total_seconds() <= max_poll_age_seconds(settings):
+        return None
+    return str(last_ok["startedAt"])
+
+
+def _current(job: Mapping[str, Any], now: datetime, settings: Settings, stopped_at: str | None) -> dict[str, Any]:
+    """The job with health as of `now`; unobserved since `stopped_at` when polls have stopped."""
+    if stopped_at is not None and not job.get("notObservedSince"):
+        job = {**job, "notObservedSince": stopped_at, "notObservedReason": POLLS_STOPPED}
+    return with_current_health(job, now=now, rules=settings.health_rules)
+
+
+async def _current_jobs(store: Store, now: datetime, settings: Settings) -> list[dict[str, Any]]:
+    jobs, stopped_at = await asyncio.gather(store.list_jobs(), _polls_stopped_at(store, settings, now))
+    return [_current(job, now, settings, stopped_at) for job in jobs]
 
 
 async def _job_or_404(store: Store, service_principal_id: str, job_id: str) -> Mapping[str, Any]:
@@ -328,7 +350,7 @@ async def list_jobs(
 ) -> dict[str, Any]:
     """The tenant's provisioning jobs with their health, filtered and sorted, paged."""
     jobs = filter_jobs(
-        await _current_jobs(store, _minute(), settings.health_rules),
+        await _current_jobs(store, _minute(), settings),
         health=health or (),
         status_codes=statusCode or (),
         template_ids=templateId or (),
@@ -375,7 +397,7 @@ async def get_job(
         store.list_executions(servicePrincipalId, jobId, top=JOB_DETAIL_RUNS),
         store.list_events(servicePrincipalId, jobId, top=JOB_DETAIL_EVENTS),
     )
-    job = with_current_health(job, now=_minute(), rules=settings.health_rules)
+    job = _current(job, _minute(), settings, await _polls_stopped_at(store, settings, _minute()))
     return {"job": job, "executions": executions, "events": events}
 
 
@@ -510,8 +532,9 @@ async def summary(
     and escrow-heavy jobs, quarantined jobs, and the last poll. Read from the daily rollups only."""
     now = _minute()
     first_day = (now - timedelta(days=WINDOW_DAYS[window])).date().isoformat() if window else None
-    stored_jobs, days, last_poll = await asyncio.gather(store.list_jobs(), store.run_days(first_day), store.last_poll())
-    jobs = [with_current_health(job, now=now, rules=settings.health_rules) for job in stored_jobs]
+    jobs, days, last_poll = await asyncio.gather(
+        _current_jobs(store, now, settings), store.run_days(first_day), store.last_poll()
+    )
     executions, totals = execution_counts(days)
     result: dict[str, Any] = {
         "jobs": {

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.health import HEALTH_VALUES
+from shared.health import HEALTH_VALUES, quarantine_since
 from shared.store import job_key
 from shared.timestamps import parse_timestamp
 
@@ -55,8 +55,8 @@ def job_sort_key(sort: JobSort) -> Callable[[Mapping[str, Any]], list[str]]:
             return (job.get("statusCode") or "").lower()
         if sort == "templateId":
             return (job.get("templateId") or "").lower()
-        if sort == "lastRun":
-            return last.get("timeBegan") or ""
+        if sort == "lastRun":  # a partial last run (no timeBegan) sorts by its end
+            return last.get("timeBegan") or last.get("timeEnded") or ""
         if sort == "escrowed":
             return f"{last.get('countEscrowed') or 0:020d}"
         return ""
@@ -138,7 +138,7 @@ def quarantined_jobs(jobs: Iterable[Mapping[str, Any]], now: datetime) -> list[d
         if job["health"] != "quarantined":
             continue
         quarantine = job.get("quarantine") or {}
-        since = quarantine.get("seriesBegan") or quarantine.get("currentBegan")
+        since = quarantine_since(quarantine)
         began = parse_timestamp(since)
         seconds = int(max(0.0, (now - began).total_seconds()) // 60 * 60) if began is not None else None
         found.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from shared.health import quarantine_since
 from shared.normalize import Job
 
 
@@ -61,7 +62,7 @@ def job_transitions(previous: Job | None, current: Job, *, removed_at: str | Non
         events.append(_event(current, at, "statusCodeChanged", since, previous["statusCode"], current["statusCode"]))
     before, after = previous["quarantine"], current["quarantine"]
     if before is None and after is not None:
-        events.append(_event(current, at, "quarantineEntered", since, None, after["reason"], after["currentBegan"]))
+        events.append(_event(current, at, "quarantineEntered", since, None, after["reason"], quarantine_since(after)))
     elif before is not None and after is None:
         events.append(_event(current, at, "quarantineLeft", since, before["reason"], None))
     elif before is not None and after is not None and before["reason"] != after["reason"]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -76,6 +77,7 @@ BATCH_TRANSPORT_ERROR = "BatchTransportError"
 TRANSPORT_ERROR = "TransportError"
 MALFORMED_RESPONSE = "MalformedResponse"
 _NO_ANSWER = frozenset({BATCH_TRANSPORT_ERROR, TRANSPORT_ERROR})
+_RETRY_AFTER_CAP = 120.0  # seconds, for a read with no deadline; with one, the deadline bounds it
 _sleep = asyncio.sleep  # waits for Retry-After; a test may watch them without sleeping
 
 
@@ -247,9 +249,10 @@ def _retry_after_seconds(headers: Any) -> float | None:
     for name, value in headers.items():
         if name.lower() == "retry-after":
             try:
-                return max(0.0, float(value))
+                seconds = float(value)
             except (TypeError, ValueError):
                 return None
+            return max(0.0, seconds) if math.isfinite(seconds) else None
     return None
 
 
@@ -323,10 +326,12 @@ class GraphReader:
 
     # ------------------------------------------------------------ batched reads
 
-    async def get_service_principals(self, ids: Sequence[str]) -> dict[str, ItemResult]:
+    async def get_service_principals(
+        self, ids: Sequence[str], *, deadline: float | None = None
+    ) -> dict[str, ItemResult]:
         select = ",".join(SERVICE_PRINCIPAL_FIELDS)
         urls = {sp_id: f"/servicePrincipals/{quote(sp_id, safe='')}?$select={select}" for sp_id in ids}
-        return await self.batch_get(urls)
+        return await self.batch_get(urls, deadline=deadline)
 
     async def get_jobs(self, ids: Sequence[str], *, deadline: float | None = None) -> dict[str, ItemResult]:
         """Each service principal's synchronization jobs (body: the list of raw jobs).
@@ -401,6 +406,8 @@ class GraphReader:
             # Honour the longest Retry-After among the items, however long, unless the retry
             # would start after the deadline; jitter spreads concurrent batches.
             wait = max(waits) + random.uniform(0, 0.25)
+            if deadline is None:
+                wait = min(wait, _RETRY_AFTER_CAP)  # no deadline to bound it (a pinned lookup)
             if deadline is not None and time.monotonic() + wait >= deadline:
                 log.warning("%d items asked to retry after %.0f s, past the poll's deadline", len(retry), wait)
                 _counters().throttled_past_deadline += len(retry)
@@ -421,8 +428,12 @@ class GraphReader:
         try:
             body = await self._send(request)
         except _AnswerError as error:
-            # This batch never answered usably: its items fail, the other batches go on.
-            failed = ItemResult(0, None, BATCH_TRANSPORT_ERROR, str(error)[:500])
+            # This batch never answered usably: its items fail, the other batches go on. An
+            # answer that is not JSON is still an answer (Graph is up): malformed, per item.
+            if error.code == MALFORMED_RESPONSE:
+                failed = ItemResult(200, None, MALFORMED_RESPONSE, str(error)[:500])
+            else:
+                failed = ItemResult(0, None, BATCH_TRANSPORT_ERROR, str(error)[:500])
             return {key: (failed, None) for key in urls}
         except APIError as error:
             if self._batch_supported and getattr(error, "response_status_code", 0) in _NO_BATCH_STATUSES:
@@ -434,7 +445,8 @@ class GraphReader:
             failed = self._api_error_result(error)
             return {key: (failed, None) for key in urls}
         answered: dict[str, tuple[ItemResult, float | None]] = {}
-        for item in (body or {}).get("responses") or []:
+        responses = body.get("responses") if isinstance(body, dict) else None
+        for item in responses if isinstance(responses, list) else []:
             key = ids.get(str(item.get("id"))) if isinstance(item, dict) else None
             if key is None:
                 continue

@@ -159,16 +159,17 @@ def first_cycle_since(job: Mapping[str, Any]) -> str | None:
 
 
 def first_cycle_started(job: Mapping[str, Any]) -> bool:
-    """Started, yet no run reported: status `Active`, or `NotRun` with an active schedule (Graph's
+    """Started, yet no run ended: status `Active`, or `NotRun` with an active schedule (Graph's
     NotRun means "configured, and possibly started, but hasn't completed its first run")."""
     code, schedule_state = job.get("statusCode"), job.get("scheduleState")
     started = code == "Active" or (code == "NotRun" and schedule_state == "Active")
-    return started and last_run(job) is None
+    # No run ended yet: nothing reported, or only the first cycle running (no timeEnded).
+    return started and not any((job.get(kind) or {}).get("timeEnded") for kind in EXECUTION_SLOTS)
 
 
 def first_cycle_seconds(job: Mapping[str, Any], now: datetime) -> float | None:
-    """How long a started job's first cycle has been running; None when it has a run or was
-    not started, or when no start is known."""
+    """How long a started job's first cycle has been running; None when a run has ended or it
+    was not started, or when no start is known."""
     if not first_cycle_started(job):
         return None
     began = parse_timestamp(first_cycle_since(job))
@@ -277,9 +278,9 @@ def classify_health(
         schedule_state in ("Paused", "Disabled") and code not in ("NotRun", "NotConfigured") and last
     ):
         return "paused", [f"status {code or 'unknown'}, schedule {schedule_state or 'unknown'}"]
+    if first_cycle_started(job):
+        return _first_cycle(job, now, rules)
     if last is None:
-        if first_cycle_started(job):
-            return _first_cycle(job, now, rules)
         return "notRun", ["not configured" if code == "NotConfigured" else "never run"]
     if code in ("NotRun", "NotConfigured"):
         return "notRun", ["not configured" if code == "NotConfigured" else "never run"]

@@ -286,11 +286,6 @@ def run_began(run: Execution) -> str:
     return run["timeBegan"]
 
 
-def execution_time(execution: Execution) -> str | None:
-    """When a run is best placed in time: its end, or its start while it has none."""
-    return execution["timeEnded"] or execution["timeBegan"]
-
-
 def run_duration_seconds(
     began: str | None, ended: str | None, notes: Notes | None = None, where: str = ""
 ) -> float | None:
@@ -445,6 +440,6 @@ def distinct_runs(job: Job) -> list[Execution]:
     runs: dict[str, Execution] = {}
     for kind in EXECUTION_KINDS:
         execution = job[kind]  # type: ignore[literal-required]
-        if execution is not None and execution["activityIdentifier"] is not None and is_identified(execution):
-            runs.setdefault(execution["activityIdentifier"], execution)
+        if execution is not None and is_identified(execution):
+            runs.setdefault(run_id(execution), execution)
     return list(runs.values())

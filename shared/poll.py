@@ -163,8 +163,10 @@ class _Scope:
     known: dict[str, dict[str, Any]]
 
 
-async def _pinned_principals(settings: Settings, reader: Any, record: PollRecord) -> list[ServicePrincipal]:
-    found = await reader.get_service_principals(settings.service_principal_ids)
+async def _pinned_principals(
+    settings: Settings, reader: Any, record: PollRecord, deadline: float
+) -> list[ServicePrincipal]:
+    found = await reader.get_service_principals(settings.service_principal_ids, deadline=deadline)
     principals: list[ServicePrincipal] = []
     for sp_id in settings.service_principal_ids:
         result = found.get(sp_id)
@@ -181,12 +183,18 @@ async def _pinned_principals(settings: Settings, reader: Any, record: PollRecord
 
 
 async def _scope(
-    settings: Settings, reader: Any, store: Store, record: PollRecord, discover: bool, last: dict[str, Any] | None
+    settings: Settings,
+    reader: Any,
+    store: Store,
+    record: PollRecord,
+    discover: bool,
+    last: dict[str, Any] | None,
+    deadline: float,
 ) -> _Scope:
     """The pinned list; or, on discovery (or before the first one), every service principal;
     otherwise only those discovery found with jobs, last poll's unfinished ones first."""
     if settings.service_principal_ids:
-        return _Scope(await _pinned_principals(settings, reader, record), False, {})
+        return _Scope(await _pinned_principals(settings, reader, record, deadline), False, {})
     known, discovered_at = await store.load_principals()
     if discover or discovered_at is None:
         raw = await reader.list_service_principals()
@@ -228,10 +236,10 @@ async def poll_tenant(
     try:
         await store.ensure_tables()
         last = await store.last_poll()
-        scope = await _scope(settings, reader, store, record, discover, last)
+        deadline = clock_start + settings.poll_deadline_seconds
+        scope = await _scope(settings, reader, store, record, discover, last, deadline)
         record.discovery = scope.discovery
         record.service_principals_scanned = len(scope.principals)
-        deadline = clock_start + settings.poll_deadline_seconds
         by_id = {sp["id"]: sp for sp in scope.principals}
         results = await reader.get_jobs(list(by_id), deadline=deadline)
         record.unfinished = [sp_id for sp_id in by_id if sp_id not in results]
@@ -244,7 +252,9 @@ async def poll_tenant(
         unseen = _not_observed(previous, jobs, removed, record.not_read, last, started, settings)
         record.jobs_not_observed = len(unseen)
         await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
-        if scope.discovery and not record.unfinished:
+        # A discovery that could read no service principal's jobs (every read refused) has
+        # learned nothing: it stays unfinished, so polls keep asking and the blind state shows.
+        if scope.discovery and not record.unfinished and (read_ok or not by_id):
             await _remember_principals(store, scope, results, started)
     except graph.GraphUnavailableError as error:  # also no token, or the SP list refused
         failure = error.failure
@@ -297,16 +307,15 @@ def _normalize_results(
             try:
                 job_id = raw.get("id") if isinstance(raw, dict) else None
                 stored = previous.get(job_key(sp_id, job_id)) if isinstance(job_id, str) else None
-                jobs.append(
-                    normalize_job(
-                        raw,
-                        tenant_id=settings.tenant_id,
-                        service_principal=by_id[sp_id],
-                        observed_at=observed_at,
-                        first_observed_at=_first_observed(stored),
-                        rules=settings.health_rules,
-                    )
+                job = normalize_job(
+                    raw,
+                    tenant_id=settings.tenant_id,
+                    service_principal=by_id[sp_id],
+                    observed_at=observed_at,
+                    first_observed_at=_first_observed(stored),
+                    rules=settings.health_rules,
                 )
+                jobs.append(_unmark(job, stored))
             except PayloadError as error:
                 with_skipped.add(sp_id)
                 record.jobs_skipped += 1
@@ -352,18 +361,37 @@ def _last_seen(job: Job, last: dict[str, Any] | None) -> str:
     return job["observedAt"]
 
 
+_MARK_FIELDS = ("notObservedSince", "notObservedReason")
+
+
+def _unmarked(job: Job) -> dict[str, Any]:
+    """The job without its mark and what moves with the clock: what a person sees change."""
+    return {k: v for k, v in job.items() if k not in (*_MARK_FIELDS, "observedAt", "healthReasons")}
+
+
 def _mark(stored: Job, since: str, reason: str, observed_at: datetime, settings: Settings) -> Job | None:
-    """The stored job marked "not observed", or None when it already says so."""
-    if stored.get("notObservedSince") and stored.get("notObservedReason") == reason:
+    """The stored job marked "not observed", or None when it is marked already (the first
+    reason stays: a mark is written once, not on every poll that cannot read the job)."""
+    if stored.get("notObservedSince"):
         return None
-    marked: Job = {
-        **stored,
-        "notObservedSince": stored.get("notObservedSince") or since,
-        "notObservedReason": reason,
-        "observedAt": isoformat_utc(observed_at),
-    }
+    marked: Job = {**stored, "notObservedSince": since, "notObservedReason": reason}
     health, reasons = classify_health(marked, now=observed_at, rules=settings.health_rules)
-    return {**marked, "health": health, "healthReasons": reasons}
+    # Its state moves on only when its health does (past the grace period): a missed read is
+    # not a change a person would see, and the timeline keys events by observedAt.
+    moved = health != stored["health"]
+    return {
+        **marked,
+        "health": health,
+        "healthReasons": reasons,
+        "observedAt": isoformat_utc(observed_at) if moved else stored["observedAt"],
+    }
+
+
+def _unmark(job: Job, stored: StoredJob | None) -> Job:
+    """A job read again after a mark keeps its observedAt when nothing else changed."""
+    if stored is not None and stored.document.get("notObservedSince") and _unmarked(job) == _unmarked(stored.document):
+        return {**job, "observedAt": stored.document["observedAt"]}
+    return job
 
 
 def _not_observed(

@@ -353,7 +353,12 @@ def test_escrow_pruned_pause_alerts_as_an_error_with_what_to_do() -> None:
     assert sent["headline"] == "Paused by Entra after pruning escrows"
     assert "fix the errors of the escrowed entries, then restart the job" in sent["summary"]
     admin = alerting.poll(at(2), job(at(2), "Paused", schedule_state="Paused"))
-    assert alerting.kinds(admin) == []  # still paused: the same alert, no flapping
+    assert alerting.kinds(admin) == [("paused", "update")]  # the same alert, told what changed
+    assert (admin.notifications[0]["headline"], admin.notifications[0]["severity"]) == (
+        "Pause changed: Paused or disabled",
+        "info",
+    )
+    assert alerting.kinds(alerting.poll(at(3), job(at(3), "Paused", schedule_state="Paused"))) == []
 
 
 def test_first_cycle_not_finished_alert() -> None:
@@ -375,3 +380,11 @@ def test_a_job_the_monitor_cannot_read_holds_its_stale_alert() -> None:
     unread = {**stale, "notObservedSince": iso(at(5)), "notObservedReason": "Graph answered HTTP 429"}
     assert alerting.kinds(alerting.poll(at(6), unread)) == []  # neither resolved nor re-judged
     assert alerting.states[(SP["id"], "scim.a", "stale")]["status"] == "open"
+
+
+def test_a_paused_job_the_monitor_cannot_read_does_not_start_failing() -> None:
+    alerting = Alerting()
+    paused = job(at(0), "Paused", schedule_state="Paused", last=run(at(0), "Failed"), countSuccessiveCompleteFailures=3)
+    assert alerting.kinds(alerting.poll(at(0), paused)) == [("paused", "open")]
+    unread = {**paused, "notObservedSince": iso(at(0.5)), "notObservedReason": "Graph answered HTTP 403"}
+    assert alerting.kinds(alerting.poll(at(2), unread)) == []  # blind: no "failing", no resolve

@@ -323,3 +323,22 @@ async def test_a_retry_after_past_the_deadline_leaves_the_service_principal_for_
     frozen.reset_stats()
     after = await poll_tenant(settings, trigger="test")
     assert after["status"] == "succeeded" and after["unfinishedServicePrincipals"] == []
+
+
+async def test_a_batch_answered_with_a_truncated_body_every_time_fails_its_items_as_malformed(
+    frozen: EmulatorServer,
+) -> None:
+    frozen.set_generated_tenant(60, job_ratio=0.5)
+    tenant = frozen.tenant()
+    frozen.set_tenant(tenant)
+    settings = load_settings()
+    await poll_tenant(settings, trigger="test")
+    sp_id = next(sp["id"] for sp in tenant["servicePrincipals"][20:40] if sp.get("jobs"))
+    job_ids = await stored_job_ids(settings, sp_id)
+    # Graph answers, but the batch carrying sp_id comes back cut short on every attempt.
+    frozen.set_faults({"rules": [{"path": "^/\\$batch$", "mode": "truncate", "inBatch": False, "bodyContains": sp_id}]})
+    record = await poll_tenant(settings, trigger="test", discover=True)
+    assert record["status"] == "partial"
+    assert record["errorsByKind"] == {"malformedResponse": 20}
+    assert sp_id in record["errorsByServicePrincipal"]
+    await assert_kept(settings, sp_id, job_ids, record)

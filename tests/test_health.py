@@ -245,3 +245,13 @@ def test_a_partial_last_success_is_still_the_last_success() -> None:
     cloud_sync = job(scheduleIntervalSeconds=120.0, lastExecution=old, lastSuccessfulExecution=partial)
     assert classify_health(cloud_sync, now=NOW)[0] == "healthy"  # the partial end is recent
     assert classify_health(job(lastExecution=None, lastSuccessfulExecution=partial), now=NOW)[0] == "healthy"
+
+
+def test_a_first_cycle_reported_as_a_running_execution_is_dated_from_it() -> None:
+    running = run(state=None, ended=None)  # type: ignore[arg-type]  # the initial cycle, in progress
+    running["timeBegan"] = "2026-11-22T12:00:00Z"
+    first = job(lastExecution=running, lastSuccessfulExecution=None)
+    assert classify_health(first, now=NOW) == (
+        "warning",
+        ["first cycle has not finished after 3 days (running since 2026-11-22T12:00:00Z)"],
+    )

@@ -242,8 +242,10 @@ async def test_a_job_the_monitor_cannot_read_is_marked_once_and_cleared_by_a_rea
     blind = await run_poll(trigger="test")
     assert blind["servicePrincipalsNotRead"] == [SP_ID]
     assert blind["jobsNotObserved"] == 1 and blind["jobsRemoved"] == 0
+    read_state, _ = await stored()
     marked, etag = await stored()
     assert marked["notObservedSince"] == first["startedAt"]  # the last poll that read it
+    assert marked["observedAt"] == read_state["observedAt"]  # a missed read is not a change
     assert marked["notObservedReason"].startswith("Graph answered HTTP 403")
     # Briefly unread: judged as of its last read, so still healthy, not stale.
     assert (await api.get(f"/api/v1/jobs/{SP_ID}/scim.a")).json()["job"]["health"] == "healthy"
@@ -258,3 +260,37 @@ async def test_a_job_the_monitor_cannot_read_is_marked_once_and_cleared_by_a_rea
     await run_poll(trigger="test")
     cleared, _ = await stored()
     assert cleared.get("notObservedSince") is None and cleared["health"] == "healthy"
+    assert cleared["observedAt"] == read_state["observedAt"]
+    kinds = [e["kind"] for e in (await api.get(f"/api/v1/jobs/{SP_ID}/scim.a")).json()["events"]]
+    assert kinds == ["jobAppeared"]  # the blind spot left no transitions behind
+
+
+async def test_a_discovery_refused_every_jobs_read_stays_unfinished_so_blindness_shows(
+    app_env: dict[str, str], demo_emulator: EmulatorServer, api: httpx.AsyncClient
+) -> None:
+    demo_emulator.set_tenant(tenant(job("scim.a", last=execution("r1", recent(9))), extra_principals=3))
+    demo_emulator.set_faults({"rules": [{"path": "/synchronization/jobs$", "status": 403, "inBatch": True}]})
+    first = await run_poll(trigger="test")
+    second = await run_poll(trigger="test")  # not a regular poll of nothing: discovery again
+    assert first["discovery"] and second["discovery"]
+    assert second["forbiddenReads"]["jobs"] == 4
+    assert (await api.get("/api/health")).json()["status"] == "blind"
+
+
+async def test_when_polls_stop_the_api_says_the_monitor_is_blind_not_that_jobs_stopped(
+    app_env: dict[str, str], demo_emulator: EmulatorServer
+) -> None:
+    from shared.api import _current, _polls_stopped_at
+
+    demo_emulator.set_tenant(tenant(job("scim.a", last=execution("r1", recent(9)))))
+    record = await run_poll(trigger="test")
+    settings = load_settings()
+    store = open_store(settings)
+    (stored,) = await store.list_jobs()
+    assert await _polls_stopped_at(store, settings, datetime.now(UTC)) is None
+    later = datetime.now(UTC) + timedelta(hours=5)  # five hours without a poll
+    stopped = await _polls_stopped_at(store, settings, later)
+    assert stopped == record["startedAt"]
+    view = _current(stored, later, settings, stopped)
+    assert view["health"] == "unobserved"
+    assert view["healthReasons"][0].startswith(f"not observed since {record['startedAt']}")
