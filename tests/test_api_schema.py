@@ -34,7 +34,9 @@ from shared.poll import run_poll
 from tests.test_api_support import seeded
 
 EXAMPLES = 25
-BUDGET_SECONDS = 60.0
+# A guard against a run that never ends, not a speed target (those live in bench/): on a shared
+# 2-core machine the whole run took 60 s at times, so the guard leaves room.
+BUDGET_SECONDS = 180.0
 CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance]
 POSITIVE_CHECKS = [not_a_server_error, *CONFORMANCE, response_headers_conformance]
 NEGATIVE_CHECKS = [not_a_server_error, *CONFORMANCE, negative_data_rejection]
