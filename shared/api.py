@@ -394,7 +394,7 @@ async def get_job(
     """One job, its most recent runs and its timeline of state transitions."""
     job = await _job_or_404(store, servicePrincipalId, jobId)
     (executions, _), events = await asyncio.gather(
-        store.list_executions(servicePrincipalId, jobId, top=JOB_DETAIL_RUNS),
+        store.executions_page(servicePrincipalId, jobId, top=JOB_DETAIL_RUNS),
         store.list_events(servicePrincipalId, jobId, top=JOB_DETAIL_EVENTS),
     )
     job = _current(job, _minute(), settings, await _polls_stopped_at(store, settings, _minute()))

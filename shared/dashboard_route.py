@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboard"
 DASHBOARD_PATH = "/api/v1/dashboard"
@@ -73,8 +73,3 @@ async def dashboard_asset(name: str) -> Response:
     if media_type is None:
         raise HTTPException(404, f"The dashboard has no file {name[:100]!r}")
     return Response(_read(name), media_type=media_type, headers=_COMMON_HEADERS)
-
-
-def mount_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard from `app` (the same as `app.include_router(router)`)."""
-    app.include_router(router)

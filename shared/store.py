@@ -324,12 +324,6 @@ class Store:
                 f"{inverted_ticks(run_began(run))}|{key}|{key_part(run_id(run))}",
             )
 
-    async def list_executions(
-        self, service_principal_id: str, job_id: str, *, top: int, after_row_key: str | None = None
-    ) -> tuple[list[Execution], str | None]:
-        """Newest first; returns the page and the RowKey to continue after (None at the end)."""
-        return await self.executions_page(service_principal_id, job_id, top=top, after_row_key=after_row_key)
-
     # ------------------------------------------------------------ rollups
 
     async def count_job_days(self, job: Job, days: Iterable[str]) -> list[dict[str, Any]]:
@@ -386,18 +380,6 @@ class Store:
                 }
             )
         await self._upsert_all("TenantDays", entities)
-
-    async def run_counts(self, since_day: str | None = None) -> DayCounts:
-        """Runs by state from the daily rollups: cost bounded by days, not by history."""
-        filter_, parameters = "PartitionKey eq @pk", {"pk": self.tenant_id}
-        if since_day:
-            filter_ += " and RowKey ge @since"
-            parameters["since"] = since_day
-        rows = await self._query("TenantDays", filter_, parameters)
-        return _sum_days(
-            {**row, **{k: _number(row.get(k)) for k in ("countImported", "countExported", "countEscrowed")}}
-            for row in rows
-        )
 
     # ------------------------------------------------------------ events
 

@@ -29,7 +29,7 @@ async def stored_state(settings: Settings) -> tuple[dict[str, Any], dict[str, li
     }
     runs = {}
     for key, job in jobs.items():
-        page, _ = await store.list_executions(job["servicePrincipalId"], job["jobId"], top=1000)
+        page, _ = await store.executions_page(job["servicePrincipalId"], job["jobId"], top=1000)
         runs[key] = sorted(run["activityIdentifier"] for run in page)
     return jobs, runs
 

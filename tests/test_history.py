@@ -142,7 +142,7 @@ async def test_a_removed_job_leaves_the_current_state_and_keeps_its_history(
     assert (await api.get(f"/api/v1/jobs/{SP_ID}/scim.a")).status_code == 404
     store = open_store(load_settings())
     assert next(e["kind"] for e in await store.list_events(SP_ID, "scim.a")) == "jobRemoved"
-    runs, _ = await store.list_executions(SP_ID, "scim.a", top=10)
+    runs, _ = await store.executions_page(SP_ID, "scim.a", top=10)
     assert [r["activityIdentifier"] for r in runs] == ["r1"]
 
 

@@ -224,7 +224,7 @@ def test_what_normalization_produces_always_stores(
         await store.save_runs(job, distinct_runs(job))
         await store.save_jobs([job])
         assert await store.get_job(job["servicePrincipalId"], job["jobId"]) == job
-        stored, _ = await store.list_executions(job["servicePrincipalId"], job["jobId"], top=1000)
+        stored, _ = await store.executions_page(job["servicePrincipalId"], job["jobId"], top=1000)
         assert {run["activityIdentifier"] for run in stored} >= {
             run["activityIdentifier"] for run in distinct_runs(job)
         }
