@@ -277,10 +277,13 @@ def failing_condition(job: Mapping[str, Any], config: AlertConfig) -> Condition 
     return Condition("Failing", summary, facts)
 
 
+Judged = tuple[str, list[str]]  # the job's health and reasons now, classified once per evaluation
+
+
 def health_condition(
-    job: Mapping[str, Any], now: datetime, health: str, title: str, rules: HealthRules = DEFAULT_RULES
+    job: Mapping[str, Any], judged: Judged, health: str, title: str, rules: HealthRules = DEFAULT_RULES
 ) -> Condition | None:
-    current, reasons = classify_health(job, now=now, rules=rules)
+    current, reasons = judged
     if current != health:
         return None
     summary = "; ".join(reasons) or health
@@ -296,7 +299,7 @@ def health_condition(
     return Condition(title, summary, facts)
 
 
-def paused_condition(job: Mapping[str, Any], now: datetime, rules: HealthRules) -> Condition | None:
+def paused_condition(job: Mapping[str, Any], judged: Judged, rules: HealthRules) -> Condition | None:
     """An admin's pause is news (info); Entra's own pause after pruning escrows needs the
     job's owner, so it is an error with what to do."""
     if is_escrow_pruned_pause(job):
@@ -306,11 +309,13 @@ def paused_condition(job: Mapping[str, Any], now: datetime, rules: HealthRules) 
         title = "Paused by Entra after pruning escrows"
         # Its own key: an admin's pause that becomes this one is told as an update.
         return Condition(title, ESCROW_PRUNED_PAUSE + ".", facts, key="escrowsPruned", severity="error")
-    return health_condition(job, now, "paused", "Paused or disabled", rules)
+    return health_condition(job, judged, "paused", "Paused or disabled", rules)
 
 
-def first_cycle_condition(job: Mapping[str, Any], now: datetime, rules: HealthRules) -> Condition | None:
-    health, reasons = classify_health(job, now=now, rules=rules)
+def first_cycle_condition(
+    job: Mapping[str, Any], judged: Judged, now: datetime, rules: HealthRules
+) -> Condition | None:
+    health, reasons = judged
     if health != "warning" or not first_cycle_overdue(job, now, rules):
         return None
     since = first_cycle_since(job)
@@ -544,7 +549,10 @@ def _job_conditions(
     config, now = ctx.config, ctx.now
     # Holds follow what Graph last reported, not the monitor's view: a paused job the monitor
     # cannot read is still paused, and must not start alerting as failing.
-    reported, _ = classify_health({**job, "notObservedSince": None}, now=now, rules=config.health)
+    judged = classify_health(job, now=now, rules=config.health)
+    reported = judged[0]
+    if job.get("notObservedSince"):
+        reported, _ = classify_health({**job, "notObservedSince": None}, now=now, rules=config.health)
     held: set[str] = set()
     if is_quarantined(job):
         held |= _HELD_BY_QUARANTINE
@@ -556,10 +564,10 @@ def _job_conditions(
     found: dict[str, Condition | None] = {
         "quarantined": quarantine_condition(job, now, config),
         "failing": failing_condition(job, config),
-        "stale": health_condition(job, now, "stale", "Stale", config.health),
+        "stale": health_condition(job, judged, "stale", "Stale", config.health),
         "escrowsNearThreshold": escrow_condition(job),
-        "paused": paused_condition(job, now, config.health),
-        "firstCycleNotFinished": first_cycle_condition(job, now, config.health),
+        "paused": paused_condition(job, judged, config.health),
+        "firstCycleNotFinished": first_cycle_condition(job, judged, now, config.health),
         "removed": None,
     }
     # Objects: against the last observation, or while open, against the count before the drop.
@@ -601,22 +609,24 @@ def _confirm(
     was_clearing = (memory.get("clearing") if memory is not None else None) or {}
     pending: dict[str, str] = {}
     clearing: dict[str, str] = {}
+
+    def waiting(rule: str, was: Mapping[str, str], now_waiting: dict[str, str]) -> bool:
+        """True (and remembered) while the change has lasted less than the window."""
+        since = was.get(rule, ctx.at)
+        began = parse_timestamp(since)
+        if began is None or ctx.now - began < window:
+            now_waiting[rule] = since
+            return True
+        return False
+
     for rule in sorted(CONFIRMED_RULES):
         if rule in held or window <= timedelta(0):
             continue
         is_open = (state := states.get(rule)) is not None and state["status"] == "open"
-        if not is_open and found.get(rule) is not None:
-            since = was_pending.get(rule, ctx.at)
-            began = parse_timestamp(since)
-            if began is None or ctx.now - began < window:
-                pending[rule] = since
-                found[rule] = None  # not yet: nothing opens
-        elif is_open and found.get(rule) is None:
-            since = was_clearing.get(rule, ctx.at)
-            began = parse_timestamp(since)
-            if began is None or ctx.now - began < window:
-                clearing[rule] = since
-                held.add(rule)  # not yet: stays open as it is
+        if not is_open and found.get(rule) is not None and waiting(rule, was_pending, pending):
+            found[rule] = None  # not yet: nothing opens
+        elif is_open and found.get(rule) is None and waiting(rule, was_clearing, clearing):
+            held.add(rule)  # not yet: stays open as it is
     return pending, clearing
 
 

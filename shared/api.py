@@ -393,12 +393,13 @@ async def get_job(
 ) -> dict[str, Any]:
     """One job, its most recent runs and its timeline of state transitions."""
     job = await _job_or_404(store, servicePrincipalId, jobId)
-    (executions, _), events = await asyncio.gather(
+    now = _minute()
+    (executions, _), events, stopped_at = await asyncio.gather(
         store.executions_page(servicePrincipalId, jobId, top=JOB_DETAIL_RUNS),
         store.list_events(servicePrincipalId, jobId, top=JOB_DETAIL_EVENTS),
+        _polls_stopped_at(store, settings, now),
     )
-    job = _current(job, _minute(), settings, await _polls_stopped_at(store, settings, _minute()))
-    return {"job": job, "executions": executions, "events": events}
+    return {"job": _current(job, now, settings, stopped_at), "executions": executions, "events": events}
 
 
 @v1.get(
