@@ -9,8 +9,8 @@ import logging
 
 import azure.functions as func
 
-from shared.api import create_app
-from shared.api_health import monitor_health
+from shared.api.app import create_app
+from shared.api.service_health import monitor_health
 from shared.logs import quiet_sdk_loggers
 from shared.poll import run_poll
 from shared.retention import run_retention

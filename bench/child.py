@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # Imported lazily by the app's poll; a module missing here is simply not pre-imported.
-_APP_LAZY_MODULES = ("shared.graph",)
+_APP_LAZY_MODULES = ("shared.graph.reader",)
 
 
 def proc_status(pid: int | str = "self") -> dict[str, int]:
@@ -54,7 +54,10 @@ def proc_status(pid: int | str = "self") -> dict[str, int]:
 
 async def _close_app_clients() -> None:
     """What `python -m shared poll` does after its poll: close the per-process clients."""
-    for module_name, function in (("shared.graph", "close_graph_reader"), ("shared.store", "close_store")):
+    for module_name, function in (
+        ("shared.graph.reader", "close_graph_reader"),
+        ("shared.storage.store", "close_store"),
+    ):
         module = sys.modules.get(module_name)
         close = getattr(module, function, None) if module is not None else None
         if close is not None:

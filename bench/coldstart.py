@@ -54,7 +54,7 @@ def child() -> dict[str, Any]:
         try:
             return await handler(request, None)
         finally:
-            store = sys.modules.get("shared.store")
+            store = sys.modules.get("shared.storage.store")
             close = getattr(store, "close_store", None)
             if close is not None:
                 await close()

@@ -504,7 +504,7 @@ def render(results: dict[str, Any]) -> str:
         "```\n\n"
         "`bench/run.sh` installs what is missing (`scripts/setup.sh`) and runs `.venv/bin/python -m bench`; "
         "it writes this file and every figure as JSON (`--json`, default `bench/results/latest.json`). "
-        "CI runs only a tiny smoke size (`tests/test_bench_smoke.py`).\n"
+        "CI runs only a tiny smoke size (`tests/devtools/test_bench_smoke.py`).\n"
     )
     add(f"This run: `{options['command']}`, {results['totalSeconds'] / 60:.1f} min, {machine['date']}.\n")
     add("## Machine and settings\n")

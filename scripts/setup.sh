@@ -31,7 +31,7 @@ if [ "$(cat node_modules/.lock.sha 2>/dev/null)" != "$lock" ]; then
   echo "$lock" > node_modules/.lock.sha
 fi
 
-# The dashboard's browser test drives Debian's Chromium (tests/test_dashboard.py). CI runs as
+# The dashboard's browser test drives Debian's Chromium (tests/api/test_dashboard.py). CI runs as
 # root on a fresh Debian machine: install it there; elsewhere say how (the test fails without it).
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -18,9 +18,9 @@ from shared.settings import SettingsError, is_loopback_host, load_settings
 
 
 async def _poll(discover: bool) -> dict[str, Any]:
-    from shared.graph import close_graph_reader
+    from shared.graph.reader import close_graph_reader
     from shared.poll import run_poll
-    from shared.store import close_store
+    from shared.storage.store import close_store
 
     try:
         return await run_poll(trigger="discovery" if discover else "cli", discover=discover)
@@ -31,7 +31,7 @@ async def _poll(discover: bool) -> dict[str, Any]:
 
 async def _retention() -> dict[str, Any]:
     from shared.retention import run_retention
-    from shared.store import close_store
+    from shared.storage.store import close_store
 
     try:
         return await run_retention()
@@ -70,7 +70,7 @@ def _command_poll(discover: bool) -> int:
 def _command_serve(host: str, port: int) -> int:
     import uvicorn
 
-    from shared.api import create_app
+    from shared.api.app import create_app
 
     try:
         load_settings()

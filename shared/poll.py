@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.events import job_removed, job_transitions
-from shared.health import classify_health
-from shared.normalize import (
+from shared.domain.health import classify_health
+from shared.domain.normalize import (
     Execution,
     Job,
     PayloadError,
@@ -30,16 +29,17 @@ from shared.normalize import (
     run_began,
     run_id,
 )
+from shared.domain.timestamps import isoformat_utc, parse_timestamp
+from shared.domain.transitions import job_removed, job_transitions
 from shared.settings import Settings, load_settings
-from shared.store import Store, StoredJob, job_content_hash, job_key, open_store
-from shared.timestamps import isoformat_utc, parse_timestamp
+from shared.storage.store import Store, StoredJob, job_content_hash, job_key, open_store
 
 log = logging.getLogger("entra_sync_monitor.poll")
 
 _STORE_CONCURRENCY = 8
 _MAX_ERRORS_KEPT = 200
 _NOT_READ_KEPT = 2_000  # beyond this a record stays small; marks then date from the job's own state
-# Item error codes from shared.graph that get their own kind in the record (else graphRead).
+# Item error codes from shared.graph.reader that get their own kind in the record (else graphRead).
 _READ_ERROR_KINDS = {
     "MalformedResponse": "malformedResponse",
     "BatchTransportError": "batchTransportError",
@@ -222,7 +222,7 @@ async def poll_tenant(
     A discovery (`discover=True`, and every poll until the first discovery completes) reads
     every service principal's jobs and remembers which have any; a regular poll reads only
     those. Raises PollFailedError (after storing the record) when the poll could not work."""
-    from shared import graph  # msgraph is heavy: imported only when a poll runs
+    from shared.graph import reader as graph  # msgraph is heavy: imported only when a poll runs
 
     started = datetime.now(UTC)
     clock_start = time.monotonic()
@@ -545,6 +545,6 @@ async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = Fal
     record = await poll_tenant(settings, trigger=trigger, past_due=past_due, discover=discover)
     # Alerts after a poll that stored its jobs (a failed poll raised above). The step never
     # raises: its outcome is the record's `alerts` section (docs/alerts.md).
-    from shared.alert_delivery import alerts_after_poll
+    from shared.alerts.delivery import alerts_after_poll
 
     return await alerts_after_poll(settings, record)

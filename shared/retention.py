@@ -12,9 +12,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.domain.timestamps import isoformat_utc
 from shared.settings import Settings, load_settings
-from shared.store import Store, open_store
-from shared.timestamps import isoformat_utc
+from shared.storage.store import Store, open_store
 
 log = logging.getLogger("entra_sync_monitor.retention")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from shared.health import HealthRules
+from shared.domain.health import HealthRules
 
 GraphAuth = Literal["managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"]
 GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = (

@@ -5,11 +5,9 @@ Each test gets its own TABLE_PREFIX, so tests share the services without sharing
 
 from __future__ import annotations
 
-import itertools
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,9 +16,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from devtools.azurite import AzuriteServer  # noqa: E402
-from devtools.graph_emulator import DEMO_TENANT_ID, EmulatorServer, demo_tenant  # noqa: E402
-
-_prefixes = itertools.count(1)
+from devtools.graph_emulator import EmulatorServer, demo_tenant  # noqa: E402
+from tests.support.env import app_settings, apply_settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -49,25 +46,8 @@ def demo_emulator(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
 def app_env(azurite: AzuriteServer, demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """The app's settings for this test (also put in the environment, as the host does),
     against fresh tables and the demo tenant with no faults."""
-    env = {
-        "AZURE_TENANT_ID": DEMO_TENANT_ID,
-        "GRAPH_BASE_URL": demo_emulator.base_url,
-        "GRAPH_AUTH": "none",
-        "AzureWebJobsStorage": azurite.connection_string,
-        "TABLE_PREFIX": f"t{next(_prefixes)}x{id(monkeypatch) % 100000}",
-        "POLL_SCHEDULE": "0 */5 * * * *",
-    }
-    for name in (
-        "AZURE_CLIENT_ID",
-        "AZURE_CLIENT_SECRET",
-        "SERVICE_PRINCIPAL_IDS",
-        "AzureWebJobsStorage__tableServiceUri",
-        "GRAPH_MAX_CONCURRENCY",
-        "POLL_DEADLINE_SECONDS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    env = app_settings(azurite, demo_emulator)
+    apply_settings(monkeypatch, env)
     return env
 
 
@@ -75,14 +55,10 @@ def app_env(azurite: AzuriteServer, demo_emulator: EmulatorServer, monkeypatch: 
 async def close_clients() -> AsyncIterator[None]:
     """Close the per-process clients in the loop that made them (each test has its own loop)."""
     yield
-    from shared.store import close_store
+    from shared.storage.store import close_store
 
     await close_store()
-    if "shared.graph" in sys.modules:
-        from shared.graph import close_graph_reader
+    if "shared.graph.reader" in sys.modules:
+        from shared.graph.reader import close_graph_reader
 
         await close_graph_reader()
-
-
-def by_key(items: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict[str, Any]]:
-    return {tuple(item[k] for k in keys): item for item in items}

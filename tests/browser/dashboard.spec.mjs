@@ -2,7 +2,7 @@
 //
 //   DASHBOARD_URL=http://127.0.0.1:7071/api/v1/dashboard node --test tests/browser/dashboard.spec.mjs
 //
-// tests/test_dashboard.py runs this against `python -m shared serve` over emulator data.
+// tests/api/test_dashboard.py runs this against `python -m shared serve` over emulator data.
 // Loopback only: any request that leaves 127.0.0.1 is aborted and fails the test. Screenshots
 // go to test-artifacts/dashboard/ (ARTIFACTS_DIR overrides).
 

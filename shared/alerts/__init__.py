@@ -1,0 +1,1 @@
+"""Alerts: rules over each poll's jobs, their memory, and delivery to webhooks."""

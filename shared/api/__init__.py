@@ -1,0 +1,1 @@
+"""The HTTP API: a FastAPI app the Functions host serves through its ASGI bridge."""

@@ -1,0 +1,210 @@
+"""HTTP mechanics of the API: problem responses, ETags and 304s, CORS from a setting, CSV.
+
+- Every GET answered 200 under `/api/v1/` and `/api/openapi.json` gets a strong `ETag` (the
+  SHA-256 of its body) and `Cache-Control: private, max-age=30`; a request whose
+  `If-None-Match` names that ETag (or `*`) gets 304 with no body. Errors get `no-store`.
+- CORS headers only for the origins in `CORS_ALLOWED_ORIGINS` (read per request, so a changed
+  setting needs no restart); none when it is empty.
+- CSV is the JSON page's `value` flattened, one run per row, with a header row.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.domain.normalize import EXECUTION_COUNTS
+from shared.settings import SettingsError, load_settings
+
+PROBLEM_JSON = "application/problem+json"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+CACHE_CONTROL = "private, max-age=30"
+CONDITIONAL_PATHS = ("/api/v1/", "/api/openapi.json")
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "if-none-match", "x-functions-key")
+CORS_EXPOSE_HEADERS = ("etag", "link", "retry-after")
+
+EXECUTION_COLUMNS = (
+    "activityIdentifier",
+    "state",
+    "timeBegan",
+    "timeEnded",
+    "durationSeconds",
+    *EXECUTION_COUNTS,
+    "exportSuccessRatio",
+    "escrowDelta",
+)
+JOB_COLUMNS = ("servicePrincipalId", "servicePrincipalName", "jobId")
+ERROR_COLUMNS = ("errorCode", "errorMessage", "errorTenantActionable")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+PROBLEM_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(status: int, detail: str | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """An RFC 9457 problem response."""
+    body = {"type": "about:blank", "title": PROBLEM_TITLES.get(status, "Error"), "status": status, "detail": detail}
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_JSON, headers={"Cache-Control": "no-store", **(headers or {})}
+    )
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match uses."""
+    if if_none_match.strip() == "*":
+        return True
+    opaque = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == opaque for candidate in if_none_match.split(","))
+
+
+class ConditionalGetMiddleware:
+    """ETag, Cache-Control and 304 for GETs (bodies are bounded pages, so buffering is fine)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        conditional = path.startswith(CONDITIONAL_PATHS)
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def buffered(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            await self._finish(scope, start, b"".join(chunks), send, conditional)
+
+        await self.app(scope, receive, buffered)
+
+    @staticmethod
+    async def _finish(scope: Scope, start: Message, body: bytes, send: Send, conditional: bool) -> None:
+        headers = MutableHeaders(scope=start)
+        status: int = start["status"]
+        if status >= 400:
+            headers.setdefault("cache-control", "no-store")
+        elif status == 200 and conditional:
+            etag = headers.setdefault("etag", etag_of(body))
+            headers.setdefault("cache-control", CACHE_CONTROL)
+            headers.add_vary_header("Accept")
+            if_none_match = Headers(scope=scope).get("if-none-match")
+            if if_none_match is not None and etag_matches(if_none_match, etag):
+                kept = [
+                    (name, value)
+                    for name, value in start["headers"]
+                    if name.lower() not in (b"content-length", b"content-type")
+                ]
+                await send({"type": "http.response.start", "status": 304, "headers": kept})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
+
+
+class SettingsCorsMiddleware:
+    """Starlette's CORSMiddleware for the origins CORS_ALLOWED_ORIGINS names right now."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._handlers: dict[tuple[str, ...], ASGIApp] = {}
+
+    def _handler(self, origins: tuple[str, ...]) -> ASGIApp:
+        if origins not in self._handlers:
+            self._handlers[origins] = CORSMiddleware(
+                self.app,
+                allow_origins=list(origins),
+                allow_methods=["GET", "POST"],  # POST: muting alerts
+                allow_headers=list(CORS_ALLOW_HEADERS),
+                expose_headers=list(CORS_EXPOSE_HEADERS),
+                max_age=600,
+            )
+        return self._handlers[origins]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        origins: tuple[str, ...] = ()
+        if scope["type"] == "http":
+            try:
+                origins = load_settings().cors_allowed_origins
+            except SettingsError:
+                origins = ()  # the request itself answers 503 naming the setting
+        await (self._handler(origins) if origins else self.app)(scope, receive, send)
+
+
+def wants_csv(format_: str | None, accept: str | None) -> bool:
+    """`format` decides; without it, an Accept that prefers text/csv over JSON."""
+    if format_ is not None:
+        return format_ == "csv"
+    if not accept:
+        return False
+    csv_q = json_q = 0.0
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media in ("text/csv", "text/*"):
+            csv_q = max(csv_q, q)
+        elif media in ("application/json", "application/*"):
+            json_q = max(json_q, q)
+    return csv_q > 0 and csv_q > json_q
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    # A cell Excel would read as a formula (=, +, -, @) is text here: Graph's error messages
+    # come from target systems, which are not to be trusted with a spreadsheet.
+    if isinstance(value, str) and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def executions_csv(rows: Iterable[Mapping[str, Any]], *, with_job: bool) -> str:
+    columns = (JOB_COLUMNS if with_job else ()) + EXECUTION_COLUMNS + ERROR_COLUMNS
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        error = row.get("error") or {}
+        values = [row.get(column) for column in (JOB_COLUMNS if with_job else ()) + EXECUTION_COLUMNS]
+        values += [error.get("code"), error.get("message"), error.get("tenantActionable")]
+        writer.writerow([_cell(value) for value in values])
+    return buffer.getvalue()

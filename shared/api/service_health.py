@@ -1,0 +1,193 @@
+"""The monitor's own health: is polling keeping up?
+
+Served at `/api/health`, by the API and by an anonymous function (so platform health checks
+need no key); the answer says nothing about the tenant: no ids, names or job counts, only
+when the last successful poll ended, how old that may be, and the last poll's status and
+error counts. 200 while a successful (or partial) poll ended within the allowed age, 503
+otherwise; 503 `blind` too when the last poll was refused every read (HTTP 403 on every
+service principal's jobs, or on the service principals themselves): such a poll "succeeds"
+while seeing nothing, and `reason` names the Graph permission to grant.
+
+The allowed age is `HEALTH_MAX_AGE_SECONDS`, or else two intervals of `POLL_SCHEDULE` plus
+`POLL_DEADLINE_SECONDS`: one missed or failed poll is tolerated, two are not. The interval
+is the longest gap between two firings of the NCRONTAB schedule (six fields: second minute
+hour day month day-of-week; `*`, lists, ranges, steps, month and day names) or of a
+`hh:mm:ss` TimeSpan schedule; an expression this cannot read counts as hourly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from shared import __version__
+from shared.domain.timestamps import isoformat_utc, parse_timestamp
+from shared.settings import Settings, SettingsError, load_settings
+from shared.storage.store import open_store
+
+log = logging.getLogger("entra_sync_monitor.api")
+
+FALLBACK_INTERVAL_SECONDS = 3600.0
+_BOUNDS = ((0, 59), (0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_TIMESPAN = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})$")
+_SCAN_FROM = date(2024, 1, 1)  # a leap year: four years from it hold every calendar day
+_SCAN_DAYS = 4 * 366
+
+
+def _number(text: str, field: int) -> int:
+    names = _MONTHS if field == 4 else _WEEKDAYS if field == 5 else ()
+    lowered = text.lower()
+    if lowered in names:
+        return names.index(lowered) + (1 if field == 4 else 0)
+    if not text.isdigit():
+        raise ValueError(f"not a number: {text!r}")
+    return int(text)
+
+
+def _field_values(text: str, field: int) -> frozenset[int]:
+    low, high = _BOUNDS[field]
+    values: set[int] = set()
+    for part in text.split(","):
+        base, slash, step_text = part.partition("/")
+        if slash and (not step_text.isdigit() or int(step_text) < 1):
+            raise ValueError(f"bad step in {part!r}")
+        step = int(step_text) if slash else 1
+        if base in ("*", "?"):
+            start, end = low, high
+        elif "-" in base:
+            first, _, last = base.partition("-")
+            start, end = _number(first, field), _number(last, field)
+        else:
+            start = _number(base, field)
+            end = high if slash else start
+        if not low <= start <= end <= high:
+            raise ValueError(f"{part!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    if field == 5 and 7 in values:  # 7 is Sunday too
+        values = (values - {7}) | {0}
+    return frozenset(values)
+
+
+@lru_cache(maxsize=32)
+def schedule_interval_seconds(expression: str) -> float:
+    """The longest gap between two firings of a timer schedule; ValueError if unreadable."""
+    text = expression.strip()
+    if match := _TIMESPAN.match(text):
+        hours, minutes, seconds = (int(group) for group in match.groups())
+        total = hours * 3600 + minutes * 60 + seconds
+        if total <= 0:
+            raise ValueError("a TimeSpan schedule must be positive")
+        return float(total)
+    fields = text.split()
+    if len(fields) != 6:
+        raise ValueError("an NCRONTAB schedule has six fields: second minute hour day month day-of-week")
+    second, minute, hour, day, month, weekday = (_field_values(text, index) for index, text in enumerate(fields))
+    times = sorted(h * 3600 + m * 60 + s for h in hour for m in minute for s in second)
+    days = [
+        offset
+        for offset in range(_SCAN_DAYS)
+        if (d := _SCAN_FROM + timedelta(days=offset)).day in day
+        and d.month in month
+        and (d.isoweekday() % 7) in weekday
+    ]
+    if not times or not days:
+        raise ValueError("the schedule never fires")
+    if len(days) == 1:  # fires on one calendar day in four years (29 February)
+        return float(_SCAN_DAYS * 86_400)
+    gap = max((b - a for a, b in itertools.pairwise(times)), default=0)
+    day_gap = max((b - a for a, b in itertools.pairwise(days)), default=0)
+    if day_gap:
+        gap = max(gap, day_gap * 86_400 - times[-1] + times[0])
+    return float(gap or 86_400)
+
+
+def max_poll_age_seconds(settings: Settings) -> float:
+    if settings.health_max_age_seconds is not None:
+        return float(settings.health_max_age_seconds)
+    try:
+        interval = schedule_interval_seconds(settings.poll_schedule)
+    except ValueError:
+        interval = FALLBACK_INTERVAL_SECONDS
+    return 2 * interval + settings.poll_deadline_seconds
+
+
+_GRANT = (
+    "grant the Microsoft Graph application permission {permission} to the app's identity, with admin consent "
+    "(infra/app/graph-permissions.bicep with grantGraphPermissions=true, or docs/deploy.md)"
+)
+_BLIND_JOBS = "Graph refused every job read (HTTP 403): " + _GRANT.format(permission="Synchronization.Read.All")
+_BLIND_PRINCIPALS = "Graph refused to read the service principals (HTTP 403): " + _GRANT.format(
+    permission="Application.Read.All"
+)
+
+
+def blind_reason(record: dict[str, Any]) -> str | None:
+    """Why a poll saw nothing because Graph refused every read, or None. Decided from the
+    record's counts only (`jobReads`, `forbiddenReads`), never from tenant data."""
+    raw = record.get("forbiddenReads")
+    forbidden: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    job_reads = int(record.get("jobReads") or 0)
+    if job_reads > 0 and int(forbidden.get("jobs") or 0) >= job_reads:
+        return _BLIND_JOBS
+    if job_reads == 0 and int(forbidden.get("servicePrincipals") or 0) > 0:
+        return _BLIND_PRINCIPALS
+    return None
+
+
+def _ended(record: dict[str, Any]) -> datetime | None:
+    return parse_timestamp(record.get("endedAt")) or parse_timestamp(record.get("startedAt"))
+
+
+async def monitor_health(now: datetime | None = None) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of the health check; never raises."""
+    now = now or datetime.now(UTC)
+    body: dict[str, Any] = {
+        "status": "healthy",
+        "checkedAt": isoformat_utc(now),
+        "maxAgeSeconds": None,
+        "lastSuccessfulPollAt": None,
+        "lastSuccessfulPollAgeSeconds": None,
+        "lastPoll": None,
+        "version": __version__,
+    }
+    try:
+        settings = load_settings()
+    except SettingsError:
+        return 503, {**body, "status": "misconfigured"}  # the message may hold a setting's value: not shown
+    max_age = max_poll_age_seconds(settings)
+    body["maxAgeSeconds"] = max_age
+    try:
+        store = open_store(settings)
+        last, last_ok = await asyncio.gather(store.last_poll(), store.last_successful_poll())
+    except Exception:  # any failure to read is the answer: storage is not usable
+        log.exception("health check could not read the Polls table")
+        return 503, {**body, "status": "storageUnavailable"}
+    if last is not None:
+        body["lastPoll"] = {
+            "status": str(last.get("status")),
+            "startedAt": str(last.get("startedAt")),
+            "endedAt": last.get("endedAt"),
+            "errorCount": int(last.get("errorCount") or 0),
+            "errorsByKind": {str(k): int(v) for k, v in (last.get("errorsByKind") or {}).items()},
+        }
+        # Blind is failing, not degraded: a monitor that can read nothing reports no trouble.
+        if (reason := blind_reason(last)) is not None:
+            return 503, {**body, "status": "blind", "reason": reason}
+    ended = _ended(last_ok) if last_ok is not None else None
+    if ended is None:
+        return 503, {**body, "status": "neverPolled" if last is None else "stale"}
+    age = max(0.0, (now - ended).total_seconds())
+    body["lastSuccessfulPollAt"] = isoformat_utc(ended)
+    body["lastSuccessfulPollAgeSeconds"] = round(age, 1)
+    if age > max_age:
+        return 503, {**body, "status": "stale"}
+    if last is not None and last.get("status") != "succeeded":
+        return 200, {**body, "status": "degraded"}
+    return 200, body

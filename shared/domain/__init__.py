@@ -1,0 +1,1 @@
+"""The domain: Graph's synchronization data as this app models it. Pure: no I/O."""

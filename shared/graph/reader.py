@@ -1,0 +1,498 @@
+"""Reading provisioning jobs from Microsoft Graph through the Graph SDK.
+
+Imported only by the poll: msgraph-sdk is large and slow to import, and no HTTP request of
+the API needs it. Requests are built by the SDK's request builders and sent through its
+request adapter and middleware (retries honouring Retry-After, redirects, telemetry), but
+responses are read as bytes and parsed here: the SDK's typed models turn enum members they
+do not know into None, and its batch response items can come back with empty bodies.
+
+Job reads go 20 to a JSON `$batch` (Graph's limit), a bounded number in flight at once;
+an item answered 429/503/504 inside a batch is retried after its own Retry-After, however
+long, as long as the retry would start before the poll's deadline.
+
+A bad answer costs only the service principals it was for: a cut-short or unexpected jobs
+answer, or a `$batch` that never answered, becomes an error result for those items, never a
+"no jobs" answer. Only Graph failing every request, a token that cannot be had, or the
+service principal list being refused stops the poll (GraphUnavailableError).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.authentication import (
+    AnonymousAuthenticationProvider,
+    AuthenticationProvider,
+)
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware.middleware import BaseMiddleware
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.service_principals.service_principals_request_builder import (
+    ServicePrincipalsRequestBuilder,
+)
+from msgraph_core import GraphClientFactory
+
+from shared.graph.credentials import build_credential
+from shared.process_cache import ProcessCache
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from azure.core.credentials import AccessToken
+    from azure.core.credentials_async import AsyncTokenCredential
+
+log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 20  # Graph's maximum sub-requests in one $batch
+SERVICE_PRINCIPAL_FIELDS = ["id", "appId", "displayName"]
+PAGE_SIZE = 999  # Graph's maximum $top for servicePrincipals
+_RETRYABLE_ITEM = frozenset({429, 503, 504})
+_ITEM_ATTEMPTS = 5
+_TRANSPORT_ATTEMPTS = 3
+# Graph error bodies parse as ODataError for any 4xx or 5xx status.
+_ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
+_NO_BATCH_STATUSES = frozenset({404, 405, 501})
+# Item error codes for answers that never came (after the transport retries).
+BATCH_TRANSPORT_ERROR = "BatchTransportError"
+TRANSPORT_ERROR = "TransportError"
+MALFORMED_RESPONSE = "MalformedResponse"
+_NO_ANSWER = frozenset({BATCH_TRANSPORT_ERROR, TRANSPORT_ERROR})
+_RETRY_AFTER_CAP = 120.0  # seconds, for a read with no deadline; with one, the deadline bounds it
+_sleep = asyncio.sleep  # waits for Retry-After; a test may watch them without sleeping
+
+
+class GraphUnavailableError(RuntimeError):
+    """Graph could not be read at all (network down, every request failing).
+
+    `kind` names it in the poll record's errors; `where` adds fields to that entry."""
+
+    kind = "graphUnavailable"
+
+    def __init__(self, message: str, **where: Any) -> None:
+        super().__init__(message)
+        self.where = where
+
+    @property
+    def failure(self) -> str:
+        return f"Graph unavailable: {self}"
+
+
+class GraphTokenError(GraphUnavailableError):
+    """The credential could not get a token for Graph: nothing can be read."""
+
+    kind = "graphToken"
+
+    @property
+    def failure(self) -> str:
+        return str(self)
+
+
+class GraphForbiddenError(GraphUnavailableError):
+    """Graph refused to list the service principals (403): the app lacks Application.Read.All."""
+
+    kind = "servicePrincipalsForbidden"
+
+    @property
+    def failure(self) -> str:
+        return str(self)
+
+
+class _AnswerError(GraphUnavailableError):
+    """One request got no usable answer after its retries: `code` says whether it never came
+    (TransportError) or came cut short or not JSON (MalformedResponse)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class GraphCounters:
+    """What a poll cost in Graph: every HTTP attempt, including the SDK's own retries."""
+
+    requests: int = 0
+    throttled: int = 0
+    retries: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    # Items whose Retry-After reached past the poll's deadline: left for the next poll.
+    throttled_past_deadline: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "retries": self.retries,
+            "statusCounts": dict(self.status_counts),
+            "throttledPastDeadline": self.throttled_past_deadline,
+        }
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The answer to one Graph GET, standalone or inside a batch."""
+
+    status: int
+    body: Any = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        # A 200 whose body could not be read carries an error code: it is not an answer.
+        return 200 <= self.status < 300 and self.error_code is None
+
+
+# Each poll counts its own requests, even when two polls share the process's client.
+_poll_counters: ContextVar[GraphCounters | None] = ContextVar("graph_counters", default=None)
+
+
+def start_counting() -> GraphCounters:
+    """Counters for the calling task and the tasks it starts from now on."""
+    counters = GraphCounters()
+    _poll_counters.set(counters)
+    return counters
+
+
+def _counters() -> GraphCounters:
+    return _poll_counters.get() or GraphCounters()
+
+
+class _CountingHandler(BaseMiddleware):
+    """Last in the SDK's middleware chain, so it sees every attempt the retry handler makes."""
+
+    async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+        counters = _counters()
+        if "Retry-Attempt" in request.headers:
+            counters.retries += 1
+        response = await super().send(request, transport)
+        counters.requests += 1
+        status = str(response.status_code)
+        counters.status_counts[status] = counters.status_counts.get(status, 0) + 1
+        if response.status_code in (429, 503):
+            counters.throttled += 1
+        return response
+
+
+class _ExplainedCredential:
+    """The credential, with any failure to get a token turned into GraphTokenError: kiota lets
+    the credential's own exception through, which does not say that Graph was never asked."""
+
+    def __init__(self, credential: AsyncTokenCredential, secrets: Sequence[str | None]) -> None:
+        self._credential = credential
+        self._secrets = [secret for secret in secrets if secret]
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        try:
+            return await self._credential.get_token(*scopes, **kwargs)
+        except Exception as error:  # ClientAuthenticationError, CredentialUnavailableError, network
+            detail = (str(error).strip().splitlines() or [""])[0][:300]
+            for secret in self._secrets:
+                detail = detail.replace(secret, "***")
+            message = f"could not get a token for Microsoft Graph ({', '.join(scopes)}): {type(error).__name__}"
+            raise GraphTokenError(f"{message}: {detail}" if detail else message) from error
+
+    async def close(self) -> None:
+        await self._credential.close()
+
+    async def __aenter__(self) -> _ExplainedCredential:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.close()
+
+
+def _auth_provider(settings: Settings, credential: AsyncTokenCredential | None) -> AuthenticationProvider:
+    if credential is None:  # GRAPH_AUTH=none, allowed for loopback emulators only
+        return AnonymousAuthenticationProvider()
+    secrets = (settings.client_secret, settings.client_certificate_password)
+    # allowed_hosts holds the bare host name: kiota compares it with the request URL's hostname.
+    return AzureIdentityAuthenticationProvider(
+        _ExplainedCredential(credential, secrets), scopes=[settings.graph_scope], allowed_hosts=[settings.graph_host]
+    )
+
+
+def _error_from_body(status: int, body: Any) -> ItemResult:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return ItemResult(status, None, str(error.get("code") or ""), str(error.get("message") or ""))
+    return ItemResult(status, None, f"HTTP{status}", "Graph answered with an error and no error body")
+
+
+def _retry_after_seconds(headers: Any) -> float | None:
+    if not isinstance(headers, dict):
+        return None
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                seconds = float(value)
+            except (TypeError, ValueError):
+                return None
+            return max(0.0, seconds) if math.isfinite(seconds) else None
+    return None
+
+
+class GraphReader:
+    """One Graph client per process: the SDK adapter, its credential and the poll's counters."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._credential = build_credential(settings)
+        http_client = KiotaClientFactory.get_default_client()
+        http_client.base_url = httpx.URL(settings.graph_base_url + "/")
+        middleware = KiotaClientFactory.get_default_middleware(None)
+        middleware.append(_CountingHandler())
+        http_client = GraphClientFactory.create_with_custom_middleware(middleware, client=http_client)
+        self._http_client = http_client
+        self._adapter = GraphRequestAdapter(_auth_provider(settings, self._credential), http_client)
+        self._adapter.base_url = settings.graph_base_url
+        self._client = GraphServiceClient(request_adapter=self._adapter)
+        self._concurrency = asyncio.Semaphore(settings.graph_max_concurrency)
+        self._batch_supported = True
+
+    async def close(self) -> None:
+        await self._http_client.aclose()
+        if self._credential is not None:
+            await self._credential.close()
+
+    async def _send(self, request: RequestInformation) -> Any:
+        """Send through the SDK and parse the JSON body; transport faults and bodies that are
+        not JSON are retried with jitter, then raised as _AnswerError."""
+        for attempt in range(1, _TRANSPORT_ATTEMPTS + 1):
+            try:
+                raw = await self._adapter.send_primitive_async(request, "bytes", _ERROR_MAP)
+                return json.loads(raw) if raw else None
+            except (httpx.TransportError, ValueError) as error:  # JSONDecodeError, UnicodeDecodeError
+                if attempt == _TRANSPORT_ATTEMPTS:
+                    code = TRANSPORT_ERROR if isinstance(error, httpx.TransportError) else MALFORMED_RESPONSE
+                    what = "did not answer" if code == TRANSPORT_ERROR else "answered with a body that is not JSON"
+                    raise _AnswerError(code, f"Graph {what}: {type(error).__name__}: {error}") from error
+                _counters().retries += 1
+                await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ discovery
+
+    async def list_service_principals(self) -> list[dict[str, Any]]:
+        """Every service principal in the tenant (the raw objects), following nextLink."""
+        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters(
+            select=SERVICE_PRINCIPAL_FIELDS, top=PAGE_SIZE
+        )
+        builder = self._client.service_principals
+        request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+        found: list[dict[str, Any]] = []
+        while True:
+            try:
+                page = await self._send(request)
+            except APIError as error:
+                if getattr(error, "response_status_code", 0) != 403:
+                    raise
+                raise GraphForbiddenError(
+                    "Graph refused to list the service principals (HTTP 403): the app needs the "
+                    "Microsoft Graph application permission Application.Read.All, with admin consent",
+                    status=403,
+                ) from error
+            if not isinstance(page, dict):
+                raise GraphUnavailableError("servicePrincipals page is not a JSON object")
+            found.extend(item for item in page.get("value") or [] if isinstance(item, dict))
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return found
+            request = builder.with_url(next_link).to_get_request_information()
+
+    # ------------------------------------------------------------ batched reads
+
+    async def get_service_principals(
+        self, ids: Sequence[str], *, deadline: float | None = None
+    ) -> dict[str, ItemResult]:
+        select = ",".join(SERVICE_PRINCIPAL_FIELDS)
+        urls = {sp_id: f"/servicePrincipals/{quote(sp_id, safe='')}?$select={select}" for sp_id in ids}
+        return await self.batch_get(urls, deadline=deadline)
+
+    async def get_jobs(self, ids: Sequence[str], *, deadline: float | None = None) -> dict[str, ItemResult]:
+        """Each service principal's synchronization jobs (body: the list of raw jobs).
+        `deadline` is a time.monotonic() instant: batches not started before it, and items
+        whose Retry-After reaches past it, are left out of the answer (for the next poll)."""
+        urls = {sp_id: f"/servicePrincipals/{quote(sp_id, safe='')}/synchronization/jobs" for sp_id in ids}
+        results = await self.batch_get(urls, deadline=deadline)
+        for sp_id, result in list(results.items()):
+            if result.ok:
+                results[sp_id] = await self._all_jobs(result)
+        return results
+
+    async def _all_jobs(self, first: ItemResult) -> ItemResult:
+        """The whole jobs list, following nextLink; any page that is not a JSON object with a
+        `value` list makes the answer an error, never a shorter list."""
+        jobs: list[Any] = []
+        page: Any = first.body
+        while True:
+            value = page.get("value") if isinstance(page, dict) else None
+            if not isinstance(value, list):
+                found = "no JSON object" if not isinstance(page, dict) else "no value list"
+                return ItemResult(200, None, MALFORMED_RESPONSE, f"the jobs answer has {found}")
+            jobs.extend(value)
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                return ItemResult(200, jobs)
+            # The jobs collection rarely pages; when it does, the SDK follows the link as given.
+            request = self._client.service_principals.with_url(next_link).to_get_request_information()
+            try:
+                page = await self._send(request)
+            except _AnswerError as error:
+                return ItemResult(200 if error.code == MALFORMED_RESPONSE else 0, None, error.code, str(error)[:500])
+            except APIError as error:
+                return self._api_error_result(error)
+
+    async def batch_get(self, urls: dict[str, str], *, deadline: float | None = None) -> dict[str, ItemResult]:
+        """GET every URL (relative to the version root) in $batch calls of 20. A batch that
+        gets no answer fails its own items; if no request got any answer, Graph is down."""
+        keys = list(urls)
+        chunks = [keys[i : i + BATCH_LIMIT] for i in range(0, len(keys), BATCH_LIMIT)]
+        results: dict[str, ItemResult] = {}
+
+        async def run(chunk: list[str]) -> None:
+            async with self._concurrency:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return
+                results.update(await self._batch_with_item_retries({k: urls[k] for k in chunk}, deadline))
+
+        await asyncio.gather(*(run(chunk) for chunk in chunks))
+        if results and all(result.error_code in _NO_ANSWER for result in results.values()):
+            first = next(iter(results.values()))
+            raise GraphUnavailableError(f"Graph did not answer any request: {first.error_message}")
+        return results
+
+    async def _batch_with_item_retries(self, urls: dict[str, str], deadline: float | None) -> dict[str, ItemResult]:
+        pending = dict(urls)
+        results: dict[str, ItemResult] = {}
+        for attempt in range(1, _ITEM_ATTEMPTS + 1):
+            answered = await self._post_batch(pending)
+            retry: dict[str, str] = {}
+            waits: list[float] = []
+            for key, (result, retry_after) in answered.items():
+                if result.status in _RETRYABLE_ITEM and attempt < _ITEM_ATTEMPTS:
+                    retry[key] = pending[key]
+                    if result.status in (429, 503):
+                        _counters().throttled += 1
+                    waits.append(retry_after if retry_after is not None else 0.5 * 2**attempt)
+                else:
+                    results[key] = result
+            if not retry:
+                break
+            # Honour the longest Retry-After among the items, however long, unless the retry
+            # would start after the deadline; jitter spreads concurrent batches.
+            wait = max(waits) + random.uniform(0, 0.25)
+            if deadline is None:
+                wait = min(wait, _RETRY_AFTER_CAP)  # no deadline to bound it (a pinned lookup)
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                log.warning("%d items asked to retry after %.0f s, past the poll's deadline", len(retry), wait)
+                _counters().throttled_past_deadline += len(retry)
+                break  # left out of the answer: unfinished, their stored jobs untouched
+            _counters().retries += len(retry)
+            await _sleep(wait)
+            pending = retry
+        return results
+
+    async def _post_batch(self, urls: dict[str, str]) -> dict[str, tuple[ItemResult, float | None]]:
+        if not self._batch_supported:
+            return await self._get_each(urls)
+        ids = {str(index): key for index, key in enumerate(urls, start=1)}
+        payload = {"requests": [{"id": item_id, "method": "GET", "url": urls[key]} for item_id, key in ids.items()]}
+        request = RequestInformation(Method.POST, "{+baseurl}/$batch")
+        request.headers.try_add("Accept", "application/json")
+        request.set_stream_content(json.dumps(payload).encode(), "application/json")
+        try:
+            body = await self._send(request)
+        except _AnswerError as error:
+            # This batch never answered usably: its items fail, the other batches go on. An
+            # answer that is not JSON is still an answer (Graph is up): malformed, per item.
+            if error.code == MALFORMED_RESPONSE:
+                failed = ItemResult(200, None, MALFORMED_RESPONSE, str(error)[:500])
+            else:
+                failed = ItemResult(0, None, BATCH_TRANSPORT_ERROR, str(error)[:500])
+            return {key: (failed, None) for key in urls}
+        except APIError as error:
+            if self._batch_supported and getattr(error, "response_status_code", 0) in _NO_BATCH_STATUSES:
+                # An endpoint without JSON batching (a proxy, a sovereign cloud gap): read one by one.
+                log.warning("$batch answered HTTP %s; reading without batching", error.response_status_code)
+                self._batch_supported = False
+            if not self._batch_supported:
+                return await self._get_each(urls)
+            failed = self._api_error_result(error)
+            return {key: (failed, None) for key in urls}
+        answered: dict[str, tuple[ItemResult, float | None]] = {}
+        responses = body.get("responses") if isinstance(body, dict) else None
+        for item in responses if isinstance(responses, list) else []:
+            key = ids.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if key is None:
+                continue
+            try:
+                status = int(item.get("status") or 0)
+            except (TypeError, ValueError):
+                status = 0
+            item_body = item.get("body")
+            result = ItemResult(status, item_body) if 200 <= status < 300 else _error_from_body(status, item_body)
+            answered[key] = (result, _retry_after_seconds(item.get("headers")))
+        for key in urls:
+            answered.setdefault(key, (ItemResult(0, None, "MissingBatchItem", "batch answer left this item out"), None))
+        return answered
+
+    async def _get_each(self, urls: dict[str, str]) -> dict[str, tuple[ItemResult, float | None]]:
+        answered: dict[str, tuple[ItemResult, float | None]] = {}
+        for key, url in urls.items():
+            request = RequestInformation(Method.GET)
+            request.url = self.settings.graph_base_url + url
+            request.headers.try_add("Accept", "application/json")
+            try:
+                answered[key] = (ItemResult(200, await self._send(request)), None)
+            except _AnswerError as error:
+                status = 200 if error.code == MALFORMED_RESPONSE else 0
+                answered[key] = (ItemResult(status, None, error.code, str(error)[:500]), None)
+            except APIError as error:
+                retry_after = _retry_after_seconds(dict(getattr(error, "response_headers", None) or {}))
+                answered[key] = (self._api_error_result(error), retry_after)
+        return answered
+
+    @staticmethod
+    def _api_error_result(error: APIError) -> ItemResult:
+        status = int(getattr(error, "response_status_code", 0) or 0)
+        odata = getattr(error, "error", None)
+        code = getattr(odata, "code", None) or f"HTTP{status}"
+        message = getattr(odata, "message", None) or str(error.message or "")
+        return ItemResult(status, None, code, message[:500])
+
+
+_readers = ProcessCache[GraphReader]()
+
+
+def graph_reader(settings: Settings) -> GraphReader:
+    """The process's Graph reader, created on first use inside the running event loop."""
+    return _readers.get(settings, lambda: GraphReader(settings))
+
+
+async def close_graph_reader() -> None:
+    await _readers.close()

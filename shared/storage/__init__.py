@@ -1,0 +1,1 @@
+"""Azure Table Storage: the app's tables, their keys and entity documents."""

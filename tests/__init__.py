@@ -1,0 +1,1 @@
+"""The test suite, laid out like `shared/`; helpers live in `tests/support/`."""

@@ -1,0 +1,1 @@
+"""Alert rules (pure) and the alert step with delivery (Azurite, webhook receiver)."""

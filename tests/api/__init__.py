@@ -1,0 +1,1 @@
+"""The HTTP API through the real ASGI app over seeded tables."""

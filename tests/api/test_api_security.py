@@ -1,0 +1,276 @@
+"""Who may call the API, from where, and what the open health check reveals."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+import httpx
+import pytest
+
+from devtools.graph_emulator import EmulatorServer
+from shared.api.auth import PRINCIPAL_HEADER
+from shared.domain.timestamps import isoformat_utc
+from shared.poll import PollFailedError, poll_tenant
+from shared.settings import load_settings
+from shared.storage.store import open_store
+from tests.support.api import api_client
+
+ROLE = "SyncMonitor.Read"
+ROLE_URI = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+
+
+def principal(*roles: str, role_type: str = "roles", urlsafe: bool = False) -> str:
+    claims = [{"typ": "name", "val": "ada@contoso.com"}] + [{"typ": role_type, "val": role} for role in roles]
+    raw = json.dumps({"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": ROLE_URI}).encode()
+    return (base64.urlsafe_b64encode(raw) if urlsafe else base64.b64encode(raw)).decode()
+
+
+@pytest.fixture
+async def api(app_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client() as client:
+        yield client
+
+
+@pytest.fixture
+def auth_on(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "true")
+    monkeypatch.setenv("API_REQUIRED_ROLE", ROLE)
+
+
+# ------------------------------------------------------------ App Service Authentication
+
+
+async def test_with_auth_off_the_principal_header_is_ignored(api: httpx.AsyncClient) -> None:
+    for header in (None, "not base64 at all", principal()):
+        headers = {PRINCIPAL_HEADER: header} if header else {}
+        assert (await api.get("/api/v1/jobs", headers=headers)).status_code == 200
+
+
+@pytest.mark.usefixtures("auth_on")
+async def test_with_auth_on_a_caller_without_a_principal_is_401(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/jobs")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "sign in" in response.json()["detail"]
+    for garbage in ("%%%", base64.b64encode(b"[1, 2]").decode(), base64.b64encode(b'{"claims": 5}').decode()):
+        assert (await api.get("/api/v1/summary", headers={PRINCIPAL_HEADER: garbage})).status_code == 401
+
+
+@pytest.mark.usefixtures("auth_on")
+async def test_with_auth_on_the_role_is_required(api: httpx.AsyncClient) -> None:
+    for header in (principal(), principal("Other.Role"), principal(ROLE.lower())):
+        response = await api.get("/api/v1/jobs", headers={PRINCIPAL_HEADER: header})
+        assert response.status_code == 403
+        assert ROLE in response.json()["detail"] and "API_REQUIRED_ROLE" in response.json()["detail"]
+    for header in (principal(ROLE), principal("Other", ROLE, role_type=ROLE_URI), principal(ROLE, urlsafe=True)):
+        for path in ("/api/v1/jobs", "/api/v1/summary", "/api/v1/executions"):
+            assert (await api.get(path, headers={PRINCIPAL_HEADER: header})).status_code == 200, path
+
+
+@pytest.mark.usefixtures("auth_on")
+async def test_with_auth_on_and_no_role_set_any_signed_in_caller_may_call(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("API_REQUIRED_ROLE", "")
+    assert (await api.get("/api/v1/jobs", headers={PRINCIPAL_HEADER: principal()})).status_code == 200
+    assert (await api.get("/api/v1/jobs")).status_code == 401
+
+
+@pytest.mark.usefixtures("auth_on")
+async def test_with_auth_on_health_and_the_document_stay_open(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/api/openapi.json")).status_code == 200
+    assert (await api.get("/api/health")).status_code in (200, 503)
+
+
+@pytest.mark.usefixtures("auth_on")
+async def test_the_caller_is_checked_before_parameters(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/api/v1/jobs", params={"top": "0"})).status_code == 401
+
+
+# ------------------------------------------------------------ CORS
+
+
+async def test_no_cors_headers_unless_origins_are_set(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/jobs", headers={"Origin": "https://portal.contoso.com"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_cors_for_the_configured_origins_only(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://portal.contoso.com, https://dash.contoso.com/")
+    allowed = await api.get("/api/v1/jobs", headers={"Origin": "https://dash.contoso.com"})
+    assert allowed.headers["access-control-allow-origin"] == "https://dash.contoso.com"
+    assert "etag" in allowed.headers["access-control-expose-headers"].lower()
+    other = await api.get("/api/v1/jobs", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    preflight = await api.options(
+        "/api/v1/jobs",
+        headers={
+            "Origin": "https://portal.contoso.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "x-functions-key, if-none-match",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://portal.contoso.com"
+    assert "x-functions-key" in preflight.headers["access-control-allow-headers"].lower()
+
+
+async def test_a_bad_cors_setting_is_a_503_naming_it(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "portal.contoso.com/path")
+    response = await api.get("/api/v1/jobs", headers={"Origin": "https://portal.contoso.com"})
+    assert response.status_code == 503 and "CORS_ALLOWED_ORIGINS" in response.json()["detail"]
+
+
+# ------------------------------------------------------------ the health check
+
+
+async def store_poll(status: str, ended_minutes_ago: float, **extra: Any) -> None:
+    ended = datetime.now(UTC) - timedelta(minutes=ended_minutes_ago)
+    record = {
+        "pollId": f"p{ended.timestamp():.0f}{status}",
+        "tenantId": load_settings().tenant_id,
+        "status": status,
+        "startedAt": isoformat_utc(ended - timedelta(seconds=20)),
+        "endedAt": isoformat_utc(ended),
+        "errorCount": 0,
+        "errorsByKind": {},
+        **extra,
+    }
+    store = open_store(load_settings())
+    await store.ensure_tables()
+    await store.save_poll(record)
+
+
+async def health(api: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
+    response = await api.get("/api/health")
+    assert response.headers["cache-control"] == "no-store"
+    return response.status_code, response.json()
+
+
+async def test_health_before_any_poll_is_503(api: httpx.AsyncClient) -> None:
+    status, body = await health(api)
+    assert (status, body["status"], body["lastPoll"], body["lastSuccessfulPollAt"]) == (503, "neverPolled", None, None)
+
+
+async def test_health_follows_the_age_of_the_last_successful_poll(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store_poll("succeeded", ended_minutes_ago=20)
+    status, body = await health(api)  # 5 min schedule: 2 x 300 s + 480 s = 18 min
+    assert (status, body["status"], body["maxAgeSeconds"]) == (503, "stale", 1080)
+    assert 1190 < body["lastSuccessfulPollAgeSeconds"] < 1300
+    monkeypatch.setenv("HEALTH_MAX_AGE_SECONDS", "3600")
+    assert (await health(api))[0] == 200
+    monkeypatch.setenv("POLL_SCHEDULE", "0 0 * * * *")
+    monkeypatch.delenv("HEALTH_MAX_AGE_SECONDS")
+    assert (await health(api))[1]["maxAgeSeconds"] == 2 * 3600 + 480
+
+
+async def test_health_is_degraded_but_200_while_a_failing_poll_is_recent(api: httpx.AsyncClient) -> None:
+    await store_poll("succeeded", ended_minutes_ago=6)
+    await store_poll("failed", ended_minutes_ago=1, errorCount=3, errorsByKind={"graphUnavailable": 3})
+    status, body = await health(api)
+    assert (status, body["status"]) == (200, "degraded")
+    assert body["lastPoll"] == {
+        "status": "failed",
+        "startedAt": body["lastPoll"]["startedAt"],
+        "endedAt": body["lastPoll"]["endedAt"],
+        "errorCount": 3,
+        "errorsByKind": {"graphUnavailable": 3},
+    }
+    assert 350 < body["lastSuccessfulPollAgeSeconds"] < 450
+
+
+async def test_health_when_misconfigured_is_503_and_names_nothing(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_TENANT_ID", "contoso tenant!")
+    status, body = await health(api)
+    assert (status, body["status"]) == (503, "misconfigured")
+    assert "contoso" not in json.dumps(body)
+
+
+async def test_the_anonymous_health_function_answers_as_the_api_does(api: httpx.AsyncClient) -> None:
+    import function_app
+
+    await store_poll("succeeded", ended_minutes_ago=1)
+    user_function = function_app.health._function.get_user_function()
+    response = await user_function(func.HttpRequest("GET", "http://localhost/api/health", body=b""))
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+    assert json.loads(response.get_body())["status"] == (await health(api))[1]["status"] == "healthy"
+
+
+# ------------------------------------------------------------ blind is not degraded
+
+
+def assert_names_nothing_of_the_tenant(text: str, emulator: EmulatorServer) -> None:
+    tenant = emulator.tenant()
+    assert tenant["tenantId"] not in text
+    for sp in tenant["servicePrincipals"]:
+        assert sp["id"] not in text
+        # "Microsoft Graph" is the resource the reason names, not a secret of the tenant's.
+        assert sp.get("displayName") in (None, "Microsoft Graph") or sp["displayName"] not in text
+
+
+async def test_every_job_read_forbidden_is_blind_and_names_the_permission(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer
+) -> None:
+    # Synchronization.Read.All never granted: Graph answers 403 to every jobs read.
+    demo_emulator.set_faults({"rules": [{"path": "/synchronization/jobs$", "status": 403, "inBatch": True}]})
+    record = await poll_tenant(load_settings(), trigger="test")
+    assert record["status"] == "partial"  # the poll itself stored what it could: nothing
+    assert record["forbiddenReads"]["jobs"] == record["jobReads"] == record["servicePrincipalsScanned"] > 0
+    response = await api.get("/api/health")
+    body = response.json()
+    assert (response.status_code, body["status"]) == (503, "blind")
+    assert "Synchronization.Read.All" in body["reason"] and "admin consent" in body["reason"]
+    assert "infra/" in body["reason"]
+    assert_names_nothing_of_the_tenant(response.text, demo_emulator)
+    demo_emulator.clear_faults()  # granted: the next poll sees again
+    await poll_tenant(load_settings(), trigger="test")
+    assert (await health(api))[:1] == (200,)
+
+
+async def test_one_forbidden_service_principal_is_only_degraded(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer
+) -> None:
+    sp_id = next(sp["id"] for sp in demo_emulator.tenant()["servicePrincipals"] if sp.get("jobs"))
+    demo_emulator.set_faults({"perId": {sp_id: 403}})
+    record = await poll_tenant(load_settings(), trigger="test")
+    assert record["forbiddenReads"] == {"jobs": 1, "servicePrincipals": 0}
+    status, body = await health(api)
+    assert (status, body["status"], body.get("reason")) == (200, "degraded", None)
+
+
+async def test_listing_service_principals_forbidden_is_blind_and_names_application_read_all(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer
+) -> None:
+    demo_emulator.set_faults({"rules": [{"path": "^/servicePrincipals$", "status": 403, "inBatch": False}]})
+    with pytest.raises(PollFailedError, match=r"Application\.Read\.All") as failed:
+        await poll_tenant(load_settings(), trigger="test")
+    assert failed.value.record["errorsByKind"] == {"servicePrincipalsForbidden": 1}
+    response = await api.get("/api/health")
+    body = response.json()
+    assert (response.status_code, body["status"]) == (503, "blind")
+    assert "Application.Read.All" in body["reason"] and "Synchronization" not in body["reason"]
+    assert_names_nothing_of_the_tenant(response.text, demo_emulator)
+
+
+async def test_pinned_service_principals_all_forbidden_is_blind(
+    api: httpx.AsyncClient, demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinned = [sp["id"] for sp in demo_emulator.tenant()["servicePrincipals"][:3]]
+    monkeypatch.setenv("SERVICE_PRINCIPAL_IDS", ",".join(pinned))
+    demo_emulator.set_faults({"rules": [{"path": "^/servicePrincipals/[^/]+$", "status": 403, "inBatch": True}]})
+    record = await poll_tenant(load_settings(), trigger="test")
+    assert record["forbiddenReads"] == {"jobs": 0, "servicePrincipals": 3} and record["jobReads"] == 0
+    status, body = await health(api)
+    assert (status, body["status"]) == (503, "blind") and "Application.Read.All" in body["reason"]

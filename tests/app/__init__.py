@@ -1,0 +1,1 @@
+"""The Functions app's wiring, settings, CLI, cold start and secrets."""

@@ -1,0 +1,1 @@
+"""Our development tools: the Graph emulator and the benchmark smoke run."""

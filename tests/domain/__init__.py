@@ -1,0 +1,1 @@
+"""Pure tests of the domain: normalizing Graph's data, health. No Azurite, no emulator."""

@@ -1,0 +1,1 @@
+"""Bicep parsed and held against the code."""

@@ -1,0 +1,1 @@
+"""Polls end to end: Graph emulator -> normalize -> Azurite -> API."""

@@ -1,0 +1,1 @@
+"""Azure Table Storage through real Azurite: history, transactions, faults."""
