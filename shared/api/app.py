@@ -39,7 +39,6 @@ from shared.api.http import (
 from shared.api.models import (
     Execution,
     ExecutionPage,
-    HealthValue,
     Job,
     JobDetail,
     JobList,
@@ -64,6 +63,7 @@ from shared.api.views import (
     top_jobs,
 )
 from shared.domain.health import with_current_health
+from shared.domain.model import HealthValue
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.settings import Settings, SettingsError, load_settings
 from shared.storage.store import Store, close_store, open_store

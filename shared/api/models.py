@@ -5,11 +5,13 @@ Graph's names are kept for Graph's data; everything else is camelCase.
 
 from __future__ import annotations
 
-from typing import Literal
+from types import UnionType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, Union, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-HealthValue = Literal["quarantined", "failing", "stale", "unobserved", "warning", "paused", "notRun", "healthy"]
+from shared.domain import model
+from shared.domain.model import Described, HealthValue
 
 
 class _Model(BaseModel):
@@ -18,117 +20,70 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"additionalProperties": False})
 
 
-class SyncError(_Model):
-    code: str | None
-    message: str | None
-    tenantActionable: bool | None
+# ---------------------------------------------------------------- the domain's shapes
+# Derived from shared/domain/model.py, where each is declared once (with its descriptions).
 
 
-class Execution(_Model):
-    """A synchronizationTaskExecution (one run), plus its duration. In a job's three slots it can
-    be partial: Graph sent no activityIdentifier or a sentinel timeBegan, but a real timeEnded
-    (cloud sync reports its last success so). Stored runs always have both."""
-
-    activityIdentifier: str | None = Field(description="the run's id; null in a partial record")
-    countEntitled: int | None
-    countEntitledForProvisioning: int | None
-    countEscrowed: int | None
-    countEscrowedRaw: int | None
-    countExported: int | None
-    countExports: int | None
-    countImported: int | None
-    countImportedDeltas: int | None
-    countImportedReferenceDeltas: int | None
-    error: SyncError | None
-    state: str | None = Field(description="Succeeded, Failed, EntryLevelErrors, or a newer value Graph sends")
-    timeBegan: str | None = Field(description="ISO 8601 UTC, up to 7 fractional digits; null in a partial record")
-    timeEnded: str | None
-    durationSeconds: float | None = Field(description="null when a time is missing or the span is implausible")
-    exportSuccessRatio: float | None = Field(description="countExported / countExports; null when nothing was due")
-    escrowDelta: int | None = Field(
-        None, description="change in countEscrowed since the job's previous stored run (history endpoints only)"
-    )
+def _api_type(hint: Any) -> Any:
+    """A domain type hint with each domain shape (a TypedDict) replaced by its API model."""
+    if get_origin(hint) is Annotated:
+        return _api_type(get_args(hint)[0])
+    if isinstance(hint, type) and hint in _DERIVED:
+        return _DERIVED[hint]
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, UnionType):
+        return Union[tuple(_api_type(arg) for arg in args)]  # noqa: UP007 (built from a tuple)
+    if origin in (list, dict):
+        return origin[tuple(_api_type(arg) for arg in args)]
+    return hint
 
 
-class Quarantine(_Model):
-    reason: str | None
-    currentBegan: str | None
-    nextAttempt: str | None
-    seriesBegan: str | None
-    seriesCount: int | None
-    error: SyncError | None
+def _derive(shape: Any) -> type[_Model]:
+    """The API model of a domain shape: the same fields in the same order, required where the
+    shape requires them; a NotRequired field (absent from older records) answers null."""
+    fields: dict[str, Any] = {}
+    for name, hint in get_type_hints(shape, include_extras=True).items():
+        required = get_origin(hint) is not NotRequired  # not __required_keys__: wrong for string hints
+        if not required:
+            hint = get_args(hint)[0]
+        metadata = get_args(hint)[1:] if get_origin(hint) is Annotated else ()
+        described = [m.text for m in metadata if isinstance(m, Described)]
+        default = ... if required else None
+        fields[name] = (_api_type(hint), Field(default, description=described[0] if described else None))
+    model = create_model(shape.__name__, __base__=_Model, __doc__=shape.__doc__, **fields)
+    _DERIVED[shape] = model
+    return model
 
 
-class Progress(_Model):
-    completedUnits: int | None
-    totalUnits: int | None
-    units: str | None
-    progressObservationDateTime: str | None
+_DERIVED: dict[Any, type[_Model]] = {}
 
+if TYPE_CHECKING:  # what the type checker knows of the derived models
 
-class Job(_Model):
-    """A provisioning job's current state as last observed."""
+    class SyncError(_Model): ...
 
-    tenantId: str
-    servicePrincipalId: str
-    servicePrincipalName: str | None
-    appId: str | None
-    jobId: str
-    templateId: str | None
-    statusCode: str | None
-    health: str = Field(
-        description="healthy, warning, failing, quarantined, paused, notRun, stale or unobserved (the monitor "
-        "could not read it; docs/health.md)"
-    )
-    healthReasons: list[str]
-    scheduleState: str | None
-    scheduleInterval: str | None = Field(description="Graph's ISO 8601 duration, as sent")
-    scheduleIntervalSeconds: float | None = Field(description="null when Graph reports no schedule")
-    scheduleExpiration: str | None
-    countSuccessiveCompleteFailures: int | None
-    escrowsPruned: bool | None
-    quarantine: Quarantine | None
-    lastExecution: Execution | None
-    lastSuccessfulExecution: Execution | None
-    lastSuccessfulExecutionWithExports: Execution | None
-    steadyStateFirstAchievedTime: str | None
-    steadyStateLastAchievedTime: str | None
-    synchronizedEntryCountByType: dict[str, int | None]
-    progress: list[Progress]
-    troubleshootingUrl: str | None
-    settings: dict[str, str]
-    anomalies: list[str] = Field(description="fields Graph sent that could not be read")
-    observedAt: str = Field(description="when this state was first observed")
-    firstObservedAt: str | None = Field(None, description="when the monitor first saw the job")
-    notObservedSince: str | None = Field(
-        None, description="set while the monitor cannot read the job: when it last could"
-    )
-    notObservedReason: str | None = Field(None, description="why the monitor cannot read the job")
+    class Execution(_Model): ...
+
+    class Quarantine(_Model): ...
+
+    class Progress(_Model): ...
+
+    class Job(_Model): ...
+
+    class Event(_Model): ...
+
+else:
+    SyncError = _derive(model.SyncError)
+    Execution = _derive(model.Execution)
+    Quarantine = _derive(model.Quarantine)
+    Progress = _derive(model.Progress)
+    Job = _derive(model.Job)
+    Event = _derive(model.Event)
 
 
 class JobList(_Model):
     value: list[Job]
     count: int = Field(description="jobs matching the filters, on every page")
     nextLink: str | None = Field(None, description="URL of the next page; null on the last page")
-
-
-class Event(_Model):
-    """A state transition of a job."""
-
-    servicePrincipalId: str
-    jobId: str
-    at: str = Field(description="when the poll that saw the change observed it")
-    kind: str = Field(
-        description="jobAppeared, statusCodeChanged, quarantineEntered, quarantineReasonChanged, "
-        "quarantineLeft, healthChanged or jobRemoved"
-    )
-    previous: str | None
-    current: str | None
-    detail: str | None
-    since: str = Field(
-        description="when the state this event leaves was first observed; for jobAppeared, when the job "
-        "was removed before (empty the first time)"
-    )
 
 
 class JobDetail(_Model):

@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from shared.domain.health import HEALTH_VALUES, quarantine_since
+from shared.domain.health import quarantine_since
+from shared.domain.model import HEALTH_VALUES
 from shared.domain.timestamps import parse_timestamp
 from shared.storage.store import job_key
 

@@ -34,16 +34,6 @@ from typing import Any
 
 from shared.domain.timestamps import parse_timestamp
 
-HEALTH_VALUES: tuple[str, ...] = (
-    "quarantined",
-    "failing",
-    "stale",
-    "unobserved",
-    "warning",
-    "paused",
-    "notRun",
-    "healthy",
-)
 KNOWN_STATUS_CODES = frozenset({"NotConfigured", "NotRun", "Active", "Paused", "Quarantine"})
 EXECUTION_SLOTS = ("lastExecution", "lastSuccessfulExecution", "lastSuccessfulExecutionWithExports")
 # Entra starts evaluating escrows for quarantine at about this many failures (DOMAIN.md).

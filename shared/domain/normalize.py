@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 from shared.domain.health import DEFAULT_RULES, HealthRules, classify_health
+from shared.domain.model import Execution, Job, Progress, Quarantine, ServicePrincipal, SyncError
 from shared.domain.timestamps import (
     Notes,
     format_timestamp,
@@ -54,94 +55,6 @@ MAX_PLAUSIBLE_RUN_SECONDS = 90 * 86_400
 
 class PayloadError(ValueError):
     """A job payload this app cannot identify or store; recorded and skipped by the poll."""
-
-
-class SyncError(TypedDict):
-    code: str | None
-    message: str | None
-    tenantActionable: bool | None
-
-
-class Execution(TypedDict):
-    """A synchronizationTaskExecution. A partial one (Graph sent no activityIdentifier or a
-    sentinel timeBegan, yet a real timeEnded) has None there: it is still the job's last run
-    or last success as reported, but not a run that can be stored (see `is_identified`)."""
-
-    activityIdentifier: str | None
-    countEntitled: int | None
-    countEntitledForProvisioning: int | None
-    countEscrowed: int | None
-    countEscrowedRaw: int | None
-    countExported: int | None
-    countExports: int | None
-    countImported: int | None
-    countImportedDeltas: int | None
-    countImportedReferenceDeltas: int | None
-    error: SyncError | None
-    state: str | None
-    timeBegan: str | None
-    timeEnded: str | None
-    durationSeconds: float | None
-    exportSuccessRatio: float | None
-    # Stored runs only: the change in countEscrowed since the job's previous stored run.
-    escrowDelta: NotRequired[int | None]
-
-
-class Quarantine(TypedDict):
-    reason: str | None
-    currentBegan: str | None
-    nextAttempt: str | None
-    seriesBegan: str | None
-    seriesCount: int | None
-    error: SyncError | None
-
-
-class Progress(TypedDict):
-    completedUnits: int | None
-    totalUnits: int | None
-    units: str | None
-    progressObservationDateTime: str | None
-
-
-class Job(TypedDict):
-    tenantId: str
-    servicePrincipalId: str
-    servicePrincipalName: str | None
-    appId: str | None
-    jobId: str
-    templateId: str | None
-    statusCode: str | None
-    health: str
-    healthReasons: list[str]
-    scheduleState: str | None
-    scheduleInterval: str | None
-    scheduleIntervalSeconds: float | None
-    scheduleExpiration: str | None
-    countSuccessiveCompleteFailures: int | None
-    escrowsPruned: bool | None
-    quarantine: Quarantine | None
-    lastExecution: Execution | None
-    lastSuccessfulExecution: Execution | None
-    lastSuccessfulExecutionWithExports: Execution | None
-    steadyStateFirstAchievedTime: str | None
-    steadyStateLastAchievedTime: str | None
-    synchronizedEntryCountByType: dict[str, int | None]
-    progress: list[Progress]
-    troubleshootingUrl: str | None
-    settings: dict[str, str]
-    anomalies: list[str]
-    observedAt: str  # when this state was first observed (the job's last change)
-    firstObservedAt: str | None  # when the monitor first saw the job (carried across polls)
-    # Set by the poll while the job cannot be read (403, 429, deadline, Graph down): since the
-    # last poll that read it, and why. A read clears them. Absent in records of older versions.
-    notObservedSince: NotRequired[str | None]
-    notObservedReason: NotRequired[str | None]
-
-
-class ServicePrincipal(TypedDict):
-    id: str
-    appId: str | None
-    displayName: str | None
 
 
 # ---------------------------------------------------------------- scalars

@@ -6,32 +6,10 @@ overlap (and so see the same previous state) write the same event, not two.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any
 
 from shared.domain.health import quarantine_since
-from shared.domain.normalize import Job
-
-
-class Event(TypedDict):
-    servicePrincipalId: str
-    jobId: str
-    at: str
-    kind: str
-    previous: str | None
-    current: str | None
-    detail: str | None
-    since: str  # observedAt of the state this event leaves; jobAppeared: the removal before, or ""
-
-
-EVENT_KINDS = (
-    "jobAppeared",
-    "statusCodeChanged",
-    "quarantineEntered",
-    "quarantineReasonChanged",
-    "quarantineLeft",
-    "healthChanged",
-    "jobRemoved",
-)
+from shared.domain.model import Event, Job
 
 
 def _event(job: Job, at: str, kind: str, since: str, previous: Any, current: Any, detail: str | None = None) -> Event:

@@ -38,9 +38,9 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from shared.domain.model import EVENT_KINDS, Event
 from shared.domain.normalize import Execution, Job, run_began, run_id
 from shared.domain.timestamps import timestamp_ticks
-from shared.domain.transitions import EVENT_KINDS, Event
 from shared.process_cache import ProcessCache
 from shared.settings import Settings, StorageSettings
 

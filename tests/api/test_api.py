@@ -15,7 +15,7 @@ import pytest
 from devtools.azurite import AzuriteServer
 from devtools.graph_emulator import EmulatorServer
 from shared.api.app import create_app
-from shared.domain.health import HEALTH_VALUES
+from shared.domain.model import HEALTH_VALUES
 from shared.poll import run_poll
 from tests.support.api import api_client, follow, job_path, seeded
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from shared.domain.health import HEALTH_VALUES
+from shared.domain.model import HEALTH_VALUES
 from shared.domain.normalize import EXECUTION_KINDS, is_identified
 from tests.support.strategies import jobs, normalize
 
