@@ -32,10 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.domain.model import EXECUTION_KINDS
 from shared.domain.timestamps import parse_timestamp
 
 KNOWN_STATUS_CODES = frozenset({"NotConfigured", "NotRun", "Active", "Paused", "Quarantine"})
-EXECUTION_SLOTS = ("lastExecution", "lastSuccessfulExecution", "lastSuccessfulExecutionWithExports")
 # Entra starts evaluating escrows for quarantine at about this many failures (DOMAIN.md).
 ESCROW_EVALUATION_START = 5_000
 ESCROW_QUARANTINE_PROPORTION = 0.40
@@ -112,7 +112,7 @@ def _quarantine_reasons(job: Mapping[str, Any], now: datetime) -> list[str]:
 
 def last_run(job: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The job's last reported run: lastExecution, or a success slot where Graph left it null."""
-    for kind in EXECUTION_SLOTS:
+    for kind in EXECUTION_KINDS:
         if execution := job.get(kind):
             return execution
     return None
@@ -122,7 +122,7 @@ def last_activity(job: Mapping[str, Any]) -> datetime | None:
     """The latest sign of the job working: a run's end, a running cycle's start (lastExecution
     without an end) or an observation of its cycle's progress."""
     times: list[str | None] = []
-    for kind in EXECUTION_SLOTS:
+    for kind in EXECUTION_KINDS:
         if execution := job.get(kind):
             times.append(execution.get("timeEnded"))
     running = job.get("lastExecution") or {}
@@ -154,7 +154,7 @@ def first_cycle_started(job: Mapping[str, Any]) -> bool:
     code, schedule_state = job.get("statusCode"), job.get("scheduleState")
     started = code == "Active" or (code == "NotRun" and schedule_state == "Active")
     # No run ended yet: nothing reported, or only the first cycle running (no timeEnded).
-    return started and not any((job.get(kind) or {}).get("timeEnded") for kind in EXECUTION_SLOTS)
+    return started and not any((job.get(kind) or {}).get("timeEnded") for kind in EXECUTION_KINDS)
 
 
 def first_cycle_seconds(job: Mapping[str, Any], now: datetime) -> float | None:

@@ -79,6 +79,12 @@ class Execution(TypedDict):
     ]
 
 
+# A job's three execution slots, in Graph's order.
+EXECUTION_KINDS: tuple[str, ...] = ("lastExecution", "lastSuccessfulExecution", "lastSuccessfulExecutionWithExports")
+# The counts of a run, in Graph's order (all Int64).
+EXECUTION_COUNTS: tuple[str, ...] = tuple(name for name in Execution.__annotations__ if name.startswith("count"))
+
+
 class Quarantine(TypedDict):
     reason: str | None
     currentBegan: str | None

@@ -15,7 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.health import DEFAULT_RULES, HealthRules, classify_health
-from shared.domain.model import Execution, Job, Progress, Quarantine, ServicePrincipal, SyncError
+from shared.domain.model import (
+    EXECUTION_COUNTS,
+    EXECUTION_KINDS,
+    Execution,
+    Job,
+    Progress,
+    Quarantine,
+    ServicePrincipal,
+    SyncError,
+)
 from shared.domain.timestamps import (
     Notes,
     format_timestamp,
@@ -24,23 +33,6 @@ from shared.domain.timestamps import (
     timestamp_ticks,
 )
 
-# The counts of a synchronizationTaskExecution, in Graph's order (all Int64).
-EXECUTION_COUNTS: tuple[str, ...] = (
-    "countEntitled",
-    "countEntitledForProvisioning",
-    "countEscrowed",
-    "countEscrowedRaw",
-    "countExported",
-    "countExports",
-    "countImported",
-    "countImportedDeltas",
-    "countImportedReferenceDeltas",
-)
-EXECUTION_KINDS: tuple[str, ...] = (
-    "lastExecution",
-    "lastSuccessfulExecution",
-    "lastSuccessfulExecutionWithExports",
-)
 # Job settings worth keeping (synchronizationJobSettings is a long name/value list).
 KEPT_JOB_SETTINGS: tuple[str, ...] = ("QuarantineTooManyDeletesThreshold", "Domain")
 

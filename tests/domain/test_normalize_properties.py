@@ -8,8 +8,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from shared.domain.model import HEALTH_VALUES
-from shared.domain.normalize import EXECUTION_KINDS, is_identified
+from shared.domain.model import EXECUTION_KINDS, HEALTH_VALUES
+from shared.domain.normalize import is_identified
 from tests.support.strategies import jobs, normalize
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devtools.graph_emulator import DEMO_TENANT_ID, EmulatorServer
-from shared.domain.normalize import EXECUTION_KINDS
+from shared.domain.model import EXECUTION_KINDS
 
 
 def at(instant: datetime) -> str:
