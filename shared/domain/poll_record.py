@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
+from shared.graph.types import GraphCounts
+
 
 class ForbiddenReads(TypedDict):
     jobs: int
@@ -36,7 +38,7 @@ class PollSummary(TypedDict):
     jobsNotObserved: int
     jobReads: int
     forbiddenReads: ForbiddenReads
-    graph: dict[str, Any]  # shared.graph.reader.GraphCounters.as_dict()
+    graph: GraphCounts
     errorCount: int
     errorsByKind: dict[str, int]
     errorsByServicePrincipal: dict[str, int]

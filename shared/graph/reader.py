@@ -52,7 +52,7 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 from msgraph_core import GraphClientFactory
 
 from shared.graph.credentials import build_credential
-from shared.graph.types import ItemResult
+from shared.graph.types import GraphCounts, ItemResult
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 
@@ -138,7 +138,7 @@ class GraphCounters:
     # Items whose Retry-After reached past the poll's deadline: left for the next poll.
     throttled_past_deadline: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> GraphCounts:
         return {
             "requests": self.requests,
             "throttled": self.throttled,
