@@ -8,7 +8,6 @@ the job looking unchanged and the next poll writes the same runs again (the same
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -17,26 +16,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.domain.health import classify_health
-from shared.domain.normalize import (
-    Execution,
-    Job,
-    PayloadError,
-    ServicePrincipal,
-    distinct_runs,
-    normalize_job,
-    normalize_service_principal,
-    run_began,
-    run_id,
-)
-from shared.domain.timestamps import isoformat_utc, parse_timestamp
-from shared.domain.transitions import job_removed, job_transitions
+from shared.domain.changes import JobChanges, JobWrite, StoredJob, plan_job_write
+from shared.domain.model import Job, ServicePrincipal
+from shared.domain.normalize import PayloadError, normalize_job, normalize_service_principal
+from shared.domain.observation import first_observed, not_observed, removed_jobs, unmark
+from shared.domain.poll_record import PollSummary
+from shared.domain.timestamps import isoformat_utc
+from shared.graph.types import GraphCounts, ItemResult, JobsReader
 from shared.settings import Settings, load_settings
-from shared.storage.store import Store, StoredJob, job_content_hash, job_key, open_store
+from shared.storage.keys import job_key
+from shared.storage.principals import KnownPrincipal
+from shared.storage.store import Store, open_store
 
 log = logging.getLogger("entra_sync_monitor.poll")
 
-_STORE_CONCURRENCY = 8
 _MAX_ERRORS_KEPT = 200
 _NOT_READ_KEPT = 2_000  # beyond this a record stays small; marks then date from the job's own state
 # Item error codes from shared.graph.reader that get their own kind in the record (else graphRead).
@@ -50,7 +43,7 @@ _READ_ERROR_KINDS = {
 class PollFailedError(RuntimeError):
     """The poll could not do its work (Graph or storage unreachable); its record says why."""
 
-    def __init__(self, message: str, record: dict[str, Any]) -> None:
+    def __init__(self, message: str, record: PollSummary) -> None:
         super().__init__(message)
         self.record = record
 
@@ -88,7 +81,7 @@ class PollRecord:
         if len(self.errors) < _MAX_ERRORS_KEPT:
             self.errors.append({"kind": kind, "message": message[:500], **where})
 
-    def to_dict(self, *, status: str, ended_at: datetime, graph: dict[str, Any]) -> dict[str, Any]:
+    def to_dict(self, *, status: str, ended_at: datetime, graph: GraphCounts) -> PollSummary:
         errors_by_kind: dict[str, int] = {}
         errors_by_sp: dict[str, int] = {}
         for error in self.errors:
@@ -133,38 +126,16 @@ class PollRecord:
 
 
 @dataclass
-class _JobWrite:
-    job: Job
-    new_runs: list[Execution]
-    # Rows of runs whose timeBegan moved: the run is stored once, under its new key.
-    moved_runs: list[Execution]
-
-
-def plan_job_write(job: Job, previous: StoredJob | None) -> _JobWrite | None:
-    """What a job needs written: None when nothing changed since the stored state."""
-    if previous is not None and previous.content_hash == job_content_hash(job):
-        return None
-    known: dict[str, Execution] = {}
-    if previous is not None:
-        known = {run_id(run): run for run in distinct_runs(previous.document)}
-    new_runs = [run for run in distinct_runs(job) if known.get(run_id(run)) != run]
-    moved = [
-        old for run in new_runs if (old := known.get(run_id(run))) is not None and run_began(old) != run_began(run)
-    ]
-    return _JobWrite(job, new_runs, moved)
-
-
-@dataclass
 class _Scope:
     """Which service principals a poll reads, and whether it is a discovery."""
 
     principals: list[ServicePrincipal]
     discovery: bool
-    known: dict[str, dict[str, Any]]
+    known: dict[str, KnownPrincipal]
 
 
 async def _pinned_principals(
-    settings: Settings, reader: Any, record: PollRecord, deadline: float
+    settings: Settings, reader: JobsReader, record: PollRecord, deadline: float
 ) -> list[ServicePrincipal]:
     found = await reader.get_service_principals(settings.service_principal_ids, deadline=deadline)
     principals: list[ServicePrincipal] = []
@@ -184,11 +155,11 @@ async def _pinned_principals(
 
 async def _scope(
     settings: Settings,
-    reader: Any,
+    reader: JobsReader,
     store: Store,
     record: PollRecord,
     discover: bool,
-    last: dict[str, Any] | None,
+    last: PollSummary | None,
     deadline: float,
 ) -> _Scope:
     """The pinned list; or, on discovery (or before the first one), every service principal;
@@ -199,11 +170,12 @@ async def _scope(
     if discover or discovered_at is None:
         raw = await reader.list_service_principals()
         return _Scope([sp for item in raw if (sp := normalize_service_principal(item)) is not None], True, known)
-    with_jobs = {sp_id: row for sp_id, row in known.items() if int(row.get("jobCount") or 0) > 0}
-    first = [sp_id for sp_id in (last or {}).get("unfinishedServicePrincipals", []) if sp_id in with_jobs]
+    with_jobs = {sp_id: row for sp_id, row in known.items() if row["jobCount"] > 0}
+    unfinished = last.get("unfinishedServicePrincipals", []) if last is not None else []
+    first = [sp_id for sp_id in unfinished if sp_id in with_jobs]
     order = list(dict.fromkeys(first + sorted(with_jobs)))
     principals: list[ServicePrincipal] = [
-        {"id": sp_id, "appId": with_jobs[sp_id].get("appId"), "displayName": with_jobs[sp_id].get("displayName")}
+        {"id": sp_id, "appId": with_jobs[sp_id]["appId"], "displayName": with_jobs[sp_id]["displayName"]}
         for sp_id in order
     ]
     return _Scope(principals, False, known)
@@ -216,7 +188,7 @@ async def poll_tenant(
     past_due: bool = False,
     discover: bool = False,
     store: Store | None = None,
-) -> dict[str, Any]:
+) -> PollSummary:
     """Poll the jobs once and store what changed; returns the poll record.
 
     A discovery (`discover=True`, and every poll until the first discovery completes) reads
@@ -229,10 +201,10 @@ async def poll_tenant(
     record = PollRecord(str(uuid.uuid4()), settings.tenant_id, started, trigger, past_due)
     counters = graph.start_counting()
     store = store or open_store(settings)
-    reader = graph.graph_reader(settings)
+    reader: JobsReader = graph.graph_reader(settings)
     failure: str | None = None
     previous: dict[str, StoredJob] | None = None
-    last: dict[str, Any] | None = None
+    last: PollSummary | None = None
     try:
         await store.ensure_tables()
         last = await store.last_poll()
@@ -248,8 +220,8 @@ async def poll_tenant(
         if results and not read_ok and not any(r.status in (403, 404) for r in results.values()):
             failure = f"Graph failed every job read ({len(results)} service principals)"
         record.not_read = _not_read(settings, by_id, results, with_skipped)
-        removed = _removed_jobs(previous, jobs, read_ok - with_skipped, set(by_id) if scope.discovery else None)
-        unseen = _not_observed(previous, jobs, removed, record.not_read, last, started, settings)
+        removed = removed_jobs(previous, jobs, read_ok - with_skipped, set(by_id) if scope.discovery else None)
+        unseen = not_observed(previous, jobs, removed, record.not_read, last, started, settings.health_rules)
         record.jobs_not_observed = len(unseen)
         await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
         # A discovery that could read no service principal's jobs (every read refused) has
@@ -280,7 +252,7 @@ async def poll_tenant(
 def _normalize_results(
     settings: Settings,
     by_id: dict[str, ServicePrincipal],
-    results: dict[str, Any],
+    results: dict[str, ItemResult],
     observed_at: datetime,
     record: PollRecord,
     previous: dict[str, StoredJob],
@@ -312,10 +284,10 @@ def _normalize_results(
                     tenant_id=settings.tenant_id,
                     service_principal=by_id[sp_id],
                     observed_at=observed_at,
-                    first_observed_at=_first_observed(stored),
+                    first_observed_at=first_observed(stored),
                     rules=settings.health_rules,
                 )
-                jobs.append(_unmark(job, stored))
+                jobs.append(unmark(job, stored))
             except PayloadError as error:
                 with_skipped.add(sp_id)
                 record.jobs_skipped += 1
@@ -325,13 +297,8 @@ def _normalize_results(
     return jobs, read_ok, with_skipped
 
 
-def _first_observed(stored: StoredJob | None) -> str | None:
-    # Records of older versions lack it: the state they hold is the earliest seen.
-    return None if stored is None else stored.document.get("firstObservedAt") or stored.document["observedAt"]
-
-
 def _not_read(
-    settings: Settings, by_id: dict[str, ServicePrincipal], results: dict[str, Any], with_skipped: set[str]
+    settings: Settings, by_id: dict[str, ServicePrincipal], results: dict[str, ItemResult], with_skipped: set[str]
 ) -> dict[str, str]:
     """Service principals whose jobs this poll could not read (all or some), and why."""
     why: dict[str, str] = {}
@@ -349,79 +316,10 @@ def _not_read(
     return why
 
 
-def _last_seen(job: Job, last: dict[str, Any] | None) -> str:
-    """When a job that this poll could not read was last read: the previous poll, if that poll
-    read it; otherwise when its stored state was observed (the latest time known for sure)."""
-    if last is None or last.get("status") not in ("succeeded", "partial"):
-        return job["observedAt"]
-    not_read, started = last.get("servicePrincipalsNotRead"), parse_timestamp(last.get("startedAt"))
-    observed = parse_timestamp(job["observedAt"])
-    if isinstance(not_read, list) and job["servicePrincipalId"] not in not_read and started and observed:
-        return isoformat_utc(max(started, observed))
-    return job["observedAt"]
-
-
-_MARK_FIELDS = ("notObservedSince", "notObservedReason")
-
-
-def _unmarked(job: Job) -> dict[str, Any]:
-    """The job without its mark and what moves with the clock: what a person sees change."""
-    return {k: v for k, v in job.items() if k not in (*_MARK_FIELDS, "observedAt", "healthReasons")}
-
-
-def _mark(stored: Job, since: str, reason: str, observed_at: datetime, settings: Settings) -> Job | None:
-    """The stored job marked "not observed", or None when it is marked already (the first
-    reason stays: a mark is written once, not on every poll that cannot read the job)."""
-    if stored.get("notObservedSince"):
-        return None
-    marked: Job = {**stored, "notObservedSince": since, "notObservedReason": reason}
-    health, reasons = classify_health(marked, now=observed_at, rules=settings.health_rules)
-    # Its state moves on only when its health does (past the grace period): a missed read is
-    # not a change a person would see, and the timeline keys events by observedAt.
-    moved = health != stored["health"]
-    return {
-        **marked,
-        "health": health,
-        "healthReasons": reasons,
-        "observedAt": isoformat_utc(observed_at) if moved else stored["observedAt"],
-    }
-
-
-def _unmark(job: Job, stored: StoredJob | None) -> Job:
-    """A job read again after a mark keeps its observedAt when nothing else changed."""
-    if stored is not None and stored.document.get("notObservedSince") and _unmarked(job) == _unmarked(stored.document):
-        return {**job, "observedAt": stored.document["observedAt"]}
-    return job
-
-
-def _not_observed(
-    previous: dict[str, StoredJob],
-    jobs: list[Job],
-    removed: list[Job],
-    not_read: dict[str, str],
-    last: dict[str, Any] | None,
-    observed_at: datetime,
-    settings: Settings,
-) -> list[Job]:
-    """Stored jobs this poll could not read, marked once (not on every poll) with when they were
-    last read and why; a later read clears the mark. Health then says "unobserved", never
-    stale: the monitor is blind, the job may be fine."""
-    seen = {job_key(job["servicePrincipalId"], job["jobId"]) for job in jobs + removed}
-    marked = []
-    for key, stored in previous.items():
-        reason = not_read.get(stored.document["servicePrincipalId"])
-        if reason is None or key in seen:
-            continue
-        job = _mark(stored.document, _last_seen(stored.document, last), reason, observed_at, settings)
-        if job is not None:
-            marked.append(job)
-    return marked
-
-
 async def _mark_all_not_observed(
     store: Store,
     previous: dict[str, StoredJob] | None,
-    last: dict[str, Any] | None,
+    last: PollSummary | None,
     record: PollRecord,
     settings: Settings,
     reason: str,
@@ -431,46 +329,30 @@ async def _mark_all_not_observed(
         previous = previous if previous is not None else await store.load_jobs()
         every = {stored.document["servicePrincipalId"]: reason for stored in previous.values()}
         record.not_read = every
-        unseen = _not_observed(previous, [], [], every, last, record.started_at, settings)
+        unseen = not_observed(previous, [], [], every, last, record.started_at, settings.health_rules)
         record.jobs_not_observed = len(unseen)
         await _store_jobs(store, unseen, previous, [], record, {})
     except Exception as error:  # the poll's failure is already recorded; this must not hide it
         log.warning("could not mark jobs as not observed: %s", type(error).__name__)
 
 
-def _removed_jobs(
-    previous: dict[str, StoredJob], jobs: list[Job], read_ok: set[str], enumerated: set[str] | None
-) -> list[Job]:
-    """Stored jobs that are gone: their service principal answered without them, or (on a
-    discovery) the service principal itself no longer exists. Jobs of a service principal
-    whose read failed, or that answered with a payload it could not read, are kept."""
-    seen = {job_key(job["servicePrincipalId"], job["jobId"]) for job in jobs}
-    gone = []
-    for key, stored in previous.items():
-        sp_id = stored.document["servicePrincipalId"]
-        if key in seen:
-            continue
-        if sp_id in read_ok or (enumerated is not None and sp_id not in enumerated):
-            gone.append(stored.document)
-    return gone
-
-
-async def _remember_principals(store: Store, scope: _Scope, results: dict[str, Any], completed_at: datetime) -> None:
+async def _remember_principals(
+    store: Store, scope: _Scope, results: dict[str, ItemResult], completed_at: datetime
+) -> None:
     """Discovery's memory: job counts per service principal, written only where changed."""
     changed = []
     for sp in scope.principals:
         result = results.get(sp["id"])
         if result is None or not result.ok:
             continue  # keep what was known; the next discovery tries again
-        row = {**sp, "jobCount": len(result.body or [])}
-        old = scope.known.get(sp["id"])
-        if old is None or any(old.get(k) != row[k] for k in ("appId", "displayName", "jobCount")):
+        row: KnownPrincipal = {**sp, "jobCount": len(result.body or [])}
+        if scope.known.get(sp["id"]) != row:  # new, or its name or job count changed
             changed.append(row)
     gone = [sp_id for sp_id in scope.known if sp_id not in {sp["id"] for sp in scope.principals}]
     await store.save_principals(changed, remove=gone, completed_at=isoformat_utc(completed_at))
 
 
-def _log_line(record: dict[str, Any]) -> dict[str, Any]:
+def _log_line(record: PollSummary) -> dict[str, Any]:
     """The record for the log: errors by kind only (the full list is in the table)."""
     return {k: v for k, v in record.items() if k != "errors"}
 
@@ -483,60 +365,22 @@ async def _store_jobs(
     record: PollRecord,
     removals: dict[str, str],
 ) -> None:
-    plans = [
-        plan
-        for job in jobs
-        if (plan := plan_job_write(job, previous.get(job_key(job["servicePrincipalId"], job["jobId"]))))
-    ]
-    limit = asyncio.Semaphore(_STORE_CONCURRENCY)
-    days: set[str] = set()
-    by_time: list[dict[str, Any]] = []
-    job_days: list[dict[str, Any]] = []
+    """Write the jobs that changed since their stored state, and the removed ones (the order
+    of writes that makes this safe is `Store.save_job_changes`')."""
+    writes: list[JobWrite] = []
+    for job in jobs:
+        key = job_key(job["servicePrincipalId"], job["jobId"])
+        if (write := plan_job_write(job, previous.get(key), removed_at=removals.get(key))) is not None:
+            writes.append(write)
+    changes = JobChanges(writes, removed, removed_at=isoformat_utc(record.started_at))
 
-    async def store_runs(plan: _JobWrite) -> None:
-        async with limit:
-            if not plan.new_runs:
-                return
-            stored = previous.get(job_key(plan.job["servicePrincipalId"], plan.job["jobId"]))
-            known = distinct_runs(stored.document) if stored is not None else []
-            by_time.extend(await store.save_runs(plan.job, plan.new_runs, known=known))
-            if plan.moved_runs:
-                await store.delete_runs(plan.job, plan.moved_runs)
-            touched = {run_began(run)[:10] for run in plan.new_runs + plan.moved_runs}
-            job_days.extend(await store.count_job_days(plan.job, touched))
-            days.update(touched)
-            record.runs_stored += len(plan.new_runs)
+    def runs_stored(count: int) -> None:
+        record.runs_stored += count
 
-    await asyncio.gather(*(store_runs(plan) for plan in plans))
-    # Rows that share a partition across jobs go in batches of 100, not one call per job.
-    await store.save_runs_by_time(by_time)
-    await store.save_job_days(job_days)
-    if days:
-        await store.refresh_tenant_days(days)
-    events = [
-        event
-        for plan in plans
-        for event in job_transitions(
-            _previous_document(previous, plan.job),
-            plan.job,
-            removed_at=removals.get(job_key(plan.job["servicePrincipalId"], plan.job["jobId"])),
-        )
-    ]
-    observed_at = isoformat_utc(record.started_at)
-    events += [job_removed(job, observed_at) for job in removed]
-    await store.save_events(events)
-    # Current state last: only now are this job's runs and events known to be stored.
-    await store.save_jobs([plan.job for plan in plans])
-    for job in removed:
-        await store.remove_job(job["servicePrincipalId"], job["jobId"], observed_at)
-    record.jobs_changed = len(plans)
+    await store.save_job_changes(changes, on_runs_stored=runs_stored)
+    record.jobs_changed = len(writes)
     record.jobs_removed = len(removed)
-    record.events = len(events)
-
-
-def _previous_document(previous: dict[str, StoredJob], job: Job) -> Job | None:
-    stored = previous.get(job_key(job["servicePrincipalId"], job["jobId"]))
-    return stored.document if stored is not None else None
+    record.events = len(changes.events)
 
 
 async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = False) -> dict[str, Any]:
@@ -547,4 +391,4 @@ async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = Fal
     # raises: its outcome is the record's `alerts` section (docs/alerts.md).
     from shared.alerts.delivery import alerts_after_poll
 
-    return await alerts_after_poll(settings, record)
+    return await alerts_after_poll(settings, dict(record))

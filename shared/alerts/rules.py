@@ -36,7 +36,7 @@ from shared.domain.health import (
     quarantine_since,
 )
 from shared.domain.health import human_span as span  # ages read the same as in healthReasons
-from shared.domain.normalize import Job
+from shared.domain.model import Job
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.settings import ALERT_RULE_NAMES
 

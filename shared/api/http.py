@@ -21,7 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.domain.normalize import EXECUTION_COUNTS
+from shared.domain.model import EXECUTION_COUNTS
 from shared.settings import SettingsError, load_settings
 
 PROBLEM_JSON = "application/problem+json"

@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -128,7 +129,7 @@ _BLIND_PRINCIPALS = "Graph refused to read the service principals (HTTP 403): " 
 )
 
 
-def blind_reason(record: dict[str, Any]) -> str | None:
+def blind_reason(record: Mapping[str, Any]) -> str | None:
     """Why a poll saw nothing because Graph refused every read, or None. Decided from the
     record's counts only (`jobReads`, `forbiddenReads`), never from tenant data."""
     raw = record.get("forbiddenReads")

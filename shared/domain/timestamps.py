@@ -73,11 +73,16 @@ def parse_timestamp(value: object) -> datetime | None:
     return instant + timedelta(microseconds=int(fraction[:6].ljust(6, "0"))) if fraction else instant
 
 
+def datetime_ticks(instant: datetime) -> int:
+    """100 ns ticks since 0001-01-01 of an aware datetime (exact: no float arithmetic)."""
+    delta = instant.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * _TICKS_PER_SECOND + delta.microseconds * 10
+
+
 def timestamp_ticks(text: str) -> int:
-    """100 ns ticks since 0001-01-01 of a canonical timestamp: exact, sortable, fixed width."""
+    """100 ns ticks of a canonical timestamp, keeping all 7 fractional digits Graph may send."""
     base, _, fraction = text[:-1].partition(".")
-    seconds = int((datetime.fromisoformat(base).replace(tzinfo=UTC) - _EPOCH).total_seconds())
-    return seconds * _TICKS_PER_SECOND + int(fraction.ljust(7, "0")[:7] or 0)
+    return datetime_ticks(datetime.fromisoformat(base).replace(tzinfo=UTC)) + int(fraction.ljust(7, "0")[:7] or 0)
 
 
 def isoformat_utc(instant: datetime) -> str:

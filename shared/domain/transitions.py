@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.domain.health import quarantine_since
-from shared.domain.model import Event, Job
+from shared.domain.model import EVENT_KINDS, Event, Job
 
 
 def _event(job: Job, at: str, kind: str, since: str, previous: Any, current: Any, detail: str | None = None) -> Event:
@@ -53,3 +53,12 @@ def job_transitions(previous: Job | None, current: Job, *, removed_at: str | Non
 
 def job_removed(previous: Job, at: str) -> Event:
     return _event(previous, at, "jobRemoved", previous["observedAt"], previous["statusCode"], None)
+
+
+_EVENT_ORDER = {kind: index for index, kind in enumerate(EVENT_KINDS)}
+
+
+def newest_first(events: list[Event]) -> list[Event]:
+    """A timeline, newest first. Events of one poll share their time: within it, the order
+    job_transitions gives (reversed with the rest)."""
+    return sorted(events, key=lambda e: (e["at"], _EVENT_ORDER.get(e["kind"], 99)), reverse=True)

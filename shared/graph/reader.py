@@ -52,6 +52,7 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 from msgraph_core import GraphClientFactory
 
 from shared.graph.credentials import build_credential
+from shared.graph.types import GraphCounts, ItemResult
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 
@@ -137,7 +138,7 @@ class GraphCounters:
     # Items whose Retry-After reached past the poll's deadline: left for the next poll.
     throttled_past_deadline: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> GraphCounts:
         return {
             "requests": self.requests,
             "throttled": self.throttled,
@@ -145,21 +146,6 @@ class GraphCounters:
             "statusCounts": dict(self.status_counts),
             "throttledPastDeadline": self.throttled_past_deadline,
         }
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """The answer to one Graph GET, standalone or inside a batch."""
-
-    status: int
-    body: Any = None
-    error_code: str | None = None
-    error_message: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        # A 200 whose body could not be read carries an error code: it is not an answer.
-        return 200 <= self.status < 300 and self.error_code is None
 
 
 # Each poll counts its own requests, even when two polls share the process's client.

@@ -17,7 +17,8 @@ from shared.alerts.rules import (
     Notification,
     evaluate,
 )
-from shared.domain.normalize import Job, normalize_job
+from shared.domain.model import Job
+from shared.domain.normalize import normalize_job
 from shared.domain.timestamps import isoformat_utc
 from shared.settings import SettingsError, load_alert_settings
 

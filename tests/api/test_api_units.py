@@ -18,9 +18,9 @@ from shared.api.auth import AccessDenied, authorize, read_principal
 from shared.api.http import etag_matches, executions_csv, wants_csv
 from shared.api.paging import ContinuationError, issue, redeem
 from shared.api.service_health import schedule_interval_seconds
-from shared.domain.timestamps import isoformat_utc, timestamp_ticks
+from shared.domain.timestamps import datetime_ticks, isoformat_utc, timestamp_ticks
 from shared.settings import SettingsError, load_settings
-from shared.storage.store import datetime_ticks, run_filter
+from shared.storage.keys import run_filter
 
 KEY = b"k" * 32
 BASE = {"AZURE_TENANT_ID": "5d3e2a1b-9c8f-4e7d-a6b5-c4d3e2f1a0b9", "AzureWebJobsStorage": "UseDevelopmentStorage=true"}

@@ -17,7 +17,8 @@ import pytest
 from devtools.graph_emulator import EmulatorServer
 from shared.alerts.rules import AlertConfig, evaluate
 from shared.domain.health import classify_health
-from shared.domain.normalize import Job, distinct_runs, normalize_job
+from shared.domain.model import Job
+from shared.domain.normalize import distinct_runs, normalize_job
 from shared.domain.timestamps import isoformat_utc
 from tests.fixtures.graph import fixture_names, load_fixture
 from tests.support.api import api_client, job_path

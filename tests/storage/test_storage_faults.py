@@ -13,7 +13,7 @@ from devtools.azurite import AzuriteServer
 from devtools.graph_emulator import EmulatorServer
 from shared.poll import PollFailedError, run_poll
 from shared.settings import load_settings
-from shared.storage import store as store_module
+from shared.storage import tables
 from shared.storage.store import Store, open_store
 from tests.support.tenants import freeze, served_runs
 
@@ -25,8 +25,8 @@ def own_azurite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, app_env: dict[s
     server.start()
     monkeypatch.setenv("AzureWebJobsStorage", server.connection_string)
     # Fewer, shorter retries than production, so the outage fails the poll within seconds.
-    monkeypatch.setitem(store_module.STORAGE_CLIENT_OPTIONS, "retry_total", 1)
-    monkeypatch.setitem(store_module.STORAGE_CLIENT_OPTIONS, "retry_backoff_factor", 0.1)
+    monkeypatch.setitem(tables.STORAGE_CLIENT_OPTIONS, "retry_total", 1)
+    monkeypatch.setitem(tables.STORAGE_CLIENT_OPTIONS, "retry_backoff_factor", 0.1)
     yield server
     server.stop()
 

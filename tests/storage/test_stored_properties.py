@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from devtools.azurite import AzuriteServer
+from shared.domain.changes import JobChanges, plan_job_write
 from shared.domain.normalize import distinct_runs
 from shared.settings import load_settings
 from shared.storage.store import Store, open_store
@@ -48,8 +49,9 @@ def test_what_normalization_produces_always_stores(
     loop, store = store_loop
 
     async def round_trip() -> None:
-        await store.save_runs(job, distinct_runs(job))
-        await store.save_jobs([job])
+        write = plan_job_write(job, None)
+        assert write is not None
+        await store.save_job_changes(JobChanges([write]))
         assert await store.get_job(job["servicePrincipalId"], job["jobId"]) == job
         stored, _ = await store.executions_page(job["servicePrincipalId"], job["jobId"], top=1000)
         assert {run["activityIdentifier"] for run in stored} >= {

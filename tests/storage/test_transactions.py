@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.storage.store import TRANSACTION_LIMIT, upsert_entities
+from shared.storage.tables import TRANSACTION_LIMIT, upsert_entities
 
 
 class RecordingTable:

@@ -1,0 +1,51 @@
+"""What the poll needs from a Graph reader, declared without importing msgraph: the answer to
+one request (`ItemResult`) and the reader's methods (`JobsReader`). `shared.graph.reader`
+implements them with the SDK; importing this module costs nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypedDict
+
+
+class GraphCounts(TypedDict):
+    """What a poll cost in Graph (its record's `graph` section)."""
+
+    requests: int
+    throttled: int
+    retries: int
+    statusCounts: dict[str, int]
+    throttledPastDeadline: int
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The answer to one Graph GET, standalone or inside a batch."""
+
+    status: int
+    body: Any = None  # Graph's JSON: a service principal object, or a list of raw jobs
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        # A 200 whose body could not be read carries an error code: it is not an answer.
+        return 200 <= self.status < 300 and self.error_code is None
+
+
+class JobsReader(Protocol):
+    """The reads a poll makes: results by service principal id; ids left out of an answer
+    were not read before `deadline` (a time.monotonic() instant)."""
+
+    async def list_service_principals(self) -> list[dict[str, Any]]:
+        """Every service principal in the tenant (the raw objects)."""
+        ...
+
+    async def get_service_principals(
+        self, ids: Sequence[str], *, deadline: float | None = None
+    ) -> dict[str, ItemResult]: ...
+
+    async def get_jobs(self, ids: Sequence[str], *, deadline: float | None = None) -> dict[str, ItemResult]:
+        """Each service principal's synchronization jobs (body: the list of raw jobs)."""
+        ...
