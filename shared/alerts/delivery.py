@@ -28,7 +28,10 @@ from typing import Any
 import aiohttp
 
 from shared import __version__
-from shared.alerts.rules import AlertConfig, evaluate, job_label
+from shared.alerts.conditions import AlertConfig
+from shared.alerts.records import job_label
+from shared.alerts.rules import evaluate
+from shared.alerts.settings import AlertSettings, load_alert_settings
 from shared.alerts.store import (
     acquire_lease,
     ensure_alert_tables,
@@ -43,7 +46,7 @@ from shared.alerts.store import (
 )
 from shared.domain.health import DEFAULT_RULES, HealthRules
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
-from shared.settings import AlertSettings, Settings, SettingsError, load_alert_settings
+from shared.settings import Settings, SettingsError
 from shared.storage.store import Store, open_store, unpack_document
 
 log = logging.getLogger("entra_sync_monitor.alerts")

@@ -27,11 +27,12 @@ from shared.alerts.delivery import (
     verify_signature,
 )
 from shared.alerts.rules import evaluate
+from shared.alerts.settings import load_alert_settings
 from shared.alerts.store import load_alert_rows, queue_notifications, undelivered, update_delivery
 from shared.api.app import create_app
 from shared.domain.timestamps import isoformat_utc
 from shared.poll import run_poll
-from shared.settings import load_alert_settings, load_settings
+from shared.settings import load_settings
 from shared.storage.store import open_store
 
 SP_ID = "11111111-2222-3333-4444-555555555555"

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from devtools.graph_emulator import EmulatorServer
-from shared.alerts.rules import AlertConfig, evaluate
+from shared.alerts.conditions import AlertConfig
+from shared.alerts.rules import evaluate
 from shared.domain.health import classify_health
 from shared.domain.normalize import Job, distinct_runs, normalize_job
 from shared.domain.timestamps import isoformat_utc

@@ -23,7 +23,7 @@ from shared.alerts.models import (
     UnmuteRequest,
     UnmuteResult,
 )
-from shared.alerts.rules import Mute as MuteRow
+from shared.alerts.records import MuteRow
 from shared.alerts.store import delete_mutes, list_alerts, list_outbox, load_mutes, save_mute
 from shared.api.models import Problem
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
