@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 from shared.alerts.conditions import AlertConfig
-from shared.alerts.delivery import deliver_outbox
+from shared.alerts.delivery import DeliveryCounts, deliver_outbox
+from shared.alerts.records import TargetKind
 from shared.alerts.rules import evaluate
 from shared.alerts.settings import AlertSettings, load_alert_settings
 from shared.alerts.store import (
@@ -36,6 +37,19 @@ from shared.storage.store import Store, open_store
 log = logging.getLogger("entra_sync_monitor.alerts")
 
 OUTBOX_KEEP_DAYS = 30
+
+
+class AlertsSection(TypedDict):
+    """The poll record's `alerts` section (docs/alerts.md): a run's outcome, or why there was none."""
+
+    status: Literal["succeeded", "partial", "failed", "skipped"]
+    reason: NotRequired[str]  # skipped
+    error: NotRequired[str]  # failed: a setting's name or an error class, never a secret
+    targets: NotRequired[list[TargetKind]]
+    notifications: NotRequired[dict[str, int]]  # queued by kind, and statesWritten
+    outboxRowsQueued: NotRequired[int]
+    delivery: NotRequired[DeliveryCounts]
+    openAlerts: NotRequired[int]
 
 
 def alert_config(settings: AlertSettings, health: HealthRules = DEFAULT_RULES) -> AlertConfig:
@@ -62,7 +76,7 @@ async def run_alerts(
     now: datetime | None = None,
     policy: DeliveryPolicy | None = None,
     health: HealthRules = DEFAULT_RULES,
-) -> dict[str, Any]:
+) -> AlertsSection:
     """Evaluate every job's alerts as of `now` (default: the current time), queue the
     notifications and deliver what is due. Returns a summary for the poll record."""
     now = now or datetime.now(UTC)
@@ -122,6 +136,7 @@ async def alerts_after_poll(
     section (also stored with the poll record). Never raises: alerts failing must not fail
     the poll, so the failure is logged and recorded instead."""
     alert_settings: AlertSettings | None = None
+    section: AlertsSection
     try:
         store = store or open_store(settings)
         alert_settings = load_alert_settings()

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 
@@ -25,19 +25,29 @@ from shared.storage.store import Store, unpack_document
 log = logging.getLogger("entra_sync_monitor.alerts")
 
 
+class DeliveryCounts(TypedDict):
+    """One run's delivery, for the poll record's `alerts.delivery`."""
+
+    delivered: int
+    retrying: int
+    failed: int
+    waiting: int  # not due yet, or behind a failure of the same target
+    attempts: int  # HTTP attempts made
+
+
 def _next_attempt(now: datetime, runs: int, retry_after: float | None, base: float) -> datetime:
     """When a later run tries again: 1, 2, 4 ... minutes, at most an hour, or Retry-After."""
     delay = min(base * 2 ** max(runs - 1, 0), 3600.0)
     return now + timedelta(seconds=max(delay, retry_after or 0.0))
 
 
-async def deliver_outbox(store: Store, targets: list[Target], policy: DeliveryPolicy) -> dict[str, int]:
+async def deliver_outbox(store: Store, targets: list[Target], policy: DeliveryPolicy) -> DeliveryCounts:
     """Send every due outbox row, oldest first, each target in order: after a failure, that
     target's later notifications wait for the next run (the receiver sees them in order)."""
     rows = await undelivered(store)
     configured: dict[str, Target] = {target.kind: target for target in targets}
     deadline = time.monotonic() + policy.budget_seconds
-    counts = {"delivered": 0, "retrying": 0, "failed": 0, "waiting": 0, "attempts": 0}
+    counts: DeliveryCounts = {"delivered": 0, "retrying": 0, "failed": 0, "waiting": 0, "attempts": 0}
     by_target: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_target.setdefault(str(row.get("target")), []).append(row)
