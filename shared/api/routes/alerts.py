@@ -105,7 +105,9 @@ async def get_alerts(
 
 
 @router.get("/alerts/mutes", response_model=MuteList, responses=_PROBLEMS)
-async def get_mutes(store: AlertStore, servicePrincipalId: SpFilter = None, jobId: JobFilter = None) -> dict[str, Any]:
+async def get_mutes(
+    store: AlertStore, servicePrincipalId: SpFilter = None, jobId: JobFilter = None
+) -> dict[str, list[MuteRow]]:
     """Mutes in force now."""
     mutes = _active_mutes(await load_mutes(store), datetime.now(UTC))
     if servicePrincipalId is not None:
