@@ -66,7 +66,7 @@ class _State:
 
 def _verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     # Imported here: the receiver checks signatures exactly as docs/alerts.md tells receivers to.
-    from shared.alerts.delivery import verify_signature
+    from shared.alerts.webhooks import verify_signature
 
     return verify_signature(secret, headers, body)
 

@@ -389,6 +389,6 @@ async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = Fal
     record = await poll_tenant(settings, trigger=trigger, past_due=past_due, discover=discover)
     # Alerts after a poll that stored its jobs (a failed poll raised above). The step never
     # raises: its outcome is the record's `alerts` section (docs/alerts.md).
-    from shared.alerts.delivery import alerts_after_poll
+    from shared.alerts.after_poll import alerts_after_poll
 
     return await alerts_after_poll(settings, dict(record))

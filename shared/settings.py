@@ -1,10 +1,10 @@
-"""Every setting the app reads, read in one place.
+"""The app's settings: environment variables named like the Function app's app settings.
 
-Settings are environment variables with the same names as the Function app's app settings.
-`load_settings()` validates all of them at once and fails with a `SettingsError` that names
-the setting and what it expects, so a bad configuration stops a run at its start, not deep
-in a poll. `SETTINGS` is the catalogue that docs, the sample settings file and the Bicep
-checks are held against.
+`load_settings()` validates the core ones at once and fails with a `SettingsError` naming the
+setting and what it expects, so a bad configuration stops a run at its start. `SETTINGS`, the
+catalogue docs, the sample settings file and the Bicep checks are held against, joins
+`CORE_SETTINGS` with the alerts' own (`shared.alerts.settings`); it is built on first use, as
+the alerts package imports this module.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from shared.domain.health import HealthRules
@@ -29,6 +29,8 @@ GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = (
     "none",
 )
 
+_N = TypeVar("_N", int, float)
+
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 
 
@@ -42,7 +44,10 @@ class SettingSpec:
     secret: bool = False
 
 
-SETTINGS: dict[str, SettingSpec] = {
+Catalogue = Mapping[str, SettingSpec]
+
+
+CORE_SETTINGS: Catalogue = {
     "AZURE_TENANT_ID": SettingSpec(
         "The Entra tenant (GUID) whose jobs are watched; labels every stored record.",
         required=True,
@@ -194,30 +199,44 @@ class Settings:
         return f"{urlsplit(self.graph_base_url).scheme}://{f'[{host}]' if ':' in host else host}/.default"
 
 
-def _get(env: Mapping[str, str], name: str) -> str | None:
+def read_setting(env: Mapping[str, str], name: str, catalogue: Catalogue = CORE_SETTINGS) -> str | None:
+    """The setting's value, stripped; its catalogue default when unset or blank."""
     value = env.get(name)
     if value is None or not value.strip():
-        default = SETTINGS[name].default
-        return default
+        return catalogue[name].default
     return value.strip()
 
 
 def _require(env: Mapping[str, str], name: str, why: str) -> str:
-    value = _get(env, name)
+    value = read_setting(env, name)
     if value is None:
         raise SettingsError(f"{name} is required {why}")
     return value
 
 
-def _int_setting(env: Mapping[str, str], name: str, low: int, high: int) -> int:
-    raw = _get(env, name)
-    assert raw is not None  # both have defaults
+def read_int(env: Mapping[str, str], name: str, low: int, high: int, catalogue: Catalogue = CORE_SETTINGS) -> int:
+    """A whole-number setting within [low, high] (its default when unset)."""
+    return _read_ranged(env, name, catalogue, int, low, high, f"a whole number from {low} to {high}")
+
+
+def read_number(
+    env: Mapping[str, str], name: str, low: float, high: float, catalogue: Catalogue = CORE_SETTINGS
+) -> float:
+    """A decimal setting within [low, high] (its default when unset); refuses nan."""
+    return _read_ranged(env, name, catalogue, float, low, high, f"a number from {low:g} to {high:g}")
+
+
+def _read_ranged(
+    env: Mapping[str, str], name: str, catalogue: Catalogue, parse: Callable[[str], _N], low: _N, high: _N, what: str
+) -> _N:
+    raw = read_setting(env, name, catalogue)
+    assert raw is not None  # every ranged setting has a default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
     if not low <= value <= high:
-        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+        raise SettingsError(f"{name} must be {what}, got {raw!r}")
     return value
 
 
@@ -231,7 +250,7 @@ def is_loopback_host(host: str) -> bool:
 
 
 def _graph_base_url(env: Mapping[str, str]) -> str:
-    raw = _get(env, "GRAPH_BASE_URL")
+    raw = read_setting(env, "GRAPH_BASE_URL")
     assert raw is not None
     parts = urlsplit(raw)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -244,7 +263,7 @@ def _graph_base_url(env: Mapping[str, str]) -> str:
 
 
 def _storage(env: Mapping[str, str]) -> StorageSettings:
-    connection = _get(env, "AzureWebJobsStorage")
+    connection = read_setting(env, "AzureWebJobsStorage")
     if connection:
         if connection != "UseDevelopmentStorage=true" and not (
             "TableEndpoint=" in connection or "AccountName=" in connection
@@ -255,7 +274,7 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
                 "connection string with AccountName= or TableEndpoint= (value not shown)"
             )
         return StorageSettings(connection_string=connection)
-    uri = _get(env, "AzureWebJobsStorage__tableServiceUri")
+    uri = read_setting(env, "AzureWebJobsStorage__tableServiceUri")
     if not uri:
         raise SettingsError(
             "AzureWebJobsStorage is required: a connection string, or identity-based "
@@ -267,17 +286,17 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
             "AzureWebJobsStorage__tableServiceUri must be a URL such as "
             f"https://<account>.table.core.windows.net, got {uri!r}"
         )
-    credential = _get(env, "AzureWebJobsStorage__credential")
+    credential = read_setting(env, "AzureWebJobsStorage__credential")
     if credential is not None and credential.lower() != "managedidentity":
         raise SettingsError(f"AzureWebJobsStorage__credential must be `managedidentity`, got {credential!r}")
     return StorageSettings(
         table_service_uri=uri.rstrip("/"),
-        managed_identity_client_id=_get(env, "AzureWebJobsStorage__clientId"),
+        managed_identity_client_id=read_setting(env, "AzureWebJobsStorage__clientId"),
     )
 
 
 def _service_principal_ids(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = _get(env, "SERVICE_PRINCIPAL_IDS") or ""
+    raw = read_setting(env, "SERVICE_PRINCIPAL_IDS") or ""
     ids = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     for sp_id in ids:
         if not _OBJECT_ID.match(sp_id):
@@ -286,7 +305,7 @@ def _service_principal_ids(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _cors_allowed_origins(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = _get(env, "CORS_ALLOWED_ORIGINS") or ""
+    raw = read_setting(env, "CORS_ALLOWED_ORIGINS") or ""
     origins = tuple(dict.fromkeys(part.strip().rstrip("/") for part in raw.split(",") if part.strip()))
     for origin in origins:
         if origin == "*":
@@ -301,16 +320,16 @@ def _cors_allowed_origins(env: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _auth_enabled(env: Mapping[str, str]) -> bool:
-    raw = (_get(env, "WEBSITE_AUTH_ENABLED") or "false").lower()
+    raw = (read_setting(env, "WEBSITE_AUTH_ENABLED") or "false").lower()
     if raw not in ("true", "false"):
         raise SettingsError(f"WEBSITE_AUTH_ENABLED must be true or false, got {raw!r}")
     return raw == "true"
 
 
 def _health_max_age(env: Mapping[str, str]) -> int | None:
-    if _get(env, "HEALTH_MAX_AGE_SECONDS") is None:
+    if read_setting(env, "HEALTH_MAX_AGE_SECONDS") is None:
         return None
-    return _int_setting(env, "HEALTH_MAX_AGE_SECONDS", 60, 30 * 86_400)
+    return read_int(env, "HEALTH_MAX_AGE_SECONDS", 60, 30 * 86_400)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -322,7 +341,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"AZURE_TENANT_ID must be the tenant's GUID or domain, got {tenant_id!r}")
 
     graph_base_url = _graph_base_url(env)
-    graph_auth = (_get(env, "GRAPH_AUTH") or "").lower()
+    graph_auth = (read_setting(env, "GRAPH_AUTH") or "").lower()
     if graph_auth not in GRAPH_AUTH_MODES:
         raise SettingsError(f"GRAPH_AUTH must be one of {', '.join(GRAPH_AUTH_MODES)}, got {graph_auth!r}")
     host = urlsplit(graph_base_url).hostname or ""
@@ -332,9 +351,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"host is loopback (a local emulator), not {host!r}"
         )
 
-    client_id = _get(env, "AZURE_CLIENT_ID")
-    client_secret = _get(env, "AZURE_CLIENT_SECRET")
-    certificate_path = _get(env, "AZURE_CLIENT_CERTIFICATE_PATH")
+    client_id = read_setting(env, "AZURE_CLIENT_ID")
+    client_secret = read_setting(env, "AZURE_CLIENT_SECRET")
+    certificate_path = read_setting(env, "AZURE_CLIENT_CERTIFICATE_PATH")
     if graph_auth in ("client_secret", "certificate", "workload_identity") and not client_id:
         raise SettingsError(
             f"AZURE_CLIENT_ID is required with GRAPH_AUTH={graph_auth} (the app registration's client ID)"
@@ -347,7 +366,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if not os.path.isfile(certificate_path):
             raise SettingsError(f"AZURE_CLIENT_CERTIFICATE_PATH must name a readable file, got {certificate_path!r}")
 
-    table_prefix = _get(env, "TABLE_PREFIX") or ""
+    table_prefix = read_setting(env, "TABLE_PREFIX") or ""
     if not _TABLE_PREFIX.match(table_prefix):
         raise SettingsError(
             f"TABLE_PREFIX must be 1-41 letters and digits starting with a letter, got {table_prefix!r}"
@@ -360,215 +379,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         client_id=client_id,
         client_secret=client_secret,
         client_certificate_path=certificate_path,
-        client_certificate_password=_get(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD"),
-        authority_host=_get(env, "AZURE_AUTHORITY_HOST"),
-        managed_identity_client_id=_get(env, "MANAGED_IDENTITY_CLIENT_ID"),
+        client_certificate_password=read_setting(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+        authority_host=read_setting(env, "AZURE_AUTHORITY_HOST"),
+        managed_identity_client_id=read_setting(env, "MANAGED_IDENTITY_CLIENT_ID"),
         storage=_storage(env),
         table_prefix=table_prefix,
         service_principal_ids=_service_principal_ids(env),
-        graph_max_concurrency=_int_setting(env, "GRAPH_MAX_CONCURRENCY", 1, 32),
-        poll_deadline_seconds=float(_int_setting(env, "POLL_DEADLINE_SECONDS", 10, 3600)),
-        retention_days=_int_setting(env, "RETENTION_DAYS", 1, 36500),
-        poll_schedule=_get(env, "POLL_SCHEDULE") or "",
+        graph_max_concurrency=read_int(env, "GRAPH_MAX_CONCURRENCY", 1, 32),
+        poll_deadline_seconds=float(read_int(env, "POLL_DEADLINE_SECONDS", 10, 3600)),
+        retention_days=read_int(env, "RETENTION_DAYS", 1, 36500),
+        poll_schedule=read_setting(env, "POLL_SCHEDULE") or "",
         auth_enabled=_auth_enabled(env),
-        api_required_role=_get(env, "API_REQUIRED_ROLE"),
+        api_required_role=read_setting(env, "API_REQUIRED_ROLE"),
         cors_allowed_origins=_cors_allowed_origins(env),
         health_max_age_seconds=_health_max_age(env),
         health_rules=HealthRules(
-            stale_min_seconds=60 * _int_setting(env, "STALE_MIN_MINUTES", 1, 7 * 1440),
-            first_cycle_warn_seconds=3600 * _number_setting(env, "FIRST_CYCLE_WARN_HOURS", 0.5, 24 * 90),
+            stale_min_seconds=60 * read_int(env, "STALE_MIN_MINUTES", 1, 7 * 1440),
+            first_cycle_warn_seconds=3600 * read_number(env, "FIRST_CYCLE_WARN_HOURS", 0.5, 24 * 90),
         ),
     )
 
 
-# ============================================================ alerts
-# Appended by the alerts feature (docs/alerts.md). Read by the alert step after each poll,
-# apart from load_settings: a bad alert setting fails the alerts (visibly, in the poll record
-# and the log), never the poll. Webhook URLs and the signing secret are secrets: messages name
-# the setting, never its value.
+def __getattr__(name: str) -> dict[str, SettingSpec]:
+    """`SETTINGS`: every setting the app reads, core and alerts, in one catalogue."""
+    if name == "SETTINGS":
+        from shared.alerts.settings import ALERT_SETTINGS
 
-ALERT_RULE_NAMES = (
-    "quarantined",
-    "failing",
-    "stale",
-    "firstCycleNotFinished",
-    "escrowsNearThreshold",
-    "paused",
-    "objectCountDrop",
-    "removed",
-)
-
-SETTINGS.update(
-    {
-        "ALERT_RULES": SettingSpec(
-            "Alert rules that are on: `all`, `none`, or comma-separated names from "
-            + ", ".join(ALERT_RULE_NAMES)
-            + ".",
-            "all",
-        ),
-        "ALERT_REMINDER_HOURS": SettingSpec(
-            "An open alert is sent again as a reminder after this many hours (decimals allowed; 0: no reminders).",
-            "24",
-        ),
-        "ALERT_QUARANTINE_REMINDER_DAYS": SettingSpec(
-            "A quarantined job is also reminded each time its quarantine passes N, 2N, ... days, with the days "
-            "left before Entra disables it (about 28); 0: off.",
-            "7",
-        ),
-        "ALERT_FAILING_AFTER": SettingSpec(
-            "The failing alert opens at this many successive complete failures (countSuccessiveCompleteFailures).",
-            "3",
-        ),
-        "ALERT_OBJECT_DROP_PERCENT": SettingSpec(
-            "The objectCountDrop alert opens when the synchronized object count falls by more than this percentage "
-            "since the previous observation.",
-            "20",
-        ),
-        "ALERT_OBJECT_DROP_ACCEPT_HOURS": SettingSpec(
-            "An objectCountDrop alert resolves when the count recovers, or after this many hours at the lower "
-            "level (accepted as the new level).",
-            "72",
-        ),
-        "ALERT_CONFIRM_MINUTES": SettingSpec(
-            "The failing and stale alerts open only after their condition has held across polls for this many "
-            "minutes, and resolve only after it has stayed clear as long (0: at once).",
-            "15",
-        ),
-        "ALERT_DELIVERY_ATTEMPTS": SettingSpec(
-            "HTTP attempts per notification and target in one run (with backoff); later runs retry.", "4"
-        ),
-        "ALERT_DELIVERY_MAX_AGE_HOURS": SettingSpec(
-            "A notification not delivered within this many hours is given up (status failed, kept visible).", "24"
-        ),
-        "ALERT_TEAMS_WEBHOOK_URL": SettingSpec(
-            "Microsoft Teams incoming webhook or Workflows URL that receives Adaptive Cards; in Azure, a Key Vault "
-            "reference.",
-            secret=True,
-        ),
-        "ALERT_SLACK_WEBHOOK_URL": SettingSpec(
-            "Slack incoming webhook URL; in Azure, a Key Vault reference.", secret=True
-        ),
-        "ALERT_WEBHOOK_URL": SettingSpec(
-            "Any HTTPS endpoint that receives the generic JSON payload, signed with ALERT_WEBHOOK_SECRET; in Azure, "
-            "a Key Vault reference.",
-            secret=True,
-        ),
-        "ALERT_WEBHOOK_SECRET": SettingSpec(
-            "Key (16 characters or more) of the HMAC-SHA256 signature of the generic webhook; in Azure, a Key Vault "
-            "reference.",
-            secret=True,
-        ),
-    }
-)
-
-# App Service leaves a Key Vault reference it could not resolve as the literal reference. An
-# empty one (`SecretUri=` with nothing after it, what the Bicep sets when no secret is given)
-# means "not configured"; any other is a configuration error.
-_EMPTY_KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(\s*(?:SecretUri\s*=\s*)?\)$", re.IGNORECASE)
-_WEBHOOK_SECRET_MIN = 16
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    rules: frozenset[str]
-    reminder_hours: float
-    quarantine_reminder_days: float
-    failing_after: int
-    object_drop_percent: float
-    object_drop_accept_hours: float
-    confirm_minutes: float
-    delivery_attempts: int
-    delivery_max_age_hours: float
-    teams_webhook_url: str | None = field(default=None, repr=False)
-    slack_webhook_url: str | None = field(default=None, repr=False)
-    webhook_url: str | None = field(default=None, repr=False)
-    webhook_secret: str | None = field(default=None, repr=False)
-
-    @property
-    def target_kinds(self) -> tuple[str, ...]:
-        """The configured targets by kind (what may be logged about them)."""
-        urls = (("teams", self.teams_webhook_url), ("slack", self.slack_webhook_url), ("webhook", self.webhook_url))
-        return tuple(kind for kind, url in urls if url)
-
-
-def _number_setting(env: Mapping[str, str], name: str, low: float, high: float) -> float:
-    raw = _get(env, name)
-    assert raw is not None  # every one has a default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number from {low:g} to {high:g}, got {raw!r}") from None
-    if not low <= value <= high:  # also refuses nan
-        raise SettingsError(f"{name} must be a number from {low:g} to {high:g}, got {raw!r}")
-    return value
-
-
-def _alert_rules(env: Mapping[str, str]) -> frozenset[str]:
-    raw = (_get(env, "ALERT_RULES") or "all").strip()
-    if raw.lower() == "all":
-        return frozenset(ALERT_RULE_NAMES)
-    if raw.lower() == "none":
-        return frozenset()
-    by_lower = {name.lower(): name for name in ALERT_RULE_NAMES}
-    rules = set()
-    for part in (p.strip() for p in raw.split(",") if p.strip()):
-        if part.lower() not in by_lower:
-            raise SettingsError(
-                f"ALERT_RULES must be all, none or names from {', '.join(ALERT_RULE_NAMES)}, got {part!r}"
-            )
-        rules.add(by_lower[part.lower()])
-    return frozenset(rules)
-
-
-def _secret_value(env: Mapping[str, str], name: str) -> str | None:
-    value = _get(env, name)
-    if value is None or _EMPTY_KEY_VAULT_REFERENCE.match(value):
-        return None
-    if value.lower().startswith("@microsoft.keyvault("):
-        raise SettingsError(
-            f"{name} is a Key Vault reference the platform could not resolve: give the app's identity the "
-            "Key Vault Secrets User role on the vault and check the secret URI (value not shown)"
-        )
-    return value
-
-
-def _webhook_url(env: Mapping[str, str], name: str) -> str | None:
-    url = _secret_value(env, name)
-    if url is None:
-        return None
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        parts, host = None, None
-    if parts is None or not host or parts.scheme not in ("https", "http"):
-        raise SettingsError(f"{name} must be an absolute https URL (value not shown)")
-    if parts.scheme == "http" and not is_loopback_host(host):
-        raise SettingsError(f"{name} must use https unless its host is loopback (value not shown)")
-    return url
-
-
-def load_alert_settings(env: Mapping[str, str] | None = None) -> AlertSettings:
-    """Read and validate the alert settings; raises SettingsError naming the first bad one."""
-    env = os.environ if env is None else env
-    webhook_url = _webhook_url(env, "ALERT_WEBHOOK_URL")
-    webhook_secret = _secret_value(env, "ALERT_WEBHOOK_SECRET")
-    if webhook_url and not webhook_secret:
-        raise SettingsError("ALERT_WEBHOOK_SECRET is required with ALERT_WEBHOOK_URL (it signs every request)")
-    if webhook_secret is not None and len(webhook_secret) < _WEBHOOK_SECRET_MIN:
-        raise SettingsError(f"ALERT_WEBHOOK_SECRET must be at least {_WEBHOOK_SECRET_MIN} characters (value not shown)")
-    return AlertSettings(
-        rules=_alert_rules(env),
-        reminder_hours=_number_setting(env, "ALERT_REMINDER_HOURS", 0, 8760),
-        quarantine_reminder_days=_number_setting(env, "ALERT_QUARANTINE_REMINDER_DAYS", 0, 365),
-        failing_after=_int_setting(env, "ALERT_FAILING_AFTER", 1, 10_000),
-        object_drop_percent=_number_setting(env, "ALERT_OBJECT_DROP_PERCENT", 1, 100),
-        object_drop_accept_hours=_number_setting(env, "ALERT_OBJECT_DROP_ACCEPT_HOURS", 1, 8760),
-        confirm_minutes=_number_setting(env, "ALERT_CONFIRM_MINUTES", 0, 1440),
-        delivery_attempts=_int_setting(env, "ALERT_DELIVERY_ATTEMPTS", 1, 10),
-        delivery_max_age_hours=_number_setting(env, "ALERT_DELIVERY_MAX_AGE_HOURS", 1, 720),
-        teams_webhook_url=_webhook_url(env, "ALERT_TEAMS_WEBHOOK_URL"),
-        slack_webhook_url=_webhook_url(env, "ALERT_SLACK_WEBHOOK_URL"),
-        webhook_url=webhook_url,
-        webhook_secret=webhook_secret if webhook_url else None,
-    )
+        return {**CORE_SETTINGS, **ALERT_SETTINGS}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

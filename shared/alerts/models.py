@@ -7,16 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RuleName = Literal[
-    "quarantined",
-    "failing",
-    "stale",
-    "firstCycleNotFinished",
-    "escrowsNearThreshold",
-    "paused",
-    "objectCountDrop",
-    "removed",
-]
+from shared.alerts.records import RuleName
+
 MAX_MUTE_HOURS = 24 * 365
 
 

@@ -28,7 +28,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
-from shared.alerts.rules import AlertState, Evaluation, JobMemory, Mute, Notification
+from shared.alerts.records import AlertState, JobMemory, MuteRow, Notification
+from shared.alerts.rules import Evaluation
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.storage.store import Store, job_key, key_part, pack_document, unpack_document, upsert_entities
 
@@ -193,12 +194,12 @@ def _mute_row_key(mute_sp: str, mute_job: str, rule: str | None) -> str:
     return f"{job_key(mute_sp, mute_job)}|{rule or '*'}"
 
 
-async def load_mutes(store: Store) -> list[Mute]:
+async def load_mutes(store: Store) -> list[MuteRow]:
     rows = await _query(_clients(store).mutes, "PartitionKey eq @pk", {"pk": store.tenant_id})
     return [unpack_document(row) for row in rows if row.get("document")]
 
 
-async def save_mute(store: Store, mute: Mute) -> None:
+async def save_mute(store: Store, mute: MuteRow) -> None:
     await ensure_alert_tables(store)
     entity = {
         "PartitionKey": store.tenant_id,

@@ -8,8 +8,10 @@ Graph sent is lost; `parse_timestamp` gives a datetime for arithmetic.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,7})\d*)?(Z|[+-]\d{2}:?\d{2})?$",
@@ -113,3 +115,23 @@ def parse_duration_seconds(value: object, notes: Notes | None = None, where: str
             notes.add(where, f"negative duration {value!r}")
         return None
     return total_seconds
+
+
+def retry_after_seconds(value: object, *, now: datetime) -> float | None:
+    """An HTTP `Retry-After` value in seconds from `now`: delay-seconds as given (decimals and
+    signs taken, the caller decides what it believes), or an HTTP date (RFC 9110), 0 once it
+    has passed. None when absent or unreadable: not a finite number, nor a date with a zone."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            return max((when - now).total_seconds(), 0.0) if when.tzinfo else None
+    else:
+        return None
+    return seconds if math.isfinite(seconds) else None

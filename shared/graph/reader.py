@@ -21,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -51,6 +51,7 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 )
 from msgraph_core import GraphClientFactory
 
+from shared.domain.timestamps import retry_after_seconds
 from shared.graph.credentials import build_credential
 from shared.graph.types import GraphCounts, ItemResult
 from shared.process_cache import ProcessCache
@@ -234,11 +235,8 @@ def _retry_after_seconds(headers: Any) -> float | None:
         return None
     for name, value in headers.items():
         if name.lower() == "retry-after":
-            try:
-                seconds = float(value)
-            except (TypeError, ValueError):
-                return None
-            return max(0.0, seconds) if math.isfinite(seconds) else None
+            seconds = retry_after_seconds(value, now=datetime.now(UTC))
+            return max(0.0, seconds) if seconds is not None else None
     return None
 
 

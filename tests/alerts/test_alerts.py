@@ -17,21 +17,21 @@ import pytest
 from devtools.azurite import free_port
 from devtools.graph_emulator import EmulatorServer
 from devtools.webhook_receiver import Received, WebhookReceiver
-from shared.alerts.delivery import (
+from shared.alerts.after_poll import alert_config, run_alerts
+from shared.alerts.rules import evaluate
+from shared.alerts.settings import load_alert_settings
+from shared.alerts.store import load_alert_rows, queue_notifications, undelivered, update_delivery
+from shared.alerts.webhooks import (
     NOTIFICATION_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    alert_config,
-    run_alerts,
     targets_of,
     verify_signature,
 )
-from shared.alerts.rules import evaluate
-from shared.alerts.store import load_alert_rows, queue_notifications, undelivered, update_delivery
 from shared.api.app import create_app
 from shared.domain.timestamps import isoformat_utc
 from shared.poll import run_poll
-from shared.settings import load_alert_settings, load_settings
+from shared.settings import load_settings
 from shared.storage.store import open_store
 
 SP_ID = "11111111-2222-3333-4444-555555555555"

@@ -8,19 +8,15 @@ from typing import Any
 
 import pytest
 
-from shared.alerts.rules import (
-    AlertConfig,
-    AlertState,
-    Evaluation,
-    JobMemory,
-    Mute,
-    Notification,
-    evaluate,
-)
+from shared.alerts.conditions import AlertConfig
+from shared.alerts.records import AlertState, JobMemory, Notification
+from shared.alerts.records import MuteRow as Mute
+from shared.alerts.rules import Evaluation, evaluate
+from shared.alerts.settings import load_alert_settings
 from shared.domain.model import Job
 from shared.domain.normalize import normalize_job
 from shared.domain.timestamps import isoformat_utc
-from shared.settings import SettingsError, load_alert_settings
+from shared.settings import SettingsError
 
 TENANT = "00000000-0000-0000-0000-0000000000aa"
 SP = {"id": "11111111-2222-3333-4444-555555555555", "appId": "app", "displayName": "Contoso SCIM"}

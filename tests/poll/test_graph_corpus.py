@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from devtools.graph_emulator import EmulatorServer
-from shared.alerts.rules import AlertConfig, evaluate
+from shared.alerts.conditions import AlertConfig
+from shared.alerts.rules import evaluate
 from shared.domain.health import classify_health
 from shared.domain.model import Job
 from shared.domain.normalize import distinct_runs, normalize_job

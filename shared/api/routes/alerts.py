@@ -23,11 +23,11 @@ from shared.alerts.models import (
     UnmuteRequest,
     UnmuteResult,
 )
-from shared.alerts.rules import Mute as MuteRow
+from shared.alerts.records import MuteRow, mute_covers, mute_in_force
 from shared.alerts.store import delete_mutes, list_alerts, list_outbox, load_mutes, save_mute
 from shared.api.models import Problem
-from shared.domain.timestamps import isoformat_utc, parse_timestamp
-from shared.settings import SettingsError, load_settings
+from shared.domain.timestamps import isoformat_utc
+from shared.settings import Settings, SettingsError, load_settings
 from shared.storage.store import Store, open_store
 
 router = APIRouter(tags=["alerts"])
@@ -38,11 +38,16 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _store() -> Store:
+async def _settings() -> Settings:
+    """The app's settings, read once per request (FastAPI caches a dependency per request)."""
     try:
-        return open_store(load_settings())
+        return load_settings()
     except SettingsError as error:
         raise HTTPException(503, f"The app is misconfigured: {error}") from None
+
+
+async def _store(settings: Annotated[Settings, Depends(_settings)]) -> Store:
+    return open_store(settings)
 
 
 AlertStore = Annotated[Store, Depends(_store)]
@@ -51,15 +56,11 @@ JobFilter = Annotated[str | None, Query(min_length=1, max_length=400, descriptio
 
 
 def _active_mutes(mutes: list[MuteRow], now: datetime) -> list[MuteRow]:
-    return [m for m in mutes if (until := parse_timestamp(m["until"])) is not None and until > now]
+    return [m for m in mutes if mute_in_force(m, now)]
 
 
 def _muted_until(mutes: list[MuteRow], sp_id: str, job_id: str, rule: str) -> str | None:
-    ends = [
-        m["until"]
-        for m in mutes
-        if (m["servicePrincipalId"], m["jobId"]) == (sp_id, job_id) and m["rule"] in (None, rule)
-    ]
+    ends = [m["until"] for m in mutes if mute_covers(m, sp_id, job_id, rule)]
     return max(ends) if ends else None
 
 
@@ -104,7 +105,9 @@ async def get_alerts(
 
 
 @router.get("/alerts/mutes", response_model=MuteList, responses=_PROBLEMS)
-async def get_mutes(store: AlertStore, servicePrincipalId: SpFilter = None, jobId: JobFilter = None) -> dict[str, Any]:
+async def get_mutes(
+    store: AlertStore, servicePrincipalId: SpFilter = None, jobId: JobFilter = None
+) -> dict[str, list[MuteRow]]:
     """Mutes in force now."""
     mutes = _active_mutes(await load_mutes(store), datetime.now(UTC))
     if servicePrincipalId is not None:
