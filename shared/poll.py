@@ -22,6 +22,7 @@ from shared.domain.normalize import PayloadError, normalize_job, normalize_servi
 from shared.domain.observation import first_observed, not_observed, removed_jobs, unmark
 from shared.domain.poll_record import PollSummary
 from shared.domain.timestamps import isoformat_utc
+from shared.graph.errors import BATCH_TRANSPORT_ERROR, MALFORMED_RESPONSE, TRANSPORT_ERROR, GraphUnavailableError
 from shared.graph.types import GraphCounts, ItemResult, JobsReader
 from shared.settings import Settings, load_settings
 from shared.storage.keys import job_key
@@ -32,11 +33,12 @@ log = logging.getLogger("entra_sync_monitor.poll")
 
 _MAX_ERRORS_KEPT = 200
 _NOT_READ_KEPT = 2_000  # beyond this a record stays small; marks then date from the job's own state
-# Item error codes from shared.graph.reader that get their own kind in the record (else graphRead).
+# Item error codes of answers that never came or could not be read get their own kind in the
+# record (else graphRead).
 _READ_ERROR_KINDS = {
-    "MalformedResponse": "malformedResponse",
-    "BatchTransportError": "batchTransportError",
-    "TransportError": "transportError",
+    MALFORMED_RESPONSE: "malformedResponse",
+    BATCH_TRANSPORT_ERROR: "batchTransportError",
+    TRANSPORT_ERROR: "transportError",
 }
 
 
@@ -194,14 +196,16 @@ async def poll_tenant(
     A discovery (`discover=True`, and every poll until the first discovery completes) reads
     every service principal's jobs and remembers which have any; a regular poll reads only
     those. Raises PollFailedError (after storing the record) when the poll could not work."""
-    from shared.graph import reader as graph  # msgraph is heavy: imported only when a poll runs
+    # msgraph is heavy: imported only when a poll runs
+    from shared.graph.counting import start_counting
+    from shared.graph.reader import graph_reader
 
     started = datetime.now(UTC)
     clock_start = time.monotonic()
     record = PollRecord(str(uuid.uuid4()), settings.tenant_id, started, trigger, past_due)
-    counters = graph.start_counting()
+    counters = start_counting()
     store = store or open_store(settings)
-    reader: JobsReader = graph.graph_reader(settings)
+    reader: JobsReader = graph_reader(settings)
     failure: str | None = None
     previous: dict[str, StoredJob] | None = None
     last: PollSummary | None = None
@@ -228,7 +232,7 @@ async def poll_tenant(
         # learned nothing: it stays unfinished, so polls keep asking and the blind state shows.
         if scope.discovery and not record.unfinished and (read_ok or not by_id):
             await _remember_principals(store, scope, results, started)
-    except graph.GraphUnavailableError as error:  # also no token, or the SP list refused
+    except GraphUnavailableError as error:  # also no token, or the SP list refused
         failure = error.failure
         record.error(error.kind, str(error), **error.where)
         await _mark_all_not_observed(store, previous, last, record, settings, failure[:300])

@@ -24,26 +24,16 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 from kiota_abstractions.api_error import APIError
-from kiota_abstractions.authentication import (
-    AnonymousAuthenticationProvider,
-    AuthenticationProvider,
-)
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
-from kiota_authentication_azure.azure_identity_authentication_provider import (
-    AzureIdentityAuthenticationProvider,
-)
 from kiota_http.kiota_client_factory import KiotaClientFactory
-from kiota_http.middleware.middleware import BaseMiddleware
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.service_principals.service_principals_request_builder import (
@@ -52,16 +42,23 @@ from msgraph.generated.service_principals.service_principals_request_builder imp
 from msgraph_core import GraphClientFactory
 
 from shared.domain.timestamps import retry_after_seconds
+from shared.graph.auth import auth_provider
+from shared.graph.counting import CountingHandler, counters
 from shared.graph.credentials import build_credential
-from shared.graph.types import GraphCounts, ItemResult
+from shared.graph.errors import (
+    BATCH_TRANSPORT_ERROR,
+    MALFORMED_RESPONSE,
+    TRANSPORT_ERROR,
+    AnswerError,
+    GraphForbiddenError,
+    GraphUnavailableError,
+)
+from shared.graph.types import ItemResult
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
-    from azure.core.credentials import AccessToken
-    from azure.core.credentials_async import AsyncTokenCredential
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -74,153 +71,9 @@ _TRANSPORT_ATTEMPTS = 3
 # Graph error bodies parse as ODataError for any 4xx or 5xx status.
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 _NO_BATCH_STATUSES = frozenset({404, 405, 501})
-# Item error codes for answers that never came (after the transport retries).
-BATCH_TRANSPORT_ERROR = "BatchTransportError"
-TRANSPORT_ERROR = "TransportError"
-MALFORMED_RESPONSE = "MalformedResponse"
 _NO_ANSWER = frozenset({BATCH_TRANSPORT_ERROR, TRANSPORT_ERROR})
 _RETRY_AFTER_CAP = 120.0  # seconds, for a read with no deadline; with one, the deadline bounds it
 _sleep = asyncio.sleep  # waits for Retry-After; a test may watch them without sleeping
-
-
-class GraphUnavailableError(RuntimeError):
-    """Graph could not be read at all (network down, every request failing).
-
-    `kind` names it in the poll record's errors; `where` adds fields to that entry."""
-
-    kind = "graphUnavailable"
-
-    def __init__(self, message: str, **where: Any) -> None:
-        super().__init__(message)
-        self.where = where
-
-    @property
-    def failure(self) -> str:
-        return f"Graph unavailable: {self}"
-
-
-class GraphTokenError(GraphUnavailableError):
-    """The credential could not get a token for Graph: nothing can be read."""
-
-    kind = "graphToken"
-
-    @property
-    def failure(self) -> str:
-        return str(self)
-
-
-class GraphForbiddenError(GraphUnavailableError):
-    """Graph refused to list the service principals (403): the app lacks Application.Read.All."""
-
-    kind = "servicePrincipalsForbidden"
-
-    @property
-    def failure(self) -> str:
-        return str(self)
-
-
-class _AnswerError(GraphUnavailableError):
-    """One request got no usable answer after its retries: `code` says whether it never came
-    (TransportError) or came cut short or not JSON (MalformedResponse)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class GraphCounters:
-    """What a poll cost in Graph: every HTTP attempt, including the SDK's own retries."""
-
-    requests: int = 0
-    throttled: int = 0
-    retries: int = 0
-    status_counts: dict[str, int] = field(default_factory=dict)
-    # Items whose Retry-After reached past the poll's deadline: left for the next poll.
-    throttled_past_deadline: int = 0
-
-    def as_dict(self) -> GraphCounts:
-        return {
-            "requests": self.requests,
-            "throttled": self.throttled,
-            "retries": self.retries,
-            "statusCounts": dict(self.status_counts),
-            "throttledPastDeadline": self.throttled_past_deadline,
-        }
-
-
-# Each poll counts its own requests, even when two polls share the process's client.
-_poll_counters: ContextVar[GraphCounters | None] = ContextVar("graph_counters", default=None)
-
-
-def start_counting() -> GraphCounters:
-    """Counters for the calling task and the tasks it starts from now on."""
-    counters = GraphCounters()
-    _poll_counters.set(counters)
-    return counters
-
-
-def _counters() -> GraphCounters:
-    return _poll_counters.get() or GraphCounters()
-
-
-class _CountingHandler(BaseMiddleware):
-    """Last in the SDK's middleware chain, so it sees every attempt the retry handler makes."""
-
-    async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
-        counters = _counters()
-        if "Retry-Attempt" in request.headers:
-            counters.retries += 1
-        response = await super().send(request, transport)
-        counters.requests += 1
-        status = str(response.status_code)
-        counters.status_counts[status] = counters.status_counts.get(status, 0) + 1
-        if response.status_code in (429, 503):
-            counters.throttled += 1
-        return response
-
-
-class _ExplainedCredential:
-    """The credential, with any failure to get a token turned into GraphTokenError: kiota lets
-    the credential's own exception through, which does not say that Graph was never asked."""
-
-    def __init__(self, credential: AsyncTokenCredential, secrets: Sequence[str | None]) -> None:
-        self._credential = credential
-        self._secrets = [secret for secret in secrets if secret]
-
-    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        try:
-            return await self._credential.get_token(*scopes, **kwargs)
-        except Exception as error:  # ClientAuthenticationError, CredentialUnavailableError, network
-            detail = (str(error).strip().splitlines() or [""])[0][:300]
-            for secret in self._secrets:
-                detail = detail.replace(secret, "***")
-            message = f"could not get a token for Microsoft Graph ({', '.join(scopes)}): {type(error).__name__}"
-            raise GraphTokenError(f"{message}: {detail}" if detail else message) from error
-
-    async def close(self) -> None:
-        await self._credential.close()
-
-    async def __aenter__(self) -> _ExplainedCredential:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.close()
-
-
-def _auth_provider(settings: Settings, credential: AsyncTokenCredential | None) -> AuthenticationProvider:
-    if credential is None:  # GRAPH_AUTH=none, allowed for loopback emulators only
-        return AnonymousAuthenticationProvider()
-    secrets = (settings.client_secret, settings.client_certificate_password)
-    # allowed_hosts holds the bare host name: kiota compares it with the request URL's hostname.
-    return AzureIdentityAuthenticationProvider(
-        _ExplainedCredential(credential, secrets), scopes=[settings.graph_scope], allowed_hosts=[settings.graph_host]
-    )
 
 
 def _error_from_body(status: int, body: Any) -> ItemResult:
@@ -249,10 +102,10 @@ class GraphReader:
         http_client = KiotaClientFactory.get_default_client()
         http_client.base_url = httpx.URL(settings.graph_base_url + "/")
         middleware = KiotaClientFactory.get_default_middleware(None)
-        middleware.append(_CountingHandler())
+        middleware.append(CountingHandler())
         http_client = GraphClientFactory.create_with_custom_middleware(middleware, client=http_client)
         self._http_client = http_client
-        self._adapter = GraphRequestAdapter(_auth_provider(settings, self._credential), http_client)
+        self._adapter = GraphRequestAdapter(auth_provider(settings, self._credential), http_client)
         self._adapter.base_url = settings.graph_base_url
         self._client = GraphServiceClient(request_adapter=self._adapter)
         self._concurrency = asyncio.Semaphore(settings.graph_max_concurrency)
@@ -265,7 +118,7 @@ class GraphReader:
 
     async def _send(self, request: RequestInformation) -> Any:
         """Send through the SDK and parse the JSON body; transport faults and bodies that are
-        not JSON are retried with jitter, then raised as _AnswerError."""
+        not JSON are retried with jitter, then raised as AnswerError."""
         for attempt in range(1, _TRANSPORT_ATTEMPTS + 1):
             try:
                 raw = await self._adapter.send_primitive_async(request, "bytes", _ERROR_MAP)
@@ -274,8 +127,8 @@ class GraphReader:
                 if attempt == _TRANSPORT_ATTEMPTS:
                     code = TRANSPORT_ERROR if isinstance(error, httpx.TransportError) else MALFORMED_RESPONSE
                     what = "did not answer" if code == TRANSPORT_ERROR else "answered with a body that is not JSON"
-                    raise _AnswerError(code, f"Graph {what}: {type(error).__name__}: {error}") from error
-                _counters().retries += 1
+                    raise AnswerError(code, f"Graph {what}: {type(error).__name__}: {error}") from error
+                counters().retries += 1
                 await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
 
@@ -346,7 +199,7 @@ class GraphReader:
             request = self._client.service_principals.with_url(next_link).to_get_request_information()
             try:
                 page = await self._send(request)
-            except _AnswerError as error:
+            except AnswerError as error:
                 return ItemResult(200 if error.code == MALFORMED_RESPONSE else 0, None, error.code, str(error)[:500])
             except APIError as error:
                 return self._api_error_result(error)
@@ -381,7 +234,7 @@ class GraphReader:
                 if result.status in _RETRYABLE_ITEM and attempt < _ITEM_ATTEMPTS:
                     retry[key] = pending[key]
                     if result.status in (429, 503):
-                        _counters().throttled += 1
+                        counters().throttled += 1
                     waits.append(retry_after if retry_after is not None else 0.5 * 2**attempt)
                 else:
                     results[key] = result
@@ -394,9 +247,9 @@ class GraphReader:
                 wait = min(wait, _RETRY_AFTER_CAP)  # no deadline to bound it (a pinned lookup)
             if deadline is not None and time.monotonic() + wait >= deadline:
                 log.warning("%d items asked to retry after %.0f s, past the poll's deadline", len(retry), wait)
-                _counters().throttled_past_deadline += len(retry)
+                counters().throttled_past_deadline += len(retry)
                 break  # left out of the answer: unfinished, their stored jobs untouched
-            _counters().retries += len(retry)
+            counters().retries += len(retry)
             await _sleep(wait)
             pending = retry
         return results
@@ -411,7 +264,7 @@ class GraphReader:
         request.set_stream_content(json.dumps(payload).encode(), "application/json")
         try:
             body = await self._send(request)
-        except _AnswerError as error:
+        except AnswerError as error:
             # This batch never answered usably: its items fail, the other batches go on. An
             # answer that is not JSON is still an answer (Graph is up): malformed, per item.
             if error.code == MALFORMED_RESPONSE:
@@ -453,7 +306,7 @@ class GraphReader:
             request.headers.try_add("Accept", "application/json")
             try:
                 answered[key] = (ItemResult(200, await self._send(request)), None)
-            except _AnswerError as error:
+            except AnswerError as error:
                 status = 200 if error.code == MALFORMED_RESPONSE else 0
                 answered[key] = (ItemResult(status, None, error.code, str(error)[:500]), None)
             except APIError as error:
