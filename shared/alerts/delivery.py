@@ -20,7 +20,8 @@ import aiohttp
 from shared.alerts.store import undelivered, update_delivery
 from shared.alerts.webhooks import DeliveryPolicy, Target, send
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
-from shared.storage.store import Store, unpack_document
+from shared.storage.documents import unpack_document
+from shared.storage.store import Store
 
 log = logging.getLogger("entra_sync_monitor.alerts")
 

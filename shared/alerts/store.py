@@ -31,7 +31,10 @@ from azure.data.tables.aio import TableClient
 from shared.alerts.records import AlertState, JobMemory, MuteRow, Notification
 from shared.alerts.rules import Evaluation
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
-from shared.storage.store import Store, job_key, key_part, pack_document, unpack_document, upsert_entities
+from shared.storage.documents import pack_document, unpack_document
+from shared.storage.keys import job_key, key_part
+from shared.storage.store import Store
+from shared.storage.tables import upsert_entities
 
 ALERT_TABLES = ("Alerts", "AlertMutes", "AlertOutbox")
 LEASE_ROW = "!lease"

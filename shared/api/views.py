@@ -9,7 +9,7 @@ from typing import Any, Literal
 from shared.domain.health import quarantine_since
 from shared.domain.model import HEALTH_VALUES
 from shared.domain.timestamps import parse_timestamp
-from shared.storage.store import job_key
+from shared.storage.keys import job_key
 
 JobSort = Literal["name", "health", "statusCode", "templateId", "lastRun", "escrowed"]
 TOP_JOBS = 10

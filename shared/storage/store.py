@@ -26,29 +26,13 @@ from shared.domain.changes import JobChanges, JobWrite
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 from shared.storage.api_keys import ApiKeysTable
-from shared.storage.documents import pack_document, unpack_document
 from shared.storage.events import EventsTable
 from shared.storage.jobs import JobsTable
-from shared.storage.keys import job_key, key_part
 from shared.storage.polls import PollsTable
 from shared.storage.principals import PrincipalsTable
 from shared.storage.rollups import RollupsTables
 from shared.storage.runs import RunsTables
-from shared.storage.tables import Entity, table_service, upsert_entities
-
-# job_key, key_part, pack/unpack_document and upsert_entities live in keys.py, documents.py
-# and tables.py; they are named here too because shared/alerts and shared/api import them
-# from this module.
-__all__ = [
-    "Store",
-    "close_store",
-    "job_key",
-    "key_part",
-    "open_store",
-    "pack_document",
-    "unpack_document",
-    "upsert_entities",
-]
+from shared.storage.tables import Entity, table_service
 
 _STORE_CONCURRENCY = 8  # jobs whose runs are written at once
 
