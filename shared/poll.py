@@ -20,10 +20,10 @@ from shared.domain.changes import JobChanges, JobWrite, StoredJob, plan_job_writ
 from shared.domain.model import Job, ServicePrincipal
 from shared.domain.normalize import PayloadError, normalize_job, normalize_service_principal
 from shared.domain.observation import first_observed, not_observed, removed_jobs, unmark
-from shared.domain.poll_record import PollSummary
+from shared.domain.poll_record import GraphCounts, PollSummary
 from shared.domain.timestamps import isoformat_utc
 from shared.graph.errors import BATCH_TRANSPORT_ERROR, MALFORMED_RESPONSE, TRANSPORT_ERROR, GraphUnavailableError
-from shared.graph.types import GraphCounts, ItemResult, JobsReader
+from shared.graph.types import ItemResult, JobsReader
 from shared.settings import Settings, load_settings
 from shared.storage.keys import job_key
 from shared.storage.principals import KnownPrincipal

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from typing import Any, NotRequired, TypedDict
 
-from shared.graph.types import GraphCounts
-
 
 class ForbiddenReads(TypedDict):
     jobs: int
     servicePrincipals: int
+
+
+class GraphCounts(TypedDict):
+    """What a poll cost in Graph (its record's `graph` section)."""
+
+    requests: int
+    throttled: int
+    retries: int
+    statusCounts: dict[str, int]
+    throttledPastDeadline: int
 
 
 class PollSummary(TypedDict):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 from kiota_http.middleware.middleware import BaseMiddleware
 
-from shared.graph.types import GraphCounts
+from shared.domain.poll_record import GraphCounts
 
 
 @dataclass

@@ -6,17 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypedDict
-
-
-class GraphCounts(TypedDict):
-    """What a poll cost in Graph (its record's `graph` section)."""
-
-    requests: int
-    throttled: int
-    retries: int
-    statusCounts: dict[str, int]
-    throttledPastDeadline: int
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
