@@ -120,7 +120,13 @@ def test_the_page_uses_no_inline_code_no_markup_from_data_and_no_other_host() ->
 
 def test_the_files_go_into_the_deployment_package() -> None:
     patterns = [line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()]
-    for path in ("shared", "shared/api", "shared/api/dashboard", "shared/api/dashboard/index.html", "shared/api/dashboard/app.js"):
+    for path in (
+        "shared",
+        "shared/api",
+        "shared/api/dashboard",
+        "shared/api/dashboard/index.html",
+        "shared/api/dashboard/app.js",
+    ):
         parts = path.split("/")
         assert not any(Path(part).match(pattern.rstrip("/")) for pattern in patterns for part in parts), (
             f"{path} is excluded by .funcignore"
