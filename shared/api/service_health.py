@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,10 +70,13 @@ def _ended(record: dict[str, Any]) -> datetime | None:
     return parse_timestamp(record.get("endedAt")) or parse_timestamp(record.get("startedAt"))
 
 
-async def monitor_health(now: datetime | None = None) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body) of the health check; never raises."""
+async def monitor_health(
+    now: datetime | None = None, *, settings: Callable[[], Settings] = load_settings
+) -> tuple[int, dict[str, object]]:
+    """(HTTP status, body) of the health check; never raises. `settings` reads them (the API
+    passes the request's, read once per request)."""
     now = now or datetime.now(UTC)
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "status": "healthy",
         "checkedAt": isoformat_utc(now),
         "maxAgeSeconds": None,
@@ -82,13 +86,13 @@ async def monitor_health(now: datetime | None = None) -> tuple[int, dict[str, An
         "version": __version__,
     }
     try:
-        settings = load_settings()
+        loaded = settings()
     except SettingsError:
         return 503, {**body, "status": "misconfigured"}  # the message may hold a setting's value: not shown
-    max_age = max_poll_age_seconds(settings)
+    max_age = max_poll_age_seconds(loaded)
     body["maxAgeSeconds"] = max_age
     try:
-        store = open_store(settings)
+        store = open_store(loaded)
         last, last_ok = await asyncio.gather(store.last_poll(), store.last_successful_poll())
     except Exception:  # any failure to read is the answer: storage is not usable
         log.exception("health check could not read the Polls table")

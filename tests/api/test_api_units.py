@@ -13,10 +13,10 @@ from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.api.app import instant_text, parse_instant
 from shared.api.auth import AccessDenied, authorize, read_principal
 from shared.api.http import etag_matches, executions_csv, wants_csv
 from shared.api.paging import ContinuationError, issue, redeem
+from shared.api.params import instant_text, parse_instant
 from shared.domain.timestamps import isoformat_utc, timestamp_ticks
 from shared.settings import SettingsError, load_settings
 from shared.storage.store import datetime_ticks, run_filter
