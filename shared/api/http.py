@@ -5,6 +5,9 @@
   `If-None-Match` names that ETag (or `*`) gets 304 with no body. Errors get `no-store`.
 - CORS headers only for the origins in `CORS_ALLOWED_ORIGINS` (read per request, so a changed
   setting needs no restart); none when it is empty.
+- The settings are read once per request (`request_settings`): whoever asks first, this
+  middleware or a route's dependency, loads them, and the rest of the request reuses them (or
+  the SettingsError, which the route answers as a 503 naming the setting).
 - CSV is the JSON page's `value` flattened, one run per row, with a header row.
 """
 
@@ -22,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.domain.model import EXECUTION_COUNTS
-from shared.settings import SettingsError, load_settings
+from shared.settings import Settings, SettingsError, load_settings
 
 PROBLEM_JSON = "application/problem+json"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -44,6 +47,26 @@ EXECUTION_COLUMNS = (
 JOB_COLUMNS = ("servicePrincipalId", "servicePrincipalName", "jobId")
 ERROR_COLUMNS = ("errorCode", "errorMessage", "errorTenantActionable")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+_SETTINGS = "entra_sync_monitor.settings"  # the request's settings, in the scope's state
+
+
+def request_settings(scope: Scope) -> Settings:
+    """The settings for this request, loaded on the first call and reused by the later ones of
+    the same request (the scope's `state`, which Starlette's `request.state` reads too); a bad
+    setting raises the same SettingsError to every caller."""
+    state = scope.setdefault("state", {})
+    loaded = state.get(_SETTINGS)
+    if loaded is None:
+        try:
+            loaded = load_settings()
+        except SettingsError as error:
+            loaded = error
+        state[_SETTINGS] = loaded
+    if isinstance(loaded, SettingsError):
+        raise loaded
+    return loaded
+
 
 PROBLEM_TITLES = {
     400: "Bad request",
@@ -153,7 +176,7 @@ class SettingsCorsMiddleware:
         origins: tuple[str, ...] = ()
         if scope["type"] == "http":
             try:
-                origins = load_settings().cors_allowed_origins
+                origins = request_settings(scope).cors_allowed_origins
             except SettingsError:
                 origins = ()  # the request itself answers 503 naming the setting
         await (self._handler(origins) if origins else self.app)(scope, receive, send)

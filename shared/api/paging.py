@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
 
 _VERSION = 2
 _MAC_BYTES = 16
@@ -46,22 +45,22 @@ def _decode(text: str) -> bytes:
         raise ContinuationError from None
 
 
-def _canonical(value: Any) -> bytes:
+def _canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _mac(key: bytes, endpoint: str, query: Mapping[str, Any], payload: str) -> bytes:
+def _mac(key: bytes, endpoint: str, query: Mapping[str, object], payload: str) -> bytes:
     message = b"\n".join((_DOMAIN, endpoint.encode(), _canonical(query), payload.encode()))
     return hmac.new(key, message, hashlib.sha256).digest()[:_MAC_BYTES]
 
 
-def issue(key: bytes, endpoint: str, query: Mapping[str, Any], position: Any) -> str:
+def issue(key: bytes, endpoint: str, query: Mapping[str, object], position: object) -> str:
     """A token for the page of `endpoint` + `query` that starts at `position` (JSON-able)."""
     payload = _encode(_canonical({"v": _VERSION, "p": position}))
     return f"{payload}.{_encode(_mac(key, endpoint, query, payload))}"
 
 
-def redeem(key: bytes, endpoint: str, query: Mapping[str, Any], token: str) -> Any:
+def redeem(key: bytes, endpoint: str, query: Mapping[str, object], token: str) -> object:
     """The position a token holds; ContinuationError unless this deployment issued it for
     exactly this endpoint and query."""
     payload, dot, mac = token.partition(".")

@@ -1,4 +1,8 @@
-"""What the API computes from stored rows: job filters and order, and the summary. Pure."""
+"""What the API computes from stored rows: job filters and order, and the summary. Pure.
+
+Jobs are the domain's `Job` (with current health, `shared.api.current`); rollup rows
+(TenantDays, JobDays) are the store's mappings.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shared.domain.health import quarantine_since
-from shared.domain.model import HEALTH_VALUES
+from shared.domain.model import HEALTH_VALUES, Job
 from shared.domain.timestamps import parse_timestamp
 from shared.storage.keys import job_key
 
@@ -17,13 +21,13 @@ _SEVERITY = {health: index for index, health in enumerate(HEALTH_VALUES)}
 
 
 def filter_jobs(
-    jobs: Iterable[Mapping[str, Any]],
+    jobs: Iterable[Job],
     *,
     health: Sequence[str] = (),
     status_codes: Sequence[str] = (),
     template_ids: Sequence[str] = (),
     q: str | None = None,
-) -> list[Mapping[str, Any]]:
+) -> list[Job]:
     """Jobs matching every given filter; a filter's values are alternatives. Status codes and
     template ids match whole and ignore case; `q` is a substring of the service principal's
     name or the job id, ignoring case."""
@@ -44,12 +48,12 @@ def filter_jobs(
     ]
 
 
-def job_sort_key(sort: JobSort) -> Callable[[Mapping[str, Any]], list[str]]:
+def job_sort_key(sort: JobSort) -> Callable[[Job], list[str]]:
     """A key of strings only (so it survives a continuation token as JSON and compares the
     same afterwards), ending with the job's unique key. `health` orders worst first."""
 
-    def primary(job: Mapping[str, Any]) -> str:
-        last = job.get("lastExecution") or {}
+    def primary(job: Job) -> str:
+        last = job.get("lastExecution")
         if sort == "health":
             return f"{_SEVERITY.get(job['health'], 99):02d}"
         if sort == "statusCode":
@@ -57,12 +61,12 @@ def job_sort_key(sort: JobSort) -> Callable[[Mapping[str, Any]], list[str]]:
         if sort == "templateId":
             return (job.get("templateId") or "").lower()
         if sort == "lastRun":  # a partial last run (no timeBegan) sorts by its end
-            return last.get("timeBegan") or last.get("timeEnded") or ""
+            return (last.get("timeBegan") or last.get("timeEnded") if last else None) or ""
         if sort == "escrowed":
-            return f"{last.get('countEscrowed') or 0:020d}"
+            return f"{(last.get('countEscrowed') if last else None) or 0:020d}"
         return ""
 
-    def key(job: Mapping[str, Any]) -> list[str]:
+    def key(job: Job) -> list[str]:
         name = (job.get("servicePrincipalName") or "").lower()
         return [primary(job), name, job["jobId"].lower(), job_key(job["servicePrincipalId"], job["jobId"])]
 
@@ -98,7 +102,7 @@ def execution_counts(days: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any],
     return {"total": runs, "byState": by_state}, totals
 
 
-def job_ranks(job_days: Iterable[Mapping[str, Any]], jobs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def job_ranks(job_days: Iterable[Mapping[str, Any]], jobs: Iterable[Job]) -> list[dict[str, Any]]:
     """Each job's runs over the given JobDays rows, with its current name and health."""
     current = {(job["servicePrincipalId"], job["jobId"]): job for job in jobs}
     grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
@@ -107,7 +111,7 @@ def job_ranks(job_days: Iterable[Mapping[str, Any]], jobs: Iterable[Mapping[str,
             grouped.setdefault((row["servicePrincipalId"], row["jobId"]), []).append(row)
     ranks = []
     for (sp_id, job_id), rows in grouped.items():
-        job = current.get((sp_id, job_id), {})
+        job: Mapping[str, object] = current.get((sp_id, job_id), {})
         by_state = _sum_states(rows)
         ranks.append(
             {
@@ -132,13 +136,13 @@ def top_jobs(ranks: Sequence[Mapping[str, Any]], field: str, limit: int = TOP_JO
     return ranked[:limit]
 
 
-def quarantined_jobs(jobs: Iterable[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def quarantined_jobs(jobs: Iterable[Job], now: datetime) -> list[dict[str, Any]]:
     """Jobs quarantined now, longest in quarantine first, with the time in whole minutes."""
-    found = []
+    found: list[dict[str, Any]] = []
     for job in jobs:
         if job["health"] != "quarantined":
             continue
-        quarantine = job.get("quarantine") or {}
+        quarantine: Mapping[str, object] = job.get("quarantine") or {}
         since = quarantine_since(quarantine)
         began = parse_timestamp(since)
         seconds = int(max(0.0, (now - began).total_seconds()) // 60 * 60) if began is not None else None

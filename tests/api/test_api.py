@@ -292,10 +292,10 @@ async def test_a_token_pages_only_the_query_it_came_from(api: httpx.AsyncClient,
 @pytest.fixture
 def frozen_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     """Answers hold still within a minute; hold the minute, so no test straddles two."""
-    import shared.api.app
+    import shared.api.deps
 
-    minute = shared.api.app._minute()
-    monkeypatch.setattr(shared.api.app, "_minute", lambda now=None: minute)
+    minute = shared.api.deps.minute()
+    monkeypatch.setattr(shared.api.deps, "minute", lambda now=None: minute)
 
 
 @pytest.mark.usefixtures("frozen_minute")

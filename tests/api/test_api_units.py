@@ -1,4 +1,4 @@
-"""The API's pure parts: tokens, schedules, content negotiation, CSV, times, principals, settings."""
+"""The API's pure parts: tokens, content negotiation, CSV, times, principals, settings."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.api.app import instant_text, parse_instant
 from shared.api.auth import AccessDenied, authorize, read_principal
 from shared.api.http import etag_matches, executions_csv, wants_csv
 from shared.api.paging import ContinuationError, issue, redeem
-from shared.api.service_health import schedule_interval_seconds
+from shared.api.params import instant_text, parse_instant
 from shared.domain.timestamps import datetime_ticks, isoformat_utc, timestamp_ticks
 from shared.settings import SettingsError, load_settings
 from shared.storage.keys import run_filter
@@ -53,34 +52,6 @@ def test_a_token_is_bound_to_key_endpoint_and_query() -> None:
 def test_malformed_tokens_are_refused(token: str) -> None:
     with pytest.raises(ContinuationError):
         redeem(KEY, "jobs", {}, token)
-
-
-# ------------------------------------------------------------ schedules
-
-
-@pytest.mark.parametrize(
-    ("schedule", "seconds"),
-    [
-        ("0 */5 * * * *", 300),
-        ("0 0 * * * *", 3600),
-        ("30 */15 * * * *", 900),
-        ("0 15,45 * * * *", 1800),
-        ("0 30 3 * * *", 86_400),
-        ("0 0 9 * * Mon-Fri", 3 * 86_400),
-        ("0 0 12 * * 0,7", 7 * 86_400),
-        ("0 0 0 1 * *", 31 * 86_400),
-        ("0 0 0 1 JAN *", 366 * 86_400),
-        ("00:05:00", 300),
-    ],
-)
-def test_the_longest_gap_of_a_schedule(schedule: str, seconds: int) -> None:
-    assert schedule_interval_seconds(schedule) == seconds
-
-
-@pytest.mark.parametrize("schedule", ["", "* * * * *", "0 */0 * * * *", "61 * * * * *", "0 0 0 31 2 *", "x y z a b c"])
-def test_an_unreadable_schedule_is_a_value_error(schedule: str) -> None:
-    with pytest.raises(ValueError):
-        schedule_interval_seconds(schedule)
 
 
 # ------------------------------------------------------------ HTTP details

@@ -280,7 +280,8 @@ async def test_a_discovery_refused_every_jobs_read_stays_unfinished_so_blindness
 async def test_when_polls_stop_the_api_says_the_monitor_is_blind_not_that_jobs_stopped(
     app_env: dict[str, str], demo_emulator: EmulatorServer
 ) -> None:
-    from shared.api.app import _current, _polls_stopped_at
+    from shared.api.current import current_job as _current
+    from shared.api.current import polls_stopped_at as _polls_stopped_at
 
     demo_emulator.set_tenant(tenant(job("scim.a", last=execution("r1", recent(9)))))
     record = await run_poll(trigger="test")

@@ -1,0 +1,157 @@
+"""The runs: `GET /api/v1/jobs/{servicePrincipalId}/{jobId}/executions` (a job's runs) and
+`GET /api/v1/executions` (every job's runs in a time window: with `state=Failed`, the
+failure feed). Both are newest first, take the same parameters (`params.RunsQuery`), page
+through `deps.Pages` and answer JSON or CSV. shared/api/app.py includes `router` under
+/api/v1 behind the caller check; docs/api.md is the reader's guide.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, TypedDict, TypeGuard
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from shared.api.current import job_or_404
+from shared.api.deps import Minute, PagesDep, StoreDep
+from shared.api.http import CSV_MEDIA_TYPE, executions_csv, wants_csv
+from shared.api.models import ExecutionPage, TenantExecutionPage
+from shared.api.params import JobRef, RunsQuery, empty_window, instant_text, problems
+from shared.storage.store import Store
+
+FEED_DEFAULT_SPAN = timedelta(hours=24)
+_ROW_KEY = re.compile(r"^\d{19}\|[^\x00-\x1f]{1,1200}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+router = APIRouter(tags=["executions"])
+Runs = Annotated[RunsQuery, Depends()]
+
+
+class FeedPosition(TypedDict):
+    """Where the tenant feed continues: a UTC day, and the RowKey to continue after on it."""
+
+    d: str
+    a: str | None
+
+
+def _is_row_key(position: object) -> TypeGuard[str]:
+    return isinstance(position, str) and bool(_ROW_KEY.match(position))
+
+
+def _is_feed_position(position: object) -> TypeGuard[FeedPosition]:
+    if not isinstance(position, dict):
+        return False
+    day, after = position.get("d"), position.get("a")
+    return isinstance(day, str) and bool(_DAY.match(day)) and (after is None or _is_row_key(after))
+
+
+def _page_response(
+    request: Request,
+    runs: RunsQuery,
+    page: Sequence[Mapping[str, object]],
+    next_link: str | None,
+    *,
+    with_job: bool,
+    **extra: object,
+) -> Mapping[str, object] | Response:
+    """The JSON page (`value`, `nextLink` and `extra`), or its CSV with the next page in a Link
+    header."""
+    if not wants_csv(runs.format, request.headers.get("accept")):
+        return {"value": page, "nextLink": next_link, **extra}
+    headers = {"Content-Disposition": 'inline; filename="executions.csv"'}
+    if next_link:
+        headers["Link"] = f'<{next_link}>; rel="next"'
+    return Response(executions_csv(page, with_job=with_job), media_type=CSV_MEDIA_TYPE, headers=headers)
+
+
+@router.get(
+    "/jobs/{servicePrincipalId}/{jobId}/executions",
+    response_model=ExecutionPage,
+    responses=problems(400, 401, 403, 404, 503),
+    operation_id="listJobExecutions",
+    summary="List a job's runs",
+)
+async def list_executions(
+    request: Request, job: Annotated[JobRef, Depends()], runs: Runs, store: StoreDep, pages: PagesDep
+) -> Mapping[str, object] | Response:
+    """The job's runs, newest first by timeBegan, optionally within [from, to) and of some states; paged."""
+    start, end = runs.window()
+    await job_or_404(store, job.service_principal_id, job.job_id)
+    query = {
+        "servicePrincipalId": job.service_principal_id,
+        "jobId": job.job_id,
+        "from": instant_text(start) if start else None,
+        "to": instant_text(end) if end else None,
+        "state": runs.states,
+    }
+    after = await pages.resume("jobExecutions", query, runs.continuation, _is_row_key)
+    page, next_after = await store.executions_page(
+        job.service_principal_id,
+        job.job_id,
+        top=runs.top,
+        since=start,
+        until=end,
+        states=runs.states,
+        after_row_key=after,
+    )
+    next_link = await pages.next_link("jobExecutions", query, next_after, top=runs.top)
+    return _page_response(request, runs, page, next_link, with_job=False)
+
+
+@router.get(
+    "/executions",
+    response_model=TenantExecutionPage,
+    responses=problems(400, 401, 403, 503),
+    operation_id="listExecutions",
+    summary="List the tenant's runs in a time window",
+)
+async def list_tenant_executions(
+    request: Request, runs: Runs, store: StoreDep, pages: PagesDep, now: Minute
+) -> Mapping[str, object] | Response:
+    """Every job's runs that began in [from, to) (default: the last 24 hours), newest first,
+    optionally of some states (`state=Failed` is the failure feed); paged."""
+    start, end = runs.window()
+    end = end or now + timedelta(minutes=1)  # the end of this minute: the answer holds still within it
+    start = start or end - FEED_DEFAULT_SPAN
+    if start >= end:
+        raise empty_window(start, end)
+    window = {"from": instant_text(start), "to": instant_text(end)}
+    query = {**window, "state": runs.states}
+    position = await pages.resume("executions", query, runs.continuation, _is_feed_position)
+    page, next_position = await _feed_page(store, start, end, runs.states, runs.top, position)
+    next_link = await pages.next_link("executions", query, next_position, top=runs.top, **window)
+    return _page_response(request, runs, page, next_link, with_job=True, window=window)
+
+
+async def _feed_page(
+    store: Store, start: datetime, end: datetime, states: Sequence[str], top: int, position: FeedPosition | None
+) -> tuple[list[dict[str, object]], FeedPosition | None]:
+    """Up to `top` of the tenant's runs in [start, end) from `position` on, newest first, and
+    where the next page starts (None at the end). Reads RunsByTime a UTC day at a time, and
+    only the days whose rollup counts matching runs, plus the window's last day, whose rollup
+    may trail the runs of a poll that is writing right now."""
+    at_day, after = (position["d"], position["a"]) if position else (None, None)
+    first_day, last_day = start.date().isoformat(), (end - timedelta(microseconds=1)).date().isoformat()
+    days = {last_day} | {at_day or last_day}
+    for row in await store.run_days(first_day, last_day):
+        if any(row["byState"].get(s, 0) for s in states) if states else row["runs"] > 0:
+            days.add(row["day"])
+    ordered = sorted((day for day in days if at_day is None or day <= at_day), reverse=True)
+    page: list[dict[str, object]] = []
+    for index, day in enumerate(ordered):
+        rows, next_after = await store.runs_by_time_page(
+            day,
+            top=top - len(page),
+            since=start,
+            until=end,
+            states=states,
+            after_row_key=after if day == at_day else None,
+        )
+        page.extend(rows)
+        if next_after is not None:
+            return page, {"d": day, "a": next_after}
+        if len(page) >= top:
+            return page, ({"d": ordered[index + 1], "a": None} if index + 1 < len(ordered) else None)
+    return page, None
