@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from shared.alerts.models import (
     MAX_MUTE_HOURS,
@@ -25,10 +25,9 @@ from shared.alerts.models import (
 )
 from shared.alerts.records import MuteRow, mute_covers, mute_in_force
 from shared.alerts.store import delete_mutes, list_alerts, list_outbox, load_mutes, save_mute
+from shared.api.deps import StoreDep
 from shared.api.models import Problem
 from shared.domain.timestamps import isoformat_utc
-from shared.settings import Settings, SettingsError, load_settings
-from shared.storage.store import Store, open_store
 
 router = APIRouter(tags=["alerts"])
 
@@ -38,19 +37,6 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _settings() -> Settings:
-    """The app's settings, read once per request (FastAPI caches a dependency per request)."""
-    try:
-        return load_settings()
-    except SettingsError as error:
-        raise HTTPException(503, f"The app is misconfigured: {error}") from None
-
-
-async def _store(settings: Annotated[Settings, Depends(_settings)]) -> Store:
-    return open_store(settings)
-
-
-AlertStore = Annotated[Store, Depends(_store)]
 SpFilter = Annotated[str | None, Query(min_length=1, max_length=100, description="Only this service principal")]
 JobFilter = Annotated[str | None, Query(min_length=1, max_length=400, description="Only this job")]
 
@@ -66,7 +52,7 @@ def _muted_until(mutes: list[MuteRow], sp_id: str, job_id: str, rule: str) -> st
 
 @router.get("/alerts", response_model=AlertList, responses=_PROBLEMS)
 async def get_alerts(
-    store: AlertStore,
+    store: StoreDep,
     status: Annotated[
         Literal["open", "resolved", "all"] | None,
         Query(description="open, resolved or all; default: open ones and those resolved in the last `days`"),
@@ -106,7 +92,7 @@ async def get_alerts(
 
 @router.get("/alerts/mutes", response_model=MuteList, responses=_PROBLEMS)
 async def get_mutes(
-    store: AlertStore, servicePrincipalId: SpFilter = None, jobId: JobFilter = None
+    store: StoreDep, servicePrincipalId: SpFilter = None, jobId: JobFilter = None
 ) -> dict[str, list[MuteRow]]:
     """Mutes in force now."""
     mutes = _active_mutes(await load_mutes(store), datetime.now(UTC))
@@ -122,7 +108,7 @@ async def get_mutes(
     response_model=Mute,
     responses={**_PROBLEMS, 404: {"model": Problem, "description": "No such job"}},
 )
-async def mute(body: MuteRequest, store: AlertStore) -> MuteRow:
+async def mute(body: MuteRequest, store: StoreDep) -> MuteRow:
     """Mute a job's alerts (every rule, or one) until a time or for some hours. Muted alerts
     still open and resolve (GET /alerts shows them); nothing about them is sent while the mute
     lasts, a resolve included. An alert still open when the mute ends is sent then."""
@@ -150,7 +136,7 @@ async def mute(body: MuteRequest, store: AlertStore) -> MuteRow:
 
 
 @router.post("/alerts/unmute", response_model=UnmuteResult, responses=_PROBLEMS)
-async def unmute(body: UnmuteRequest, store: AlertStore) -> dict[str, int]:
+async def unmute(body: UnmuteRequest, store: StoreDep) -> dict[str, int]:
     """Remove the job's mute of one rule, or (no rule) every mute of the job. An alert that
     opened during the mute and is still open is sent by the next poll."""
     return {"removed": await delete_mutes(store, body.servicePrincipalId, body.jobId, body.rule)}
@@ -158,7 +144,7 @@ async def unmute(body: UnmuteRequest, store: AlertStore) -> dict[str, int]:
 
 @router.get("/alerts/notifications", response_model=NotificationList, responses=_PROBLEMS)
 async def get_notifications(
-    store: AlertStore,
+    store: StoreDep,
     status: Annotated[
         Literal["pending", "retrying", "delivered", "failed"] | None, Query(description="Only this delivery status")
     ] = None,
