@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.alerts.records import RuleName
+from shared.alerts.records import NOTIFICATION_KINDS, RULES, SEVERITIES, TARGET_KINDS, RuleName
+from shared.domain.model import one_of
 
 MAX_MUTE_HOURS = 24 * 365
 
@@ -20,11 +21,8 @@ class Alert(_Model):
     """One alert: a rule that fired for one job, open or resolved."""
 
     alertId: str = Field(description="stable id of (tenant, servicePrincipalId, jobId, rule)")
-    rule: str = Field(
-        description="quarantined, failing, stale, firstCycleNotFinished, escrowsNearThreshold, paused, "
-        "objectCountDrop or removed"
-    )
-    severity: str = Field(description="critical, error, warning or info")
+    rule: str = Field(description=one_of(RULES))
+    severity: str = Field(description=one_of(SEVERITIES))
     status: Literal["open", "resolved"]
     servicePrincipalId: str
     servicePrincipalName: str | None
@@ -98,8 +96,8 @@ class NotificationDelivery(_Model):
     """One notification to one target, from the outbox."""
 
     notificationId: str
-    target: str = Field(description="teams, slack or webhook")
-    kind: str = Field(description="open, update, remind or resolve")
+    target: str = Field(description=one_of(TARGET_KINDS))
+    kind: str = Field(description=one_of(NOTIFICATION_KINDS))
     alertId: str
     rule: str
     servicePrincipalId: str

@@ -31,6 +31,7 @@ RuleName = Literal[
 RULES: tuple[RuleName, ...] = get_args(RuleName)
 
 Severity = Literal["critical", "error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 SEVERITY: dict[RuleName, Severity] = {
     "quarantined": "critical",
     "failing": "error",
@@ -46,6 +47,7 @@ NotificationKind = Literal["open", "update", "remind", "resolve"]
 NOTIFICATION_KINDS: tuple[NotificationKind, ...] = get_args(NotificationKind)
 AlertStatus = Literal["open", "resolved"]
 TargetKind = Literal["teams", "slack", "webhook"]
+TARGET_KINDS: tuple[TargetKind, ...] = get_args(TargetKind)
 
 
 class JobRef(TypedDict):

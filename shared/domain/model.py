@@ -39,7 +39,8 @@ EventKind = Literal[
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 
 
-def _one_of(values: tuple[str, ...]) -> str:
+def one_of(values: tuple[str, ...]) -> str:
+    """A vocabulary as a description says it: 'a, b or c'."""
     return ", ".join(values[:-1]) + " or " + values[-1]
 
 
@@ -160,7 +161,7 @@ class Event(TypedDict):
     servicePrincipalId: str
     jobId: str
     at: Annotated[str, Described("when the poll that saw the change observed it")]
-    kind: Annotated[str, Described(_one_of(EVENT_KINDS))]
+    kind: Annotated[str, Described(one_of(EVENT_KINDS))]
     previous: str | None
     current: str | None
     detail: str | None
