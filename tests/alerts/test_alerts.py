@@ -33,6 +33,7 @@ from shared.domain.timestamps import isoformat_utc
 from shared.poll import run_poll
 from shared.settings import load_settings
 from shared.storage.store import open_store
+from tests.support import tenants
 
 SP_ID = "11111111-2222-3333-4444-555555555555"
 JOB_ID = "scim.0a1b2c3d.alerts"
@@ -51,20 +52,8 @@ def execution(activity: str, began: str, state: str = "Succeeded") -> dict[str, 
 
 
 def tenant(code: str = "Active", last: dict[str, Any] | None = None, **status: Any) -> dict[str, Any]:
-    job = {
-        "id": JOB_ID,
-        "templateId": "scim",
-        "schedule": {"interval": "PT40M", "state": "Active", "expiration": None},
-        "status": {
-            "code": code,
-            "countSuccessiveCompleteFailures": 0,
-            "escrowsPruned": False,
-            "lastExecution": last,
-            "quarantine": None,
-            "troubleshootingUrl": "https://portal.azure.com/#troubleshoot",
-            **status,
-        },
-    }
+    troubleshooting = {"troubleshootingUrl": "https://portal.azure.com/#troubleshoot"}
+    job = tenants.job(JOB_ID, "scim", last, code, **{**troubleshooting, **status})
     return {
         "tenantId": "t",
         "servicePrincipals": [{"id": SP_ID, "appId": "app", "displayName": "Contoso SCIM", "jobs": [job]}],

@@ -165,6 +165,7 @@ def test_the_same_stored_state_decides_the_same_notification_ids() -> None:
     again = evaluate(
         [quarantined(at(1.5), at(1))], states, memories, [], now=at(1.5), config=alerting.config, tenant_id=TENANT
     )
+    assert first.notifications  # the quarantine opens an alert: there are ids to compare
     assert [n["notificationId"] for n in first.notifications] == [n["notificationId"] for n in again.notifications]
 
 

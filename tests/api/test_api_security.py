@@ -130,7 +130,7 @@ async def test_a_bad_cors_setting_is_a_503_naming_it(api: httpx.AsyncClient, mon
 # ------------------------------------------------------------ the health check
 
 
-async def store_poll(status: str, ended_minutes_ago: float, **extra: Any) -> None:
+async def store_poll(status: str, ended_minutes_ago: float, **extra: Any) -> dict[str, Any]:
     ended = datetime.now(UTC) - timedelta(minutes=ended_minutes_ago)
     record = {
         "pollId": f"p{ended.timestamp():.0f}{status}",
@@ -145,6 +145,7 @@ async def store_poll(status: str, ended_minutes_ago: float, **extra: Any) -> Non
     store = open_store(load_settings())
     await store.ensure_tables()
     await store.save_poll(record)
+    return record
 
 
 async def health(api: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
@@ -174,13 +175,13 @@ async def test_health_follows_the_age_of_the_last_successful_poll(
 
 async def test_health_is_degraded_but_200_while_a_failing_poll_is_recent(api: httpx.AsyncClient) -> None:
     await store_poll("succeeded", ended_minutes_ago=6)
-    await store_poll("failed", ended_minutes_ago=1, errorCount=3, errorsByKind={"graphUnavailable": 3})
+    failed = await store_poll("failed", ended_minutes_ago=1, errorCount=3, errorsByKind={"graphUnavailable": 3})
     status, body = await health(api)
     assert (status, body["status"]) == (200, "degraded")
     assert body["lastPoll"] == {
         "status": "failed",
-        "startedAt": body["lastPoll"]["startedAt"],
-        "endedAt": body["lastPoll"]["endedAt"],
+        "startedAt": failed["startedAt"],
+        "endedAt": failed["endedAt"],
         "errorCount": 3,
         "errorsByKind": {"graphUnavailable": 3},
     }

@@ -18,6 +18,7 @@ from shared.poll import poll_tenant, run_poll
 from shared.retention import apply_retention
 from shared.settings import load_settings
 from shared.storage.store import open_store
+from tests.support import tenants
 
 SP_ID = "11111111-2222-3333-4444-555555555555"
 
@@ -35,19 +36,7 @@ def execution(activity: str, began: str, state: str = "Succeeded", **counts: Any
 
 
 def job(job_id: str, code: str = "Active", last: dict[str, Any] | None = None, **status: Any) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "templateId": "scim",
-        "schedule": {"interval": "PT40M", "state": "Active", "expiration": None},
-        "status": {
-            "code": code,
-            "countSuccessiveCompleteFailures": 0,
-            "escrowsPruned": False,
-            "lastExecution": last,
-            "quarantine": None,
-            **status,
-        },
-    }
+    return tenants.job(job_id, "scim", last, code, **status)
 
 
 def tenant(*jobs: dict[str, Any], extra_principals: int = 0) -> dict[str, Any]:
@@ -238,11 +227,13 @@ async def test_a_job_the_monitor_cannot_read_is_marked_once_and_cleared_by_a_rea
         entity = await store.tables["Jobs"].get_entity(store.tenant_id, f"{SP_ID}|scim.a")
         return await store.get_job(SP_ID, "scim.a") or {}, entity.metadata["etag"]
 
+    read_state, _ = await stored()  # as the last poll that read it left it
+    assert read_state.get("notObservedSince") is None
+
     demo_emulator.set_faults({"perId": {SP_ID: 403}})
     blind = await run_poll(trigger="test")
     assert blind["servicePrincipalsNotRead"] == [SP_ID]
     assert blind["jobsNotObserved"] == 1 and blind["jobsRemoved"] == 0
-    read_state, _ = await stored()
     marked, etag = await stored()
     assert marked["notObservedSince"] == first["startedAt"]  # the last poll that read it
     assert marked["observedAt"] == read_state["observedAt"]  # a missed read is not a change
