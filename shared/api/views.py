@@ -14,6 +14,7 @@ from shared.domain.health import quarantine_since
 from shared.domain.model import HEALTH_VALUES, Job
 from shared.domain.timestamps import parse_timestamp
 from shared.storage.keys import job_key
+from shared.storage.rollups import DayRollup, JobDayRollup
 
 JobSort = Literal["name", "health", "statusCode", "templateId", "lastRun", "escrowed"]
 TOP_JOBS = 10
@@ -80,7 +81,7 @@ def count_by(items: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def _sum_states(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def _sum_states(rows: Iterable[DayRollup]) -> dict[str, int]:
     totals: dict[str, int] = {}
     for row in rows:
         for state, count in row["byState"].items():
@@ -88,7 +89,7 @@ def _sum_states(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return totals
 
 
-def execution_counts(days: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def execution_counts(days: Sequence[DayRollup]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Runs and runs by state of rollup rows; and their summed counts and success rate
     (Succeeded / runs)."""
     runs = sum(row["runs"] for row in days)
@@ -102,13 +103,14 @@ def execution_counts(days: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any],
     return {"total": runs, "byState": by_state}, totals
 
 
-def job_ranks(job_days: Iterable[Mapping[str, Any]], jobs: Iterable[Job]) -> list[dict[str, Any]]:
+def job_ranks(job_days: Iterable[JobDayRollup], jobs: Iterable[Job]) -> list[dict[str, Any]]:
     """Each job's runs over the given JobDays rows, with its current name and health."""
     current = {(job["servicePrincipalId"], job["jobId"]): job for job in jobs}
-    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    grouped: dict[tuple[str, str], list[JobDayRollup]] = {}
     for row in job_days:
-        if row.get("servicePrincipalId") and row.get("jobId"):
-            grouped.setdefault((row["servicePrincipalId"], row["jobId"]), []).append(row)
+        sp_id, job_id = row["servicePrincipalId"], row["jobId"]
+        if sp_id and job_id:
+            grouped.setdefault((sp_id, job_id), []).append(row)
     ranks = []
     for (sp_id, job_id), rows in grouped.items():
         job: Mapping[str, object] = current.get((sp_id, job_id), {})

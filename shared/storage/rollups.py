@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TypedDict
 
 from shared.domain.model import Job
 from shared.storage.documents import int64, number, unpack_document
@@ -19,36 +18,51 @@ from shared.storage.tables import Entity, TableSet
 _COUNTS = ("countImported", "countExported", "countEscrowed")
 
 
-@dataclass(frozen=True)
-class DayCounts:
+class DayRollup(TypedDict):
+    """A TenantDays row (or a JobDays row's counts) as plain values."""
+
+    day: str
     runs: int
-    by_state: dict[str, int]
-    imported: int
-    exported: int
-    escrowed: int
+    byState: dict[str, int]
+    countImported: int
+    countExported: int
+    countEscrowed: int
 
 
-def _sum_days(rows: Iterable[Entity]) -> DayCounts:
-    runs = imported = exported = escrowed = 0
-    by_state: dict[str, int] = {}
-    for row in rows:
-        runs += int(row.get("runs") or 0)
-        imported += int(row.get("countImported") or 0)
-        exported += int(row.get("countExported") or 0)
-        escrowed += int(row.get("countEscrowed") or 0)
-        for state, count in json.loads(row.get("byState") or "{}").items():
-            by_state[state] = by_state.get(state, 0) + int(count)
-    return DayCounts(runs, by_state, imported, exported, escrowed)
+class JobDayRollup(DayRollup):
+    servicePrincipalId: str | None
+    jobId: str | None
 
 
-def rollup_row(row: Entity, *, day: str) -> dict[str, Any]:
+def rollup_row(row: Entity, *, day: str) -> DayRollup:
     """A JobDays or TenantDays row as plain values (Int64 counts arrive as EntityProperty)."""
     return {
         "day": day,
         "runs": int(row.get("runs") or 0),
         "byState": {state: int(count) for state, count in json.loads(row.get("byState") or "{}").items()},
-        **{name: number(row.get(name)) for name in _COUNTS},
+        "countImported": number(row.get("countImported")),
+        "countExported": number(row.get("countExported")),
+        "countEscrowed": number(row.get("countEscrowed")),
     }
+
+
+def _sum_days(rows: Iterable[DayRollup], *, day: str) -> DayRollup:
+    total: DayRollup = {
+        "day": day,
+        "runs": 0,
+        "byState": {},
+        "countImported": 0,
+        "countExported": 0,
+        "countEscrowed": 0,
+    }
+    for row in rows:
+        total["runs"] += row["runs"]
+        total["countImported"] += row["countImported"]
+        total["countExported"] += row["countExported"]
+        total["countEscrowed"] += row["countEscrowed"]
+        for state, count in row["byState"].items():
+            total["byState"][state] = total["byState"].get(state, 0) + count
+    return total
 
 
 class RollupsTables(TableSet):
@@ -85,21 +99,21 @@ class RollupsTables(TableSet):
         entities = []
         for day in sorted(set(days)):
             rows = await self._query("JobDays", "PartitionKey eq @pk", {"pk": day_partition(self.tenant_id, day)})
-            counts = _sum_days({**row, **{k: number(row.get(k)) for k in _COUNTS}} for row in rows)
+            counts = _sum_days((rollup_row(row, day=day) for row in rows), day=day)
             entities.append(
                 {
                     "PartitionKey": self.tenant_id,
                     "RowKey": day,
-                    "runs": counts.runs,
-                    "byState": json.dumps(counts.by_state, sort_keys=True),
-                    "countImported": int64(counts.imported),
-                    "countExported": int64(counts.exported),
-                    "countEscrowed": int64(counts.escrowed),
+                    "runs": counts["runs"],
+                    "byState": json.dumps(counts["byState"], sort_keys=True),
+                    "countImported": int64(counts["countImported"]),
+                    "countExported": int64(counts["countExported"]),
+                    "countEscrowed": int64(counts["countEscrowed"]),
                 }
             )
         await self._upsert_all("TenantDays", entities)
 
-    async def run_days(self, first_day: str | None = None, last_day: str | None = None) -> list[dict[str, Any]]:
+    async def run_days(self, first_day: str | None = None, last_day: str | None = None) -> list[DayRollup]:
         """TenantDays rows of days in [first_day, last_day] (either open), oldest first, with
         `day`, `runs`, `byState` (dict) and the three counts as plain ints."""
         filter_, parameters = "PartitionKey eq @pk", {"pk": self.tenant_id}
@@ -112,7 +126,7 @@ class RollupsTables(TableSet):
         rows = await self._query("TenantDays", filter_, parameters, select=["RowKey", "runs", "byState", *_COUNTS])
         return [rollup_row(row, day=row["RowKey"]) for row in rows]
 
-    async def job_days(self, first_day: str, last_day: str, *, days_per_query: int = 15) -> list[dict[str, Any]]:
+    async def job_days(self, first_day: str, last_day: str, *, days_per_query: int = 15) -> list[JobDayRollup]:
         """JobDays rows of the days in [first_day, last_day], each with `day`, `servicePrincipalId`,
         `jobId`, `runs`, `byState` (dict) and the counts. Read as PartitionKey ranges of up to
         `days_per_query` days, concurrently: few requests, and a long window costs no more time
@@ -124,7 +138,7 @@ class RollupsTables(TableSet):
             chunks.append((first.isoformat(), end.isoformat()))
             first = end + timedelta(days=1)
 
-        async def chunk(low: str, high: str) -> list[dict[str, Any]]:
+        async def chunk(low: str, high: str) -> list[JobDayRollup]:
             rows = await self._query(
                 "JobDays",
                 "PartitionKey ge @low and PartitionKey le @high",
