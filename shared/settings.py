@@ -14,20 +14,13 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from shared.domain.health import HealthRules
 
 GraphAuth = Literal["managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"]
-GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = (
-    "managed_identity",
-    "client_secret",
-    "certificate",
-    "workload_identity",
-    "default",
-    "none",
-)
+GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = get_args(GraphAuth)
 
 _N = TypeVar("_N", int, float)
 
