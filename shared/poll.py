@@ -12,27 +12,24 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.discovery import poll_scope, remember
 from shared.domain.changes import JobChanges, JobWrite, StoredJob, plan_job_write
 from shared.domain.model import Job, ServicePrincipal
-from shared.domain.normalize import PayloadError, normalize_job, normalize_service_principal
+from shared.domain.normalize import PayloadError, normalize_job
 from shared.domain.observation import first_observed, not_observed, removed_jobs, unmark
-from shared.domain.poll_record import GraphCounts, PollSummary
+from shared.domain.poll_record import PollRecord, PollSummary
 from shared.domain.timestamps import isoformat_utc
 from shared.graph.errors import BATCH_TRANSPORT_ERROR, MALFORMED_RESPONSE, TRANSPORT_ERROR, GraphUnavailableError
 from shared.graph.types import ItemResult, JobsReader
 from shared.settings import Settings, load_settings
 from shared.storage.keys import job_key
-from shared.storage.principals import KnownPrincipal
 from shared.storage.store import Store, open_store
 
 log = logging.getLogger("entra_sync_monitor.poll")
 
-_MAX_ERRORS_KEPT = 200
-_NOT_READ_KEPT = 2_000  # beyond this a record stays small; marks then date from the job's own state
 # Item error codes of answers that never came or could not be read get their own kind in the
 # record (else graphRead).
 _READ_ERROR_KINDS = {
@@ -48,139 +45,6 @@ class PollFailedError(RuntimeError):
     def __init__(self, message: str, record: PollSummary) -> None:
         super().__init__(message)
         self.record = record
-
-
-@dataclass
-class PollRecord:
-    poll_id: str
-    tenant_id: str
-    started_at: datetime
-    trigger: str
-    past_due: bool = False
-    service_principals_scanned: int = 0
-    service_principals_with_jobs: int = 0
-    jobs_read: int = 0
-    jobs_changed: int = 0
-    jobs_skipped: int = 0
-    jobs_removed: int = 0
-    runs_stored: int = 0
-    events: int = 0
-    discovery: bool = False
-    unfinished: list[str] = field(default_factory=list)
-    # Service principals whose jobs this poll could not read, and why (their jobs are marked
-    # "not observed"; the next poll dates the marks from this list).
-    not_read: dict[str, str] = field(default_factory=dict)
-    jobs_not_observed: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    error_count: int = 0
-    job_reads: int = 0  # service principals whose jobs read got an answer (any status)
-    forbidden: dict[str, int] = field(default_factory=dict)  # error kind -> 403 answers, all counted
-
-    def error(self, kind: str, message: str, **where: Any) -> None:
-        self.error_count += 1
-        if where.get("status") == 403:
-            self.forbidden[kind] = self.forbidden.get(kind, 0) + 1
-        if len(self.errors) < _MAX_ERRORS_KEPT:
-            self.errors.append({"kind": kind, "message": message[:500], **where})
-
-    def to_dict(self, *, status: str, ended_at: datetime, graph: GraphCounts) -> PollSummary:
-        errors_by_kind: dict[str, int] = {}
-        errors_by_sp: dict[str, int] = {}
-        for error in self.errors:
-            errors_by_kind[error["kind"]] = errors_by_kind.get(error["kind"], 0) + 1
-            if sp_id := error.get("servicePrincipalId"):
-                errors_by_sp[sp_id] = errors_by_sp.get(sp_id, 0) + 1
-        return {
-            "pollId": self.poll_id,
-            "tenantId": self.tenant_id,
-            "trigger": self.trigger,
-            "discovery": self.discovery,
-            "pastDue": self.past_due,
-            "status": status,
-            "startedAt": isoformat_utc(self.started_at),
-            "endedAt": isoformat_utc(ended_at),
-            "durationSeconds": round((ended_at - self.started_at).total_seconds(), 3),
-            "servicePrincipalsScanned": self.service_principals_scanned,
-            "servicePrincipalsWithJobs": self.service_principals_with_jobs,
-            "jobsRead": self.jobs_read,
-            "jobsChanged": self.jobs_changed,
-            "jobsSkipped": self.jobs_skipped,
-            "jobsRemoved": self.jobs_removed,
-            "runsStored": self.runs_stored,
-            "events": self.events,
-            "unfinishedServicePrincipals": self.unfinished,
-            "servicePrincipalsNotRead": sorted(self.not_read) if len(self.not_read) <= _NOT_READ_KEPT else None,
-            "servicePrincipalsNotReadCount": len(self.not_read),
-            "jobsNotObserved": self.jobs_not_observed,
-            # What the health check needs to tell a blind monitor (every read refused).
-            "jobReads": self.job_reads,
-            "forbiddenReads": {
-                "jobs": self.forbidden.get("graphRead", 0),
-                "servicePrincipals": self.forbidden.get("servicePrincipal", 0)
-                + self.forbidden.get("servicePrincipalsForbidden", 0),
-            },
-            "graph": graph,
-            "errorCount": self.error_count,
-            "errorsByKind": errors_by_kind,
-            "errorsByServicePrincipal": errors_by_sp,
-            "errors": self.errors,
-        }
-
-
-@dataclass
-class _Scope:
-    """Which service principals a poll reads, and whether it is a discovery."""
-
-    principals: list[ServicePrincipal]
-    discovery: bool
-    known: dict[str, KnownPrincipal]
-
-
-async def _pinned_principals(
-    settings: Settings, reader: JobsReader, record: PollRecord, deadline: float
-) -> list[ServicePrincipal]:
-    found = await reader.get_service_principals(settings.service_principal_ids, deadline=deadline)
-    principals: list[ServicePrincipal] = []
-    for sp_id in settings.service_principal_ids:
-        result = found.get(sp_id)
-        sp = normalize_service_principal(result.body) if result is not None and result.ok else None
-        if sp is None:
-            status = result.status if result is not None else 0
-            code = result.error_code if result is not None else "NotRead"
-            record.error("servicePrincipal", f"HTTP {status} {code}", servicePrincipalId=sp_id, status=status)
-            if status in (401, 403, 404):
-                continue  # gone or hidden: its jobs cannot be read either
-            sp = {"id": sp_id, "appId": None, "displayName": None}
-        principals.append(sp)
-    return principals
-
-
-async def _scope(
-    settings: Settings,
-    reader: JobsReader,
-    store: Store,
-    record: PollRecord,
-    discover: bool,
-    last: PollSummary | None,
-    deadline: float,
-) -> _Scope:
-    """The pinned list; or, on discovery (or before the first one), every service principal;
-    otherwise only those discovery found with jobs, last poll's unfinished ones first."""
-    if settings.service_principal_ids:
-        return _Scope(await _pinned_principals(settings, reader, record, deadline), False, {})
-    known, discovered_at = await store.load_principals()
-    if discover or discovered_at is None:
-        raw = await reader.list_service_principals()
-        return _Scope([sp for item in raw if (sp := normalize_service_principal(item)) is not None], True, known)
-    with_jobs = {sp_id: row for sp_id, row in known.items() if row["jobCount"] > 0}
-    unfinished = last.get("unfinishedServicePrincipals", []) if last is not None else []
-    first = [sp_id for sp_id in unfinished if sp_id in with_jobs]
-    order = list(dict.fromkeys(first + sorted(with_jobs)))
-    principals: list[ServicePrincipal] = [
-        {"id": sp_id, "appId": with_jobs[sp_id]["appId"], "displayName": with_jobs[sp_id]["displayName"]}
-        for sp_id in order
-    ]
-    return _Scope(principals, False, known)
 
 
 async def poll_tenant(
@@ -213,25 +77,28 @@ async def poll_tenant(
         await store.ensure_tables()
         last = await store.last_poll()
         deadline = clock_start + settings.poll_deadline_seconds
-        scope = await _scope(settings, reader, store, record, discover, last, deadline)
+        scope = await poll_scope(settings, reader, store, record, discover, last, deadline)
         record.discovery = scope.discovery
         record.service_principals_scanned = len(scope.principals)
         by_id = {sp["id"]: sp for sp in scope.principals}
         results = await reader.get_jobs(list(by_id), deadline=deadline)
-        record.unfinished = [sp_id for sp_id in by_id if sp_id not in results]
+        # What a discovery's sweep did not reach is its cursor's business, not unfinished work.
+        record.unfinished = [sp_id for sp_id in by_id if sp_id in scope.must_read and sp_id not in results]
         previous, removals = await store.load_jobs_and_removals()
         jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, started, record, previous)
         if results and not read_ok and not any(r.status in (403, 404) for r in results.values()):
             failure = f"Graph failed every job read ({len(results)} service principals)"
-        record.not_read = _not_read(settings, by_id, results, with_skipped)
-        removed = removed_jobs(previous, jobs, read_ok - with_skipped, set(by_id) if scope.discovery else None)
+        record.not_read = _not_read(settings, by_id, scope.must_read, results, with_skipped)
+        listed = set(scope.listed) if scope.discovery else None
+        removed = removed_jobs(previous, jobs, read_ok - with_skipped, listed)
         unseen = not_observed(previous, jobs, removed, record.not_read, last, started, settings.health_rules)
         record.jobs_not_observed = len(unseen)
         await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
         # A discovery that could read no service principal's jobs (every read refused) has
-        # learned nothing: it stays unfinished, so polls keep asking and the blind state shows.
-        if scope.discovery and not record.unfinished and (read_ok or not by_id):
-            await _remember_principals(store, scope, results, started)
+        # learned nothing: its sweep stays where it was, so polls keep asking and the blind
+        # state shows.
+        if scope.discovery and (read_ok or not by_id):
+            await remember(store, scope, results, record)
     except GraphUnavailableError as error:  # also no token, or the SP list refused
         failure = error.failure
         record.error(error.kind, str(error), **error.where)
@@ -302,14 +169,19 @@ def _normalize_results(
 
 
 def _not_read(
-    settings: Settings, by_id: dict[str, ServicePrincipal], results: dict[str, ItemResult], with_skipped: set[str]
+    settings: Settings,
+    by_id: dict[str, ServicePrincipal],
+    must_read: set[str],
+    results: dict[str, ItemResult],
+    with_skipped: set[str],
 ) -> dict[str, str]:
     """Service principals whose jobs this poll could not read (all or some), and why."""
     why: dict[str, str] = {}
     for sp_id in by_id:
         result = results.get(sp_id)
         if result is None:
-            why[sp_id] = "not read before the poll's deadline"
+            if sp_id in must_read:
+                why[sp_id] = "not read before the poll's deadline"
         elif not result.ok:
             why[sp_id] = f"Graph answered HTTP {result.status} {result.error_code}".rstrip()
         elif sp_id in with_skipped:
@@ -338,22 +210,6 @@ async def _mark_all_not_observed(
         await _store_jobs(store, unseen, previous, [], record, {})
     except Exception as error:  # the poll's failure is already recorded; this must not hide it
         log.warning("could not mark jobs as not observed: %s", type(error).__name__)
-
-
-async def _remember_principals(
-    store: Store, scope: _Scope, results: dict[str, ItemResult], completed_at: datetime
-) -> None:
-    """Discovery's memory: job counts per service principal, written only where changed."""
-    changed = []
-    for sp in scope.principals:
-        result = results.get(sp["id"])
-        if result is None or not result.ok:
-            continue  # keep what was known; the next discovery tries again
-        row: KnownPrincipal = {**sp, "jobCount": len(result.body or [])}
-        if scope.known.get(sp["id"]) != row:  # new, or its name or job count changed
-            changed.append(row)
-    gone = [sp_id for sp_id in scope.known if sp_id not in {sp["id"] for sp in scope.principals}]
-    await store.save_principals(changed, remove=gone, completed_at=isoformat_utc(completed_at))
 
 
 def _log_line(record: PollSummary) -> dict[str, Any]:

@@ -4,7 +4,15 @@ added since: code that reads stored records uses `.get`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NotRequired, TypedDict
+
+from shared.domain.sweep import SweepProgress
+from shared.domain.timestamps import isoformat_utc
+
+_MAX_ERRORS_KEPT = 200
+_NOT_READ_KEPT = 2_000  # beyond this a record stays small; marks then date from the job's own state
 
 
 class ForbiddenReads(TypedDict):
@@ -51,4 +59,84 @@ class PollSummary(TypedDict):
     errorsByKind: dict[str, int]
     errorsByServicePrincipal: dict[str, int]
     errors: list[dict[str, Any]]  # kind, message and where it happened (ids, HTTP status)
+    sweep: NotRequired[SweepProgress | None]  # a discovery's progress; None on other polls
     alerts: NotRequired[dict[str, Any]]  # added by the alert step (docs/alerts.md)
+
+
+@dataclass
+class PollRecord:
+    poll_id: str
+    tenant_id: str
+    started_at: datetime
+    trigger: str
+    past_due: bool = False
+    service_principals_scanned: int = 0
+    service_principals_with_jobs: int = 0
+    jobs_read: int = 0
+    jobs_changed: int = 0
+    jobs_skipped: int = 0
+    jobs_removed: int = 0
+    runs_stored: int = 0
+    events: int = 0
+    discovery: bool = False
+    unfinished: list[str] = field(default_factory=list)
+    # Service principals whose jobs this poll could not read, and why (their jobs are marked
+    # "not observed"; the next poll dates the marks from this list).
+    not_read: dict[str, str] = field(default_factory=dict)
+    jobs_not_observed: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_count: int = 0
+    job_reads: int = 0  # service principals whose jobs read got an answer (any status)
+    forbidden: dict[str, int] = field(default_factory=dict)  # error kind -> 403 answers, all counted
+    sweep: SweepProgress | None = None  # a discovery's progress through every service principal
+
+    def error(self, kind: str, message: str, **where: Any) -> None:
+        self.error_count += 1
+        if where.get("status") == 403:
+            self.forbidden[kind] = self.forbidden.get(kind, 0) + 1
+        if len(self.errors) < _MAX_ERRORS_KEPT:
+            self.errors.append({"kind": kind, "message": message[:500], **where})
+
+    def to_dict(self, *, status: str, ended_at: datetime, graph: GraphCounts) -> PollSummary:
+        errors_by_kind: dict[str, int] = {}
+        errors_by_sp: dict[str, int] = {}
+        for error in self.errors:
+            errors_by_kind[error["kind"]] = errors_by_kind.get(error["kind"], 0) + 1
+            if sp_id := error.get("servicePrincipalId"):
+                errors_by_sp[sp_id] = errors_by_sp.get(sp_id, 0) + 1
+        return {
+            "pollId": self.poll_id,
+            "tenantId": self.tenant_id,
+            "trigger": self.trigger,
+            "discovery": self.discovery,
+            "pastDue": self.past_due,
+            "status": status,
+            "startedAt": isoformat_utc(self.started_at),
+            "endedAt": isoformat_utc(ended_at),
+            "durationSeconds": round((ended_at - self.started_at).total_seconds(), 3),
+            "servicePrincipalsScanned": self.service_principals_scanned,
+            "servicePrincipalsWithJobs": self.service_principals_with_jobs,
+            "jobsRead": self.jobs_read,
+            "jobsChanged": self.jobs_changed,
+            "jobsSkipped": self.jobs_skipped,
+            "jobsRemoved": self.jobs_removed,
+            "runsStored": self.runs_stored,
+            "events": self.events,
+            "unfinishedServicePrincipals": self.unfinished,
+            "servicePrincipalsNotRead": sorted(self.not_read) if len(self.not_read) <= _NOT_READ_KEPT else None,
+            "servicePrincipalsNotReadCount": len(self.not_read),
+            "jobsNotObserved": self.jobs_not_observed,
+            "sweep": self.sweep,
+            # What the health check needs to tell a blind monitor (every read refused).
+            "jobReads": self.job_reads,
+            "forbiddenReads": {
+                "jobs": self.forbidden.get("graphRead", 0),
+                "servicePrincipals": self.forbidden.get("servicePrincipal", 0)
+                + self.forbidden.get("servicePrincipalsForbidden", 0),
+            },
+            "graph": graph,
+            "errorCount": self.error_count,
+            "errorsByKind": errors_by_kind,
+            "errorsByServicePrincipal": errors_by_sp,
+            "errors": self.errors,
+        }

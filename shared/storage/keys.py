@@ -19,7 +19,7 @@ from shared.domain.timestamps import datetime_ticks, timestamp_ticks
 _MAX_TICKS = 3_155_378_975_999_999_999  # 9999-12-31T23:59:59.9999999Z
 _KEY_UNSAFE = re.compile(r"[/\\#?%|\x00-\x1f\x7f-\x9f]")
 _KEY_PART_LIMIT = 240  # three parts and a timestamp stay under the 1 KiB key limit
-DISCOVERY_MARKER = "!discovery"  # sorts before any id; holds when discovery last completed
+DISCOVERY_MARKER = "!discovery"  # sorts before any id; holds the discovery sweep's state
 SIGNING_KEY_ROW = "continuation"  # the ApiKeys row of the continuation-signing key
 
 

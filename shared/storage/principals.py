@@ -1,5 +1,6 @@
 """`<p>ServicePrincipals`: discovery's memory (PK tenant, RK service principal id) of which
-service principals have jobs; the row `!discovery` holds when discovery last completed."""
+service principals have jobs; the row `!discovery` holds the sweep's state (its cursor, when
+the sweep under way began, when the last full sweep ended: shared/domain/sweep.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TypedDict
 
 from azure.core.exceptions import ResourceNotFoundError
 
+from shared.domain.sweep import SweepState
 from shared.storage.keys import DISCOVERY_MARKER, key_part
 from shared.storage.tables import TableSet
 
@@ -16,30 +18,33 @@ class KnownPrincipal(TypedDict):
     id: str
     appId: str | None
     displayName: str | None
-    jobCount: int
+    jobCount: int | None  # None: listed, its jobs not read yet
 
 
 class PrincipalsTable(TableSet):
-    async def load_principals(self) -> tuple[dict[str, KnownPrincipal], str | None]:
-        """Known service principals by id, and when discovery last completed (None: never)."""
+    async def load_principals(self) -> tuple[dict[str, KnownPrincipal], SweepState]:
+        """The service principals discovery listed, by id (with their job count once read),
+        and the sweep's state."""
         rows = await self._query("ServicePrincipals", "PartitionKey eq @pk", {"pk": self.tenant_id})
         principals: dict[str, KnownPrincipal] = {
             row["id"]: {
                 "id": row["id"],
                 "appId": row.get("appId"),
                 "displayName": row.get("displayName"),
-                "jobCount": int(row.get("jobCount") or 0),
+                "jobCount": row.get("jobCount"),
             }
             for row in rows
             if row["RowKey"] != DISCOVERY_MARKER
         }
-        marker = next((row for row in rows if row["RowKey"] == DISCOVERY_MARKER), None)
-        return principals, (marker or {}).get("completedAt")
+        marker = next((row for row in rows if row["RowKey"] == DISCOVERY_MARKER), None) or {}
+        sweep = SweepState(marker.get("cursor") or "", marker.get("sweepStartedAt"), marker.get("completedAt"))
+        return principals, sweep
 
     async def save_principals(
-        self, principals: Sequence[KnownPrincipal], *, remove: Iterable[str] = (), completed_at: str | None = None
+        self, principals: Sequence[KnownPrincipal], *, remove: Iterable[str] = (), sweep: SweepState | None = None
     ) -> None:
-        """Upsert what changed (the caller passes only changed rows) and forget removed ones."""
+        """Upsert what changed (the caller passes only changed rows), forget removed ones, and
+        keep the sweep's state (None: unchanged)."""
         entities = [
             {
                 "PartitionKey": self.tenant_id,
@@ -51,8 +56,10 @@ class PrincipalsTable(TableSet):
             }
             for sp in principals
         ]
-        if completed_at is not None:
-            entities.append({"PartitionKey": self.tenant_id, "RowKey": DISCOVERY_MARKER, "completedAt": completed_at})
+        if sweep is not None:
+            marker = {"cursor": sweep.cursor, "sweepStartedAt": sweep.started_at, "completedAt": sweep.completed_at}
+            kept = {name: value for name, value in marker.items() if value is not None}
+            entities.append({"PartitionKey": self.tenant_id, "RowKey": DISCOVERY_MARKER, **kept})
         await self._upsert_all("ServicePrincipals", entities)
         for sp_id in remove:
             try:

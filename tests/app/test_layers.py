@@ -17,7 +17,8 @@ ALLOWED = {
     "storage": {"domain", "storage", "settings", "process_cache"},
     "alerts": {"domain", "storage", "settings", "alerts", "process_cache"},
     "api": {"domain", "storage", "settings", "alerts", "api", "process_cache"},
-    "poll": {"domain", "graph", "storage", "settings", "alerts"},
+    "discovery": {"domain", "graph", "storage", "settings"},
+    "poll": {"domain", "graph", "storage", "settings", "alerts", "discovery"},
     "retention": {"domain", "storage", "settings"},
     "settings": {"domain", "alerts"},
 }
