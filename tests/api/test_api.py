@@ -16,19 +16,12 @@ from devtools.azurite import AzuriteServer
 from devtools.graph_emulator import EmulatorServer
 from shared.api.app import create_app
 from shared.domain.model import HEALTH_VALUES
-from shared.poll import run_poll
-from tests.support.api import api_client, follow, job_path, seeded
-
-
-async def _two_polls(emulator: EmulatorServer) -> None:
-    await run_poll(trigger="test")
-    emulator.advance_clock(6 * 3600)
-    await run_poll(trigger="test")
+from tests.support.api import api_client, follow, job_path, polls_apart, seeded
 
 
 @pytest.fixture(scope="module")
 def demo_tables(azurite: AzuriteServer, emulator: EmulatorServer) -> Iterator[dict[str, str]]:
-    with seeded(azurite, emulator, _two_polls) as env:
+    with seeded(azurite, emulator, polls_apart(6)) as env:
         yield env
 
 

@@ -30,8 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from devtools.azurite import AzuriteServer
 from devtools.graph_emulator import EmulatorServer
 from shared.api.app import create_app
-from shared.poll import run_poll
-from tests.support.api import seeded
+from tests.support.api import polls_apart, seeded
 
 EXAMPLES = 25
 # A guard against a run that never ends, not a speed target (those live in bench/): on a shared
@@ -42,15 +41,9 @@ POSITIVE_CHECKS = [not_a_server_error, *CONFORMANCE, response_headers_conformanc
 NEGATIVE_CHECKS = [not_a_server_error, *CONFORMANCE, negative_data_rejection]
 
 
-async def _two_polls(emulator: EmulatorServer) -> None:
-    await run_poll(trigger="test")
-    emulator.advance_clock(3 * 3600)
-    await run_poll(trigger="test")
-
-
 @pytest.fixture(scope="module")
 def demo_tables(azurite: AzuriteServer, emulator: EmulatorServer) -> Iterator[dict[str, str]]:
-    with seeded(azurite, emulator, _two_polls) as env:
+    with seeded(azurite, emulator, polls_apart(3)) as env:
         yield env
 
 

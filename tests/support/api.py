@@ -69,3 +69,16 @@ async def follow(api: httpx.AsyncClient, url: str | None) -> list[dict[str, Any]
         items.extend(page["value"])
         url = page["nextLink"]
     return items
+
+
+def polls_apart(hours: float) -> Callable[[EmulatorServer], Awaitable[None]]:
+    """A seed for `seeded`: a poll, the emulator's clock `hours` on, another poll."""
+
+    async def seed(emulator: EmulatorServer) -> None:
+        from shared.poll import run_poll
+
+        await run_poll(trigger="test")
+        emulator.advance_clock(hours * 3600)
+        await run_poll(trigger="test")
+
+    return seed
