@@ -26,7 +26,6 @@ from devtools.graph_emulator import (
     EmulatorControl,
     EmulatorServer,
     demo_tenant,
-    generated_tenant,
 )
 from devtools.graph_emulator.__main__ import main as emulator_main
 from tests.support.paths import ROOT
@@ -596,9 +595,7 @@ def test_advancing_the_clock_grows_history_plausibly(em: EmulatorServer) -> None
 
 
 def test_generated_tenant_of_10000_pages_in_11_pages_of_999(em: EmulatorServer, graph: httpx.Client) -> None:
-    started = time.monotonic()
-    generated_tenant(10_000)
-    assert time.monotonic() - started < 1.0
+    # How fast the tenant is generated is the benchmarks' business (bench/), not a timed test's.
     em.set_generated_tenant(10_000)
     pages = all_pages(graph, "/servicePrincipals", {"$top": 999, "$select": "id,appId,displayName"})
     assert [len(page["value"]) for page in pages] == [999] * 10 + [10]
