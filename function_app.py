@@ -14,6 +14,7 @@ from shared.api.service_health import monitor_health
 from shared.logs import quiet_sdk_loggers
 from shared.poll import run_poll
 from shared.retention import run_retention
+from shared.work import run_poisoned_work_item, run_work_item
 
 quiet_sdk_loggers()
 app = func.AsgiFunctionApp(app=create_app(), http_auth_level=func.AuthLevel.FUNCTION)
@@ -31,6 +32,19 @@ async def discover(timer: func.TimerRequest) -> None:
     if timer.past_due:
         logging.warning("discovery timer is past due; discovering now")
     await run_poll(trigger="discovery", past_due=timer.past_due, discover=True)
+
+
+# The work queue (shared/work.py): a poll too large for one run is done item by item, spread
+# by the platform across instances; host.json's `extensions.queues` sets retries and batch size.
+@app.queue_trigger(arg_name="message", queue_name="%WORK_QUEUE_NAME%", connection="AzureWebJobsStorage")
+async def work_item(message: func.QueueMessage) -> None:
+    await run_work_item(message.get_body())
+
+
+# Where the host moves an item that failed maxDequeueCount times: recorded in its poll's record.
+@app.queue_trigger(arg_name="message", queue_name="%WORK_QUEUE_NAME%-poison", connection="AzureWebJobsStorage")
+async def poisoned_work_item(message: func.QueueMessage) -> None:
+    await run_poisoned_work_item(message.get_body())
 
 
 @app.timer_trigger(schedule="%RETENTION_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)

@@ -1,4 +1,4 @@
-"""Start and stop Azurite's Table service (the project's pinned npm package) on a free port.
+"""Start and stop Azurite's Table and Queue services (the project's pinned npm package) on free ports.
 
 Used by the tests, the demo and the benchmarks; never by the app, which only reads
 `AzureWebJobsStorage`.
@@ -18,6 +18,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
+AZURITE_QUEUE = ROOT / "node_modules" / ".bin" / "azurite-queue"
 # Azurite's well-known development account: published in Azurite's documentation, valid
 # only against a local emulator, so not a secret.
 DEV_ACCOUNT = "devstoreaccount1"
@@ -65,30 +66,43 @@ class AzuriteServer:
         if not AZURITE_TABLE.exists():
             raise RuntimeError(f"{AZURITE_TABLE} is missing: run `npm ci` in {ROOT}")
         self.port = port or free_port()
+        self.queue_port = free_port()
         self._own_location = location is None
         self.location = location or Path(tempfile.mkdtemp(prefix="azurite-"))
         self._process: subprocess.Popen[bytes] | None = None
+        self._queue_process: subprocess.Popen[bytes] | None = None
 
     @property
     def table_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
 
     @property
+    def queue_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.queue_port}/{DEV_ACCOUNT}"
+
+    @property
     def connection_string(self) -> str:
         return (
             f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-            f"TableEndpoint={self.table_endpoint};"
+            f"TableEndpoint={self.table_endpoint};QueueEndpoint={self.queue_endpoint};"
         )
 
     def start(self) -> AzuriteServer:
         self.location.mkdir(parents=True, exist_ok=True)
-        self._process = subprocess.Popen(
+        self._process = self._service(AZURITE_TABLE, "table", self.port)
+        self._queue_process = self._service(AZURITE_QUEUE, "queue", self.queue_port)
+        wait_for_port(self.port, 30, self._process)
+        wait_for_port(self.queue_port, 30, self._queue_process)
+        return self
+
+    def _service(self, program: Path, service: str, port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
-                str(AZURITE_TABLE),
-                "--tableHost",
+                str(program),
+                f"--{service}Host",
                 "127.0.0.1",
-                "--tablePort",
-                str(self.port),
+                f"--{service}Port",
+                str(port),
                 "--location",
                 str(self.location),
                 "--silent",
@@ -98,13 +112,12 @@ class AzuriteServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.port, 30, self._process)
-        return self
 
     def stop(self) -> None:
         # SIGINT is Azurite's graceful stop: it saves its data (autosaved only every 5 s).
         stop_process(self._process, signal.SIGINT)
-        self._process = None
+        stop_process(self._queue_process, signal.SIGINT)
+        self._process = self._queue_process = None
 
     def close(self) -> None:
         self.stop()

@@ -1,6 +1,7 @@
 """Local commands on the same code paths as the Function app's triggers.
 
-python -m shared poll                          one poll, exactly as the timer runs it
+python -m shared poll                          one poll, exactly as the timer runs it (and its work items)
+python -m shared work [--processes N]          drain the work queue, as the queue trigger would
 python -m shared serve [--host H] [--port P]   the HTTP API, as the Functions host serves it
 """
 
@@ -17,16 +18,64 @@ from shared.logs import quiet_sdk_loggers
 from shared.settings import SettingsError, is_loopback_host, load_settings
 
 
-async def _poll(discover: bool) -> dict[str, Any]:
-    from shared.graph.reader import close_graph_reader
+async def _poll(discover: bool, dispatch_only: bool) -> dict[str, Any]:
+    import time
+
+    from shared.domain.work import DISPATCHED
     from shared.poll import run_poll
+
+    deadline = time.monotonic() + load_settings().poll_deadline_seconds
+    try:
+        record = await run_poll(trigger="discovery" if discover else "cli", discover=discover)
+        if record["status"] != DISPATCHED or dispatch_only:
+            return record
+        # A poll fanned out: with no worker running this process does its items itself.
+        from shared.work import drain_own_poll
+
+        return await drain_own_poll(load_settings(), record["startedAt"], record["pollId"], deadline)
+    finally:
+        await _close_clients()
+
+
+async def _close_clients() -> None:
+    from shared.graph.reader import close_graph_reader
     from shared.storage.store import close_store
+    from shared.storage.work_queue import close_work_queue
+
+    await close_graph_reader()
+    await close_store()
+    await close_work_queue()
+
+
+async def _work(lease_seconds: int, idle_seconds: float) -> dict[str, Any]:
+    from shared.work import LocalWorker, queue_options
 
     try:
-        return await run_poll(trigger="discovery" if discover else "cli", discover=discover)
+        tally = await LocalWorker(load_settings(), queue_options(), lease_seconds=lease_seconds).run(
+            idle_seconds=idle_seconds
+        )
+        return tally.as_dict()
     finally:
-        await close_graph_reader()
-        await close_store()
+        await _close_clients()
+
+
+def _command_work(processes: int, lease_seconds: int, idle_seconds: float) -> int:
+    try:
+        load_settings()
+        if processes > 1:
+            from shared.work import run_processes
+
+            tallies = run_processes(
+                processes, ["--lease-seconds", str(lease_seconds), "--idle-seconds", str(idle_seconds)]
+            )
+            print(json.dumps({"processes": tallies}, separators=(",", ":")))
+            return 0 if all("exitCode" not in tally for tally in tallies) else 1
+        result = asyncio.run(_work(lease_seconds, idle_seconds))
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
 
 
 async def _retention() -> dict[str, Any]:
@@ -50,12 +99,12 @@ def _command_retention() -> int:
     return 0
 
 
-def _command_poll(discover: bool) -> int:
+def _command_poll(discover: bool, dispatch_only: bool) -> int:
     from shared.poll import PollFailedError
 
     try:
         load_settings()  # fail fast, before any client is made
-        record = asyncio.run(_poll(discover))
+        record = asyncio.run(_poll(discover, dispatch_only))
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -92,6 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     poll = commands.add_parser("poll", help="run one poll cycle and print its record as one JSON line")
     poll.add_argument("--discover", action="store_true", help="read every service principal (as discovery does)")
+    poll.add_argument(
+        "--dispatch-only",
+        action="store_true",
+        help="a poll fanned out only enqueues its work items (for workers to do) instead of doing them too",
+    )
+    work = commands.add_parser("work", help="do the work queue's items, as the queue trigger does, until it is empty")
+    work.add_argument("--processes", type=int, default=1, help="worker processes (default 1)")
+    work.add_argument(
+        "--lease-seconds", type=int, default=60, help="how long a taken item stays invisible between renewals"
+    )
+    work.add_argument("--idle-seconds", type=float, default=5.0, help="stop after the queues stay empty this long")
     commands.add_parser("retention", help="delete history older than RETENTION_DAYS")
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
@@ -100,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     quiet_sdk_loggers()
     if args.command == "poll":
-        return _command_poll(args.discover)
+        return _command_poll(args.discover, args.dispatch_only)
+    if args.command == "work":
+        if args.processes < 1 or args.lease_seconds < 1 or args.idle_seconds < 0:
+            parser.error("--processes and --lease-seconds must be at least 1, --idle-seconds not negative")
+        return _command_work(args.processes, args.lease_seconds, args.idle_seconds)
     if args.command == "retention":
         return _command_retention()
     return _command_serve(args.host, args.port)

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,8 @@ from shared.domain.normalize import PayloadError, normalize_job
 from shared.domain.observation import first_observed, not_observed, removed_jobs, unmark
 from shared.domain.poll_record import PollRecord, PollSummary
 from shared.domain.timestamps import isoformat_utc
+from shared.domain.work import DISPATCHED
+from shared.fanout import dispatch, fans_out
 from shared.graph.errors import BATCH_TRANSPORT_ERROR, MALFORMED_RESPONSE, TRANSPORT_ERROR, GraphUnavailableError
 from shared.graph.types import ItemResult, JobsReader
 from shared.settings import Settings, load_settings
@@ -80,24 +83,36 @@ async def poll_tenant(
         scope = await poll_scope(settings, reader, store, record, discover, last, deadline)
         record.discovery = scope.discovery
         record.service_principals_scanned = len(scope.principals)
+        if fans_out(settings, scope):
+            # Too much for one run: the work queue's items do it (shared/work.py); their
+            # parts complete this record, and the alert step runs after the last of them.
+            dispatched = await dispatch(settings, store, scope, record, counters.as_dict())
+            if dispatched is not None:
+                return dispatched
         by_id = {sp["id"]: sp for sp in scope.principals}
-        results = await reader.get_jobs(list(by_id), deadline=deadline)
-        # What a discovery's sweep did not reach is its cursor's business, not unfinished work.
-        record.unfinished = [sp_id for sp_id in by_id if sp_id in scope.must_read and sp_id not in results]
         previous, removals = await store.load_jobs_and_removals()
-        jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, started, record, previous)
-        if results and not read_ok and not any(r.status in (403, 404) for r in results.values()):
-            failure = f"Graph failed every job read ({len(results)} service principals)"
-        record.not_read = _not_read(settings, by_id, scope.must_read, results, with_skipped)
-        listed = set(scope.listed) if scope.discovery else None
-        removed = removed_jobs(previous, jobs, read_ok - with_skipped, listed)
-        unseen = not_observed(previous, jobs, removed, record.not_read, last, started, settings.health_rules)
-        record.jobs_not_observed = len(unseen)
-        await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
+        results, failure = await read_and_store(
+            settings,
+            reader,
+            store,
+            record,
+            by_id,
+            scope.must_read,
+            previous=previous,
+            removals=removals,
+            listed=set(scope.listed) if scope.discovery else None,
+            last=last,
+            deadline=deadline,
+            unreadable={
+                sp_id: "its service principal could not be read"
+                for sp_id in settings.service_principal_ids
+                if sp_id not in by_id
+            },
+        )
         # A discovery that could read no service principal's jobs (every read refused) has
         # learned nothing: its sweep stays where it was, so polls keep asking and the blind
         # state shows.
-        if scope.discovery and (read_ok or not by_id):
+        if scope.discovery and (any(r.ok for r in results.values()) or not by_id):
             await remember(store, scope, results, record)
     except GraphUnavailableError as error:  # also no token, or the SP list refused
         failure = error.failure
@@ -118,6 +133,41 @@ async def poll_tenant(
     if failure:
         raise PollFailedError(failure, summary)
     return summary
+
+
+async def read_and_store(
+    settings: Settings,
+    reader: JobsReader,
+    store: Store,
+    record: PollRecord,
+    by_id: dict[str, ServicePrincipal],
+    must_read: set[str],
+    *,
+    previous: dict[str, StoredJob],
+    removals: dict[str, str],
+    listed: set[str] | None,
+    last: PollSummary | None,
+    deadline: float,
+    unreadable: Mapping[str, str] | None = None,
+) -> tuple[dict[str, ItemResult], str | None]:
+    """Read these service principals' jobs, store what changed, and mark what could not be
+    read: a poll's work, or a work item's. `previous` holds at least their stored jobs;
+    `listed` (a discovery's) every service principal that exists; `unreadable` principals
+    not in `by_id` whose jobs are to be marked too, and why. Returns the answers and,
+    when Graph failed every read, why."""
+    results = await reader.get_jobs(list(by_id), deadline=deadline)
+    # What a discovery's sweep did not reach is its cursor's business, not unfinished work.
+    record.unfinished = [sp_id for sp_id in by_id if sp_id in must_read and sp_id not in results]
+    jobs, read_ok, with_skipped = _normalize_results(settings, by_id, results, record.started_at, record, previous)
+    failure = None
+    if results and not read_ok and not any(r.status in (403, 404) for r in results.values()):
+        failure = f"Graph failed every job read ({len(results)} service principals)"
+    record.not_read = {**(unreadable or {}), **_not_read(by_id, must_read, results, with_skipped)}
+    removed = removed_jobs(previous, jobs, read_ok - with_skipped, listed)
+    unseen = not_observed(previous, jobs, removed, record.not_read, last, record.started_at, settings.health_rules)
+    record.jobs_not_observed = len(unseen)
+    await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
+    return results, failure
 
 
 def _normalize_results(
@@ -169,7 +219,6 @@ def _normalize_results(
 
 
 def _not_read(
-    settings: Settings,
     by_id: dict[str, ServicePrincipal],
     must_read: set[str],
     results: dict[str, ItemResult],
@@ -186,9 +235,6 @@ def _not_read(
             why[sp_id] = f"Graph answered HTTP {result.status} {result.error_code}".rstrip()
         elif sp_id in with_skipped:
             why[sp_id] = "Graph's answer for the job could not be read"
-    for sp_id in settings.service_principal_ids:
-        if sp_id not in by_id:
-            why[sp_id] = "its service principal could not be read"
     return why
 
 
@@ -247,6 +293,8 @@ async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = Fal
     """The entry point of the timers and the CLI: settings are read (and checked) first."""
     settings = load_settings()
     record = await poll_tenant(settings, trigger=trigger, past_due=past_due, discover=discover)
+    if record["status"] == DISPATCHED:
+        return dict(record)  # its alert step runs when its last work item is done
     # Alerts after a poll that stored its jobs (a failed poll raised above). The step never
     # raises: its outcome is the record's `alerts` section (docs/alerts.md).
     from shared.alerts.after_poll import alerts_after_poll

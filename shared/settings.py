@@ -78,6 +78,9 @@ CORE_SETTINGS: Catalogue = {
     "AzureWebJobsStorage__tableServiceUri": SettingSpec(
         "Identity-based storage: the Table service URI (used when AzureWebJobsStorage is unset)."
     ),
+    "AzureWebJobsStorage__queueServiceUri": SettingSpec(
+        "Identity-based storage: the Queue service URI of the work queue (unset: polls never fan out)."
+    ),
     "AzureWebJobsStorage__credential": SettingSpec(
         "Identity-based storage: `managedidentity` (the only value Functions accepts)."
     ),
@@ -105,6 +108,16 @@ CORE_SETTINGS: Catalogue = {
         "A poll stops reading Graph after this many seconds (below the function timeout).",
         "480",
     ),
+    "WORK_QUEUE_NAME": SettingSpec(
+        "Storage queue of the poll's work items, in the app's storage account (poison queue: `<name>-poison`).",
+        "syncmon-work",
+    ),
+    "WORK_INLINE_MAX_PRINCIPALS": SettingSpec(
+        "A poll that reads at most this many service principals does its work in the timer run; "
+        "a larger one is fanned out as work items through WORK_QUEUE_NAME (0: always).",
+        "400",
+    ),
+    "WORK_ITEM_PRINCIPALS": SettingSpec("Service principals per work item (1-200).", "200"),
     "API_REQUIRED_ROLE": SettingSpec(
         "With App Service Authentication on: the app role a caller of /api/v1 must hold (empty: any signed-in caller)."
     ),
@@ -150,6 +163,7 @@ class StorageSettings:
 
     connection_string: str | None = field(default=None, repr=False)
     table_service_uri: str | None = None
+    queue_service_uri: str | None = None
     managed_identity_client_id: str | None = None
 
 
@@ -177,6 +191,9 @@ class Settings:
     cors_allowed_origins: tuple[str, ...] = ()
     health_max_age_seconds: int | None = None
     health_rules: HealthRules = field(default_factory=HealthRules)
+    work_queue_name: str = "syncmon-work"
+    work_inline_max_principals: int = 400
+    work_item_principals: int = 200
 
     @property
     def graph_host(self) -> str:
@@ -282,8 +299,15 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
     credential = read_setting(env, "AzureWebJobsStorage__credential")
     if credential is not None and credential.lower() != "managedidentity":
         raise SettingsError(f"AzureWebJobsStorage__credential must be `managedidentity`, got {credential!r}")
+    queue_uri = read_setting(env, "AzureWebJobsStorage__queueServiceUri")
+    if queue_uri and urlsplit(queue_uri).scheme not in ("https", "http"):
+        raise SettingsError(
+            "AzureWebJobsStorage__queueServiceUri must be a URL such as "
+            f"https://<account>.queue.core.windows.net, got {queue_uri!r}"
+        )
     return StorageSettings(
         table_service_uri=uri.rstrip("/"),
+        queue_service_uri=queue_uri.rstrip("/") if queue_uri else None,
         managed_identity_client_id=read_setting(env, "AzureWebJobsStorage__clientId"),
     )
 
@@ -295,6 +319,21 @@ def _service_principal_ids(env: Mapping[str, str]) -> tuple[str, ...]:
         if not _OBJECT_ID.match(sp_id):
             raise SettingsError(f"SERVICE_PRINCIPAL_IDS must be comma-separated object IDs (GUIDs), got {sp_id!r}")
     return ids
+
+
+_QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,47}[a-z0-9]$")
+
+
+def _work_queue_name(env: Mapping[str, str]) -> str:
+    name = read_setting(env, "WORK_QUEUE_NAME") or ""
+    # 3-63 characters is Azure's rule; 49 leave room for the host's `-poison` suffix, twice
+    # (the poison queue's own trigger has a poison queue too).
+    if not _QUEUE_NAME.match(name):
+        raise SettingsError(
+            "WORK_QUEUE_NAME must be 3-49 lower-case letters, digits and single hyphens, "
+            f"starting and ending with a letter or digit, got {name!r}"
+        )
+    return name
 
 
 def _cors_allowed_origins(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -386,6 +425,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_required_role=read_setting(env, "API_REQUIRED_ROLE"),
         cors_allowed_origins=_cors_allowed_origins(env),
         health_max_age_seconds=_health_max_age(env),
+        work_queue_name=_work_queue_name(env),
+        work_inline_max_principals=read_int(env, "WORK_INLINE_MAX_PRINCIPALS", 0, 1_000_000),
+        work_item_principals=read_int(env, "WORK_ITEM_PRINCIPALS", 1, 200),
         health_rules=HealthRules(
             stale_min_seconds=60 * read_int(env, "STALE_MIN_MINUTES", 1, 7 * 1440),
             first_cycle_warn_seconds=3600 * read_number(env, "FIRST_CYCLE_WARN_HOURS", 0.5, 24 * 90),

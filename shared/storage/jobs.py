@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.domain.changes import StoredJob, job_content_hash
 from shared.domain.model import Job
 from shared.storage.documents import pack_document, unpack_document
-from shared.storage.keys import job_key
+from shared.storage.keys import job_key, key_part
 from shared.storage.tables import Entity, TableSet
 
 
@@ -17,7 +19,10 @@ class JobsTable(TableSet):
 
     async def load_jobs_and_removals(self) -> tuple[dict[str, StoredJob], dict[str, str]]:
         """The stored jobs by job key, and when each removed job was removed."""
-        rows = await self._query("Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id})
+        return self._jobs_and_removals(await self._query("Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id}))
+
+    @staticmethod
+    def _jobs_and_removals(rows: list[Entity]) -> tuple[dict[str, StoredJob], dict[str, str]]:
         jobs = {
             row["RowKey"]: StoredJob(row.get("contentHash", ""), unpack_document(row))
             for row in rows
@@ -25,6 +30,21 @@ class JobsTable(TableSet):
         }
         removals = {row["RowKey"]: row["removedAt"] for row in rows if not row.get("document") and row.get("removedAt")}
         return jobs, removals
+
+    async def load_jobs_of(self, service_principal_ids: Collection[str]) -> tuple[dict[str, StoredJob], dict[str, str]]:
+        """`load_jobs_and_removals` for these service principals only: one range query over
+        their keys (a work item's principals are neighbours in key order)."""
+        if not service_principal_ids:
+            return {}, {}
+        parts = sorted(key_part(sp_id) for sp_id in service_principal_ids)
+        rows = await self._query(
+            "Jobs",
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            # `}` follows `|`, the separator: the range holds every job key of the last principal.
+            {"pk": self.tenant_id, "low": f"{parts[0]}|", "high": f"{parts[-1]}}}"},
+        )
+        wanted = set(parts)
+        return self._jobs_and_removals([row for row in rows if row["RowKey"].split("|", 1)[0] in wanted])
 
     def job_entity(self, job: Job) -> Entity:
         return {

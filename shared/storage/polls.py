@@ -5,34 +5,59 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.domain.poll_record import PollSummary
+from shared.domain.work import DISPATCHED
 from shared.storage.documents import pack_document, unpack_document
 from shared.storage.keys import inverted_ticks, poll_row_key
 from shared.storage.tables import TableSet
 
 
 class PollsTable(TableSet):
-    async def save_poll(self, record: PollSummary | Mapping[str, Any]) -> None:
+    async def save_poll(self, record: PollSummary | Mapping[str, Any], *, etag: str | None = None) -> None:
         """Store a poll record: as the poll made it, or with the alert step's section added
-        (shared.alerts.delivery passes it on as a plain dict)."""
-        await self.tables["Polls"].upsert_entity(
-            {
-                "PartitionKey": self.tenant_id,
-                "RowKey": poll_row_key(record["startedAt"], record["pollId"]),
-                "status": record["status"],
-                "startedAt": record["startedAt"],
-                **pack_document(record),
-            },
-            mode=UpdateMode.REPLACE,
+        (shared.alerts.delivery passes it on as a plain dict). With `etag`, only over that
+        version of it (else ResourceModifiedError): two items completing one dispatched
+        poll at once complete it once."""
+        entity = {
+            "PartitionKey": self.tenant_id,
+            "RowKey": poll_row_key(record["startedAt"], record["pollId"]),
+            "status": record["status"],
+            "startedAt": record["startedAt"],
+            "discovery": bool(record.get("discovery")),
+            **pack_document(record),
+        }
+        if etag is None:
+            await self.tables["Polls"].upsert_entity(entity, mode=UpdateMode.REPLACE)
+        else:
+            await self.tables["Polls"].update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+
+    async def poll_with_etag(self, started_at: str, poll_id: str) -> tuple[PollSummary, str] | None:
+        try:
+            entity = await self.tables["Polls"].get_entity(self.tenant_id, poll_row_key(started_at, poll_id))
+        except ResourceNotFoundError:
+            return None
+        return unpack_document(entity), entity.metadata["etag"]
+
+    async def dispatched_polls(self) -> list[PollSummary]:
+        """Polls whose work items are still out (newest first)."""
+        rows = await self._query(
+            "Polls", "PartitionKey eq @pk and status eq @status", {"pk": self.tenant_id, "status": DISPATCHED}
         )
+        return [unpack_document(row) for row in rows]
 
     async def last_poll(self) -> PollSummary | None:
+        """The newest poll that has ended (a dispatched one ends when its last item does)."""
         try:
             async for entity in self.tables["Polls"].query_entities(
-                "PartitionKey eq @pk", parameters={"pk": self.tenant_id}, results_per_page=1
+                "PartitionKey eq @pk and status ne @dispatched",
+                parameters={"pk": self.tenant_id, "dispatched": DISPATCHED},
+                results_per_page=1,
             ):
                 found: PollSummary = unpack_document(entity)
                 return found

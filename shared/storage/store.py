@@ -10,6 +10,7 @@ creation, parameterized reads, batched writes; tables.py) in its own module:
 - polls.py      `<p>Polls`: a record of every poll.
 - principals.py `<p>ServicePrincipals`: discovery's memory.
 - api_keys.py   `<p>ApiKeys`: the API's continuation-signing key.
+- work_items.py `<p>WorkItems`: the parts of a poll fanned out through the work queue.
 
 Key formulas are in keys.py, property encodings in documents.py, and docs/tables.md has the
 keys, properties and the queries each serves. Every key is derived from Graph's ids, so
@@ -33,6 +34,7 @@ from shared.storage.principals import PrincipalsTable
 from shared.storage.rollups import RollupsTables
 from shared.storage.runs import RunsTables
 from shared.storage.tables import Entity, table_service
+from shared.storage.work_items import WorkItemsTable
 
 _STORE_CONCURRENCY = 8  # jobs whose runs are written at once
 
@@ -41,7 +43,9 @@ def _ignore(count: int) -> None:
     pass
 
 
-class Store(JobsTable, RunsTables, RollupsTables, EventsTable, PollsTable, PrincipalsTable, ApiKeysTable):
+class Store(
+    JobsTable, RunsTables, RollupsTables, EventsTable, PollsTable, PrincipalsTable, ApiKeysTable, WorkItemsTable
+):
     """The tables of one tenant. Create with `open_store`; one per process."""
 
     async def save_job_changes(self, changes: JobChanges, *, on_runs_stored: Callable[[int], None] = _ignore) -> None:

@@ -17,7 +17,17 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from shared.settings import StorageSettings
 
 TRANSACTION_LIMIT = 100  # Azure's maximum operations in one entity group transaction
-TABLE_NAMES = ("Jobs", "Executions", "RunsByTime", "Events", "JobDays", "TenantDays", "Polls", "ServicePrincipals")
+TABLE_NAMES = (
+    "Jobs",
+    "Executions",
+    "RunsByTime",
+    "Events",
+    "JobDays",
+    "TenantDays",
+    "Polls",
+    "ServicePrincipals",
+    "WorkItems",
+)
 
 # Transient storage faults (5xx, timeouts, refused connections) are retried with exponential
 # backoff by the SDK's retry policy; bounded here so that an outage fails the poll in seconds,

@@ -42,7 +42,15 @@ def test_importing_the_app_loads_no_graph_sdk_and_no_client() -> None:
 
 
 def test_bindings(functions: dict[str, Any]) -> None:
-    assert set(functions) == {"http_app_func", "poll", "discover", "retention", "health"}
+    assert set(functions) == {
+        "http_app_func",
+        "poll",
+        "discover",
+        "retention",
+        "health",
+        "work_item",
+        "poisoned_work_item",
+    }
     http = json.loads(functions["http_app_func"].get_function_json())["bindings"]
     trigger = next(b for b in http if b["type"] == "httpTrigger")
     assert trigger["authLevel"] == "FUNCTION"
@@ -61,6 +69,19 @@ def test_bindings(functions: dict[str, Any]) -> None:
                 "schedule": f"%{setting}%",
                 "runOnStartup": False,
                 "useMonitor": True,
+            }
+        ]
+    # The work queue and the poison queue the host moves failed items to (host.json: after
+    # maxDequeueCount tries), both in the app's storage account.
+    for name, queue in (("work_item", "%WORK_QUEUE_NAME%"), ("poisoned_work_item", "%WORK_QUEUE_NAME%-poison")):
+        bindings = json.loads(functions[name].get_function_json())["bindings"]
+        assert bindings == [
+            {
+                "direction": "IN",
+                "type": "queueTrigger",
+                "name": "message",
+                "queueName": queue,
+                "connection": "AzureWebJobsStorage",
             }
         ]
 

@@ -18,7 +18,9 @@ ALLOWED = {
     "alerts": {"domain", "storage", "settings", "alerts", "process_cache"},
     "api": {"domain", "storage", "settings", "alerts", "api", "process_cache"},
     "discovery": {"domain", "graph", "storage", "settings"},
-    "poll": {"domain", "graph", "storage", "settings", "alerts", "discovery"},
+    "poll": {"domain", "graph", "storage", "settings", "alerts", "discovery", "fanout"},
+    "fanout": {"domain", "storage", "settings", "alerts", "discovery"},
+    "work": {"domain", "graph", "storage", "settings", "alerts", "poll", "fanout"},
     "retention": {"domain", "storage", "settings"},
     "settings": {"domain", "alerts"},
 }

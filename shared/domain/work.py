@@ -1,0 +1,171 @@
+"""A poll fanned out through the work queue: its items, and one record made of their parts (pure).
+
+A poll that must read more service principals than fit one timer run (`WORK_INLINE_MAX_PRINCIPALS`)
+is dispatched: its principals are cut into work items of at most `WORK_ITEM_PRINCIPALS`, each
+a queue message, and its record is stored `dispatched`. Each item, wherever the platform runs
+it, stores its jobs and its part of the record; the last part to arrive completes the record
+(`complete_record`). An item handled twice writes the same part under the same key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, NotRequired, TypedDict
+
+from shared.domain.model import ServicePrincipal
+from shared.domain.poll_record import GraphCounts, PollSummary
+
+ITEM_VERSION = 1
+# Queue messages hold 64 KiB; display names can be long, so items are cut by size as well.
+_ITEM_BYTES = 48_000
+_ERRORS_KEPT = 200
+_NOT_READ_KEPT = 2_000
+
+DISPATCHED = "dispatched"
+
+
+class WorkItemPrincipal(ServicePrincipal):
+    jobCount: NotRequired[int | None]  # a discovery's: what it knew before (None: never read)
+
+
+class WorkItem(TypedDict):
+    """One queue message: read the jobs of these service principals, as part of poll `pollId`."""
+
+    v: int
+    tenantId: str
+    pollId: str
+    pollStartedAt: str
+    discovery: bool
+    item: int  # 0-based
+    items: int
+    principals: list[WorkItemPrincipal]
+    mustRead: list[str]  # principals known to have jobs (the rest are a sweep's)
+
+
+class WorkProgress(TypedDict):
+    """A dispatched poll's `work` section."""
+
+    queue: str
+    items: int
+    itemsDone: int
+    itemsPoisoned: int
+    itemsLost: int  # never reported (the poll was completed without them when they were too late)
+
+
+class WorkItemError(ValueError):
+    """A queue message that is not a work item this version can do."""
+
+
+def cut_items(
+    principals: Sequence[WorkItemPrincipal], must_read: set[str], size: int, *, base: dict[str, Any]
+) -> list[WorkItem]:
+    """The principals cut in order into items of at most `size`, each small enough for a message."""
+    chunks: list[list[WorkItemPrincipal]] = []
+    current: list[WorkItemPrincipal] = []
+    current_bytes = 0
+    for sp in principals:
+        sp_bytes = len(json.dumps(sp)) + 60  # and its id again in mustRead, with some slack
+        if current and (len(current) >= size or current_bytes + sp_bytes > _ITEM_BYTES):
+            chunks.append(current)
+            current, current_bytes = [], 0
+        current.append(sp)
+        current_bytes += sp_bytes
+    if current:
+        chunks.append(current)
+    return [
+        {
+            "v": ITEM_VERSION,
+            "tenantId": base["tenantId"],
+            "pollId": base["pollId"],
+            "pollStartedAt": base["pollStartedAt"],
+            "discovery": base["discovery"],
+            "item": index,
+            "items": len(chunks),
+            "principals": chunk,
+            "mustRead": [sp["id"] for sp in chunk if sp["id"] in must_read],
+        }
+        for index, chunk in enumerate(chunks)
+    ]
+
+
+def parse_item(content: str | bytes) -> WorkItem:
+    """A queue message as a work item, or WorkItemError saying why it is not one."""
+    try:
+        item = json.loads(content)
+    except ValueError as error:
+        raise WorkItemError(f"not JSON: {error}") from None
+    if not isinstance(item, dict) or item.get("v") != ITEM_VERSION:
+        raise WorkItemError(f"not a version {ITEM_VERSION} work item")
+    for key, kind in (("tenantId", str), ("pollId", str), ("pollStartedAt", str), ("item", int), ("items", int)):
+        if not isinstance(item.get(key), kind):
+            raise WorkItemError(f"{key} missing or not a {kind.__name__}")
+    principals = item.get("principals")
+    if not isinstance(principals, list) or not all(
+        isinstance(sp, dict) and isinstance(sp.get("id"), str) for sp in principals
+    ):
+        raise WorkItemError("principals must be a list of objects with an id")
+    if not isinstance(item.get("mustRead"), list) or not 0 <= item["item"] < item["items"]:
+        raise WorkItemError("mustRead missing, or item out of range")
+    return item  # type: ignore[return-value]
+
+
+def complete_record(dispatched: PollSummary, parts: Iterable[PollSummary], *, ended_at: str) -> PollSummary:
+    """The record of a dispatched poll from its items' parts (each a record of its own
+    principals): counts summed, lists joined, the status the worst of them."""
+    parts = list(parts)
+    record: dict[str, Any] = dict(dispatched)
+    summed = (
+        "servicePrincipalsWithJobs",
+        "jobsRead",
+        "jobsChanged",
+        "jobsSkipped",
+        "jobsRemoved",
+        "runsStored",
+        "events",
+        "jobsNotObserved",
+        "jobReads",
+        "errorCount",
+    )
+    for key in summed:
+        record[key] = int(dispatched.get(key) or 0) + sum(int(part.get(key) or 0) for part in parts)  # type: ignore[call-overload]
+    for key in ("errorsByKind", "errorsByServicePrincipal", "forbiddenReads"):
+        total: Counter[str] = Counter(dispatched.get(key) or {})  # type: ignore[arg-type]
+        for part in parts:
+            total.update(part.get(key) or {})  # type: ignore[arg-type]
+        record[key] = dict(total)
+    record["errors"] = [e for part in [dispatched, *parts] for e in part.get("errors") or []][:_ERRORS_KEPT]
+    record["unfinishedServicePrincipals"] = [
+        sp_id for part in [dispatched, *parts] for sp_id in part.get("unfinishedServicePrincipals") or []
+    ]
+    not_read = sorted({sp_id for part in [dispatched, *parts] for sp_id in part.get("servicePrincipalsNotRead") or []})
+    count = int(dispatched.get("servicePrincipalsNotReadCount") or 0) + sum(
+        int(part.get("servicePrincipalsNotReadCount") or 0) for part in parts
+    )
+    record["servicePrincipalsNotRead"] = not_read if count <= _NOT_READ_KEPT else None
+    record["servicePrincipalsNotReadCount"] = count
+    record["graph"] = _graph_sum([dispatched.get("graph"), *(part.get("graph") for part in parts)])
+    statuses = {part.get("status") for part in parts}
+    if "failed" in statuses and not statuses - {"failed"}:
+        status = "failed"  # nothing of it worked
+    elif record["errorCount"] or record["unfinishedServicePrincipals"] or statuses - {"succeeded"}:
+        status = "partial"
+    else:
+        status = "succeeded"
+    record["status"] = status
+    record["endedAt"] = ended_at
+    return record  # type: ignore[return-value]
+
+
+def _graph_sum(sections: Sequence[GraphCounts | None]) -> GraphCounts:
+    total: GraphCounts = {"requests": 0, "throttled": 0, "retries": 0, "statusCounts": {}, "throttledPastDeadline": 0}
+    codes: Counter[str] = Counter()
+    for section in sections:
+        if not section:
+            continue
+        for key in ("requests", "throttled", "retries", "throttledPastDeadline"):
+            total[key] += int(section.get(key) or 0)  # type: ignore[literal-required]
+        codes.update(section.get("statusCounts") or {})
+    total["statusCounts"] = dict(codes)
+    return total
