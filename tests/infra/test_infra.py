@@ -224,6 +224,11 @@ def resolve_string(file: BicepFile, node: Node | None) -> str | None:
     return literal(node)
 
 
+def symbol(decl: Node) -> str:
+    """The symbolic name of a declaration (param, var, resource, module)."""
+    return text(next(c for c in decl.named_children if c.type == "identifier"))
+
+
 def app_settings() -> dict[str, Node]:
     """The Function app's settings (name -> value expression) from its siteConfig.appSettings."""
     [(_, site)] = resources(bicep("app/api.bicep"), "Microsoft.Web/sites@")
@@ -464,6 +469,62 @@ def test_role_assignments_are_guid_named_builtin_definitions() -> None:
         assert name is not None and text(name).startswith("guid("), text(decl)[:80]
         definition = text(lookup(body, "properties", "roleDefinitionId"))
         assert definition.startswith("subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "), definition
+
+
+def test_host_storage_identity_holds_the_queue_role() -> None:
+    """The identity AzureWebJobsStorage signs in as has Storage Queue Data Contributor on that account.
+
+    The work queue's trigger, the poison queue the host moves failed items to, and the timer runs
+    that enqueue items all reach the queue service as that identity.
+    """
+    settings = app_settings()
+    assert literal(settings["AzureWebJobsStorage__credential"]) == "managedidentity"
+    assert text(settings["AzureWebJobsStorage__clientId"]) == "identityClientId"
+    assert text(settings["AzureWebJobsStorage__queueServiceUri"]) == "storage.properties.primaryEndpoints.queue"
+    api = bicep("app/api.bicep")
+    [(api_storage, api_storage_body)] = resources(api, "Microsoft.Storage/storageAccounts@")
+    assert symbol(api_storage) == "storage" and any(c.type == "existing" for c in api_storage.children)
+    assert text(lookup(api_storage_body, "name")) == "storageAccountName"
+    [(_, site)] = resources(api, "Microsoft.Web/sites@")
+    assert "'${identityId}'" in text(lookup(site, "identity", "userAssignedIdentities"))
+
+    # main.bicep hands api.bicep and rbac.bicep the same identity and the same storage account.
+    main = bicep("main.bicep")
+    [identity] = [
+        d
+        for d in declarations_all(main, "module_declaration")
+        if (decl_string(d) or "").startswith("br/public:avm/res/managed-identity/user-assigned-identity:")
+    ]
+    api_params = lookup(module_body(main, "app/api.bicep"), "params")
+    rbac_params = lookup(module_body(main, "app/rbac.bicep"), "params")
+    assert text(lookup(api_params, "identityClientId")) == f"{symbol(identity)}.outputs.clientId"
+    assert text(lookup(api_params, "identityId")) == f"{symbol(identity)}.outputs.resourceId"
+    assert text(lookup(rbac_params, "managedIdentityPrincipalId")) == f"{symbol(identity)}.outputs.principalId"
+    assert text(lookup(api_params, "storageAccountName")) == "storage.outputs.name"
+    assert text(lookup(rbac_params, "storageAccountName")) == "storage.outputs.name"
+
+    # rbac.bicep grants that principal the queue role, scoped to that account.
+    rbac = bicep("app/rbac.bicep")
+    [(account, account_body)] = resources(rbac, "Microsoft.Storage/storageAccounts@")
+    assert any(c.type == "existing" for c in account.children)
+    assert text(lookup(account_body, "name")) == "storageAccountName"
+    granted = set()
+    for decl, body in resources(rbac, "Microsoft.Authorization/roleAssignments@"):
+        if text(lookup(body, "properties", "principalId")) != "managedIdentityPrincipalId":
+            continue
+        if text(lookup(body, "scope")) != symbol(account):
+            continue
+        definition = text(lookup(body, "properties", "roleDefinitionId"))
+        value = after_equals(decl)
+        assert value is not None
+        if value.type == "for_statement":
+            assert definition.endswith(f", {for_variable(value)})"), definition
+            array = after_equals(declarations(rbac, "variable_declaration")[text(for_collection(value))])
+            assert array is not None and array.type == "array"
+            granted |= {resolve_string(rbac, item) for item in code_children(array)}
+        else:
+            granted |= set(GUID.findall(definition))
+    assert "Storage Queue Data Contributor" in {BUILTIN_ROLES.get(role or "") for role in granted}
 
 
 # --- (d) No secrets ----------------------------------------------------------------------------
