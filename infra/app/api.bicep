@@ -51,6 +51,11 @@ param alertSlackWebhookUrlSecretUri string
 param alertWebhookUrlSecretUri string
 param alertWebhookSecretSecretUri string
 
+@description('The work queue: its name (the poison queue is <name>-poison), when a poll skips it, and the size of its items.')
+param workQueueName string
+param workInlineMaxPrincipals int
+param workItemPrincipals int
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -217,6 +222,20 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'ALERT_WEBHOOK_SECRET'
           value: '@Microsoft.KeyVault(SecretUri=${alertWebhookSecretSecretUri})'
+        }
+        // The work queue (docs/operations.md): in the host storage's queue service above, read and
+        // written with the same identity (Storage Queue Data Contributor, rbac.bicep).
+        {
+          name: 'WORK_QUEUE_NAME'
+          value: workQueueName
+        }
+        {
+          name: 'WORK_INLINE_MAX_PRINCIPALS'
+          value: string(workInlineMaxPrincipals)
+        }
+        {
+          name: 'WORK_ITEM_PRINCIPALS'
+          value: string(workItemPrincipals)
         }
       ]
     }

@@ -229,6 +229,31 @@ def symbol(decl: Node) -> str:
     return text(next(c for c in decl.named_children if c.type == "identifier"))
 
 
+def decorators(decl: Node) -> dict[str, Node | None]:
+    """A declaration's decorators by name (description, minValue, ...), each to its first argument."""
+    previous = decl.prev_named_sibling
+    while previous is not None and previous.type == "comment":
+        previous = previous.prev_named_sibling
+    if previous is None or previous.type != "decorators":
+        return {}
+    found: dict[str, Node | None] = {}
+    for decorator in code_children(previous):
+        [call] = [c for c in decorator.named_children if c.type == "call_expression"]
+        arguments = call.child_by_field_name("arguments")
+        values = code_children(arguments) if arguments is not None else []
+        found[text(call.child_by_field_name("function"))] = values[0] if values else None
+    return found
+
+
+def bounds(decl: Node) -> dict[str, int]:
+    """A parameter's numeric decorators (minValue, maxValue, minLength, maxLength)."""
+    return {
+        name: int(text(value))
+        for name, value in decorators(decl).items()
+        if name in {"minValue", "maxValue", "minLength", "maxLength"} and value is not None
+    }
+
+
 def app_settings() -> dict[str, Node]:
     """The Function app's settings (name -> value expression) from its siteConfig.appSettings."""
     [(_, site)] = resources(bicep("app/api.bicep"), "Microsoft.Web/sites@")
@@ -376,19 +401,37 @@ def test_setting_values_match_what_the_code_expects() -> None:
         )
 
 
-def default_through_main(value: Node) -> str | None:
-    """The default a setting gets when its value is an api.bicep parameter fed by a main.bicep one."""
+def api_parameter(value: Node) -> str | None:
+    """The api.bicep parameter a setting's value is, as `name` or `string(name)` (an int parameter)."""
+    if value.type == "call_expression" and text(value.child_by_field_name("function")) == "string":
+        arguments = value.child_by_field_name("arguments")
+        [value] = code_children(arguments) if arguments is not None else [value]
     if value.type != "identifier":
         return None
     name = text(value)
-    if name not in declarations(bicep("app/api.bicep"), "parameter_declaration"):
-        return None
+    return name if name in declarations(bicep("app/api.bicep"), "parameter_declaration") else None
+
+
+def main_parameter_for(api_name: str) -> Node | None:
+    """The main.bicep parameter declaration passed to api.bicep's parameter api_name."""
     main = bicep("main.bicep")
-    passed = lookup(module_body(main, "app/api.bicep"), "params", name)
-    assert passed is not None, f"main.bicep does not pass {name} to app/api.bicep"
-    main_param = declarations(main, "parameter_declaration").get(text(passed))
-    default = after_equals(main_param) if main_param is not None else None
+    passed = lookup(module_body(main, "app/api.bicep"), "params", api_name)
+    assert passed is not None, f"main.bicep does not pass {api_name} to app/api.bicep"
+    return declarations(main, "parameter_declaration").get(text(passed))
+
+
+def default_text(decl: Node | None) -> str | None:
+    """A parameter's default as an app setting would carry it: a string literal, or an integer."""
+    default = after_equals(decl) if decl is not None else None
+    if default is not None and default.type == "number":
+        return text(default)
     return literal(default)
+
+
+def default_through_main(value: Node) -> str | None:
+    """The default a setting gets when its value is an api.bicep parameter fed by a main.bicep one."""
+    name = api_parameter(value)
+    return default_text(main_parameter_for(name)) if name is not None else None
 
 
 def test_parameter_defaults_match_the_catalogue() -> None:
@@ -438,6 +481,55 @@ def test_storage_is_keyless_and_hardened() -> None:
 def test_application_insights_takes_entra_auth_only() -> None:
     [(_, insights)] = resources(bicep("app/monitoring.bicep"), "Microsoft.Insights/components@")
     assert text(lookup(insights, "properties", "DisableLocalAuth")) == "true"
+
+
+# --- The work queue and scale ------------------------------------------------------------------
+
+POISON_SUFFIX = "-poison"  # the Functions host's name for a queue's poison queue: <queue>-poison
+QUEUE_NAME = re.compile(r"[a-z0-9](?:-?[a-z0-9])+")  # Storage: lowercase, digits, single inner hyphens
+QUEUE_NAME_MAX = 63
+
+# app setting: (parameter of main.bicep and api.bicep, its decorator bounds)
+WORK_QUEUE_SETTINGS = {
+    # The poison queue's own trigger falls back to <name>-poison-poison, which must be a valid name too.
+    "WORK_QUEUE_NAME": ("workQueueName", {"minLength": 3, "maxLength": QUEUE_NAME_MAX - 2 * len(POISON_SUFFIX)}),
+    "WORK_INLINE_MAX_PRINCIPALS": ("workInlineMaxPrincipals", {"minValue": 0, "maxValue": 100000}),
+    "WORK_ITEM_PRINCIPALS": ("workItemPrincipals", {"minValue": 1, "maxValue": 200}),
+}
+
+
+def test_work_queue_settings_are_bounded_parameters() -> None:
+    settings = app_settings()
+    for setting, (parameter, expected_bounds) in WORK_QUEUE_SETTINGS.items():
+        assert api_parameter(settings[setting]) == parameter, f"{setting} = {text(settings[setting])}"
+        decl = main_parameter_for(parameter)
+        assert decl is not None and symbol(decl) == parameter
+        description = literal(decorators(decl).get("description"))
+        assert description is not None and description.startswith(f"{setting}: "), description
+        assert bounds(decl) == expected_bounds, setting
+        default = default_text(decl)
+        assert default is not None, f"{parameter} needs a default"
+        low, high = (
+            (expected_bounds["minLength"], expected_bounds["maxLength"])
+            if "minLength" in expected_bounds
+            else (expected_bounds["minValue"], expected_bounds["maxValue"])
+        )
+        assert low <= (len(default) if "minLength" in expected_bounds else int(default)) <= high, setting
+
+
+def test_work_queue_default_name_and_its_poison_queues_are_valid_queue_names() -> None:
+    name = default_text(main_parameter_for("workQueueName"))
+    assert name is not None
+    for queue in (name, name + POISON_SUFFIX, name + POISON_SUFFIX * 2):
+        assert QUEUE_NAME.fullmatch(queue) and 3 <= len(queue) <= QUEUE_NAME_MAX, queue
+    assert QUEUE_NAME.fullmatch("syncmon-work") and not QUEUE_NAME.fullmatch("Sync--work")
+
+
+def test_every_binding_expression_is_a_deployed_setting() -> None:
+    """The host resolves %NAME% in trigger arguments (schedules, queue names) from app settings."""
+    names = set(re.findall(r"%([A-Z][A-Z0-9_]*)%", (ROOT / "function_app.py").read_text(encoding="utf-8")))
+    assert names >= {"POLL_SCHEDULE", "DISCOVERY_SCHEDULE", "RETENTION_SCHEDULE"}
+    assert names <= set(app_settings()), f"not deployed by app/api.bicep: {names - set(app_settings())}"
 
 
 # --- (c) Role assignments ----------------------------------------------------------------------
