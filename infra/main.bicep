@@ -111,6 +111,16 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Most HTTP requests one instance serves at once (scaleAndConcurrency.triggers.http.perInstanceConcurrency); Flex Consumption scales the HTTP functions out past it. 1 is what Flex Consumption gives a Python app that sets none.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 1
+
+@description('Work queue messages one instance takes at once: host.json extensions.queues.batchSize, overridden by the app setting AzureFunctionsJobHost__extensions__queues__batchSize. Flex Consumption scales the queue trigger to (queue length / this) instances. Keep the default equal to host.json.')
+@minValue(1)
+@maxValue(32)
+param queueBatchSize int = 4
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -190,6 +200,8 @@ module api 'app/api.bicep' = {
     identityClientId: identity.outputs.clientId
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    queueBatchSize: queueBatchSize
     graphBaseUrl: graphBaseUrl
     pollSchedule: pollSchedule
     discoverySchedule: discoverySchedule

@@ -30,6 +30,16 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Most HTTP requests one instance serves at once.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 1
+
+@description('host.json extensions.queues.batchSize, as an app setting: work queue messages one instance takes at once.')
+@minValue(1)
+@maxValue(32)
+param queueBatchSize int = 4
+
 param graphBaseUrl string
 param pollSchedule string
 param discoverySchedule string
@@ -237,6 +247,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'WORK_ITEM_PRINCIPALS'
           value: string(workItemPrincipals)
         }
+        // host.json's extensions.queues.batchSize, overridden here so that scaling the queue
+        // trigger needs no new package; Flex Consumption takes it as the per-instance concurrency.
+        {
+          name: 'AzureFunctionsJobHost__extensions__queues__batchSize'
+          value: string(queueBatchSize)
+        }
       ]
     }
     functionAppConfig: {
@@ -253,6 +269,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'

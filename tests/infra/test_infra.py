@@ -36,6 +36,8 @@ PLATFORM_SETTINGS = frozenset(
         "AzureWebJobsStorage__queueServiceUri",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        # host.json's extensions.queues.batchSize, overridden (AzureFunctionsJobHost__path__to__setting).
+        "AzureFunctionsJobHost__extensions__queues__batchSize",
     }
 )
 
@@ -252,6 +254,12 @@ def bounds(decl: Node) -> dict[str, int]:
         for name, value in decorators(decl).items()
         if name in {"minValue", "maxValue", "minLength", "maxLength"} and value is not None
     }
+
+
+@cache
+def host_json() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    return document
 
 
 def app_settings() -> dict[str, Node]:
@@ -523,6 +531,45 @@ def test_work_queue_default_name_and_its_poison_queues_are_valid_queue_names() -
     for queue in (name, name + POISON_SUFFIX, name + POISON_SUFFIX * 2):
         assert QUEUE_NAME.fullmatch(queue) and 3 <= len(queue) <= QUEUE_NAME_MAX, queue
     assert QUEUE_NAME.fullmatch("syncmon-work") and not QUEUE_NAME.fullmatch("Sync--work")
+
+
+def test_http_per_instance_concurrency_is_a_parameter() -> None:
+    api = bicep("app/api.bicep")
+    [(_, site)] = resources(api, "Microsoft.Web/sites@")
+    scale = lookup(site, "properties", "functionAppConfig", "scaleAndConcurrency")
+    value = lookup(scale, "triggers", "http", "perInstanceConcurrency")
+    assert value is not None and api_parameter(value) == "httpPerInstanceConcurrency"
+    api_decl = declarations(api, "parameter_declaration")["httpPerInstanceConcurrency"]
+    main_decl = main_parameter_for("httpPerInstanceConcurrency")
+    assert main_decl is not None
+    # 1: what Flex Consumption gives a Python app that sets none, so deploying it changes nothing.
+    assert default_text(main_decl) == default_text(api_decl) == "1"
+    assert bounds(main_decl) == bounds(api_decl) == {"minValue": 1, "maxValue": 1000}
+
+
+def test_queue_batch_size_parameter_defaults_to_host_json() -> None:
+    """Flex Consumption scales the queue trigger on extensions.queues.batchSize (per-instance concurrency)."""
+    batch_size = host_json()["extensions"]["queues"]["batchSize"]
+    value = app_settings()["AzureFunctionsJobHost__extensions__queues__batchSize"]
+    assert api_parameter(value) == "queueBatchSize" and text(value) == "string(queueBatchSize)"
+    api_decl = declarations(bicep("app/api.bicep"), "parameter_declaration")["queueBatchSize"]
+    main_decl = main_parameter_for("queueBatchSize")
+    assert main_decl is not None
+    assert default_text(main_decl) == default_text(api_decl) == str(batch_size)
+    # 32: the largest batch the queue trigger takes.
+    assert bounds(main_decl) == bounds(api_decl) == {"minValue": 1, "maxValue": 32}
+
+
+def test_host_json_overrides_name_host_json_settings() -> None:
+    """An AzureFunctionsJobHost__a__b setting overrides host.json's a.b: that path must exist there."""
+    overrides = [name for name in app_settings() if name.startswith("AzureFunctionsJobHost__")]
+    assert overrides
+    for name in overrides:
+        node: Any = host_json()
+        for key in name.split("__")[1:]:
+            assert isinstance(node, dict) and key in node, f"{name}: host.json has no {key!r} there"
+            node = node[key]
+        assert not isinstance(node, (dict, list)), name
 
 
 def test_every_binding_expression_is_a_deployed_setting() -> None:
