@@ -80,6 +80,24 @@ param alertWebhookUrlSecretUri string = ''
 @description('Key Vault secret URI holding the generic webhook signing secret (16 characters or more).')
 param alertWebhookSecretSecretUri string = ''
 
+// The work queue (docs/operations.md): timer runs enqueue work items in the host storage's queue
+// service and a queue trigger runs each; the host names the poison queue <name>-poison, and the
+// poison queue's own trigger falls back to <name>-poison-poison, hence 49 = 63 - 2 * 7.
+@description('WORK_QUEUE_NAME: the work queue in the app\'s storage account; items that fail 5 times go to <name>-poison. Lowercase letters, digits and single hyphens, starting and ending with a letter or digit; at most 49 characters so that <name>-poison-poison is a valid queue name.')
+@minLength(3)
+@maxLength(49)
+param workQueueName string = 'syncmon-work'
+
+@description('WORK_INLINE_MAX_PRINCIPALS: a poll that reads at most this many service principals does its work in the timer run, without the queue.')
+@minValue(0)
+@maxValue(100000)
+param workInlineMaxPrincipals int = 400
+
+@description('WORK_ITEM_PRINCIPALS: service principals per work item on the queue.')
+@minValue(1)
+@maxValue(200)
+param workItemPrincipals int = 200
+
 @description('Memory of each Flex Consumption instance, in MB.')
 @allowed([
   512
@@ -92,6 +110,16 @@ param instanceMemoryMB int = 2048
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
+
+@description('Most HTTP requests one instance serves at once (scaleAndConcurrency.triggers.http.perInstanceConcurrency); Flex Consumption scales the HTTP functions out past it. 1 is what Flex Consumption gives a Python app that sets none.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 1
+
+@description('Work queue messages one instance takes at once: host.json extensions.queues.batchSize, overridden by the app setting AzureFunctionsJobHost__extensions__queues__batchSize. Flex Consumption scales the queue trigger to (queue length / this) instances. Keep the default equal to host.json.')
+@minValue(1)
+@maxValue(32)
+param queueBatchSize int = 4
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
@@ -172,6 +200,8 @@ module api 'app/api.bicep' = {
     identityClientId: identity.outputs.clientId
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    queueBatchSize: queueBatchSize
     graphBaseUrl: graphBaseUrl
     pollSchedule: pollSchedule
     discoverySchedule: discoverySchedule
@@ -191,6 +221,9 @@ module api 'app/api.bicep' = {
     alertSlackWebhookUrlSecretUri: alertSlackWebhookUrlSecretUri
     alertWebhookUrlSecretUri: alertWebhookUrlSecretUri
     alertWebhookSecretSecretUri: alertWebhookSecretSecretUri
+    workQueueName: workQueueName
+    workInlineMaxPrincipals: workInlineMaxPrincipals
+    workItemPrincipals: workItemPrincipals
   }
 }
 

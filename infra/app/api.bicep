@@ -30,6 +30,16 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Most HTTP requests one instance serves at once.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 1
+
+@description('host.json extensions.queues.batchSize, as an app setting: work queue messages one instance takes at once.')
+@minValue(1)
+@maxValue(32)
+param queueBatchSize int = 4
+
 param graphBaseUrl string
 param pollSchedule string
 param discoverySchedule string
@@ -50,6 +60,11 @@ param alertTeamsWebhookUrlSecretUri string
 param alertSlackWebhookUrlSecretUri string
 param alertWebhookUrlSecretUri string
 param alertWebhookSecretSecretUri string
+
+@description('The work queue: its name (the poison queue is <name>-poison), when a poll skips it, and the size of its items.')
+param workQueueName string
+param workInlineMaxPrincipals int
+param workItemPrincipals int
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -218,6 +233,26 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'ALERT_WEBHOOK_SECRET'
           value: '@Microsoft.KeyVault(SecretUri=${alertWebhookSecretSecretUri})'
         }
+        // The work queue (docs/operations.md): in the host storage's queue service above, read and
+        // written with the same identity (Storage Queue Data Contributor, rbac.bicep).
+        {
+          name: 'WORK_QUEUE_NAME'
+          value: workQueueName
+        }
+        {
+          name: 'WORK_INLINE_MAX_PRINCIPALS'
+          value: string(workInlineMaxPrincipals)
+        }
+        {
+          name: 'WORK_ITEM_PRINCIPALS'
+          value: string(workItemPrincipals)
+        }
+        // host.json's extensions.queues.batchSize, overridden here so that scaling the queue
+        // trigger needs no new package; Flex Consumption takes it as the per-instance concurrency.
+        {
+          name: 'AzureFunctionsJobHost__extensions__queues__batchSize'
+          value: string(queueBatchSize)
+        }
       ]
     }
     functionAppConfig: {
@@ -234,6 +269,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'

@@ -36,6 +36,8 @@ PLATFORM_SETTINGS = frozenset(
         "AzureWebJobsStorage__queueServiceUri",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        # host.json's extensions.queues.batchSize, overridden (AzureFunctionsJobHost__path__to__setting).
+        "AzureFunctionsJobHost__extensions__queues__batchSize",
     }
 )
 
@@ -224,6 +226,42 @@ def resolve_string(file: BicepFile, node: Node | None) -> str | None:
     return literal(node)
 
 
+def symbol(decl: Node) -> str:
+    """The symbolic name of a declaration (param, var, resource, module)."""
+    return text(next(c for c in decl.named_children if c.type == "identifier"))
+
+
+def decorators(decl: Node) -> dict[str, Node | None]:
+    """A declaration's decorators by name (description, minValue, ...), each to its first argument."""
+    previous = decl.prev_named_sibling
+    while previous is not None and previous.type == "comment":
+        previous = previous.prev_named_sibling
+    if previous is None or previous.type != "decorators":
+        return {}
+    found: dict[str, Node | None] = {}
+    for decorator in code_children(previous):
+        [call] = [c for c in decorator.named_children if c.type == "call_expression"]
+        arguments = call.child_by_field_name("arguments")
+        values = code_children(arguments) if arguments is not None else []
+        found[text(call.child_by_field_name("function"))] = values[0] if values else None
+    return found
+
+
+def bounds(decl: Node) -> dict[str, int]:
+    """A parameter's numeric decorators (minValue, maxValue, minLength, maxLength)."""
+    return {
+        name: int(text(value))
+        for name, value in decorators(decl).items()
+        if name in {"minValue", "maxValue", "minLength", "maxLength"} and value is not None
+    }
+
+
+@cache
+def host_json() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    return document
+
+
 def app_settings() -> dict[str, Node]:
     """The Function app's settings (name -> value expression) from its siteConfig.appSettings."""
     [(_, site)] = resources(bicep("app/api.bicep"), "Microsoft.Web/sites@")
@@ -371,19 +409,37 @@ def test_setting_values_match_what_the_code_expects() -> None:
         )
 
 
-def default_through_main(value: Node) -> str | None:
-    """The default a setting gets when its value is an api.bicep parameter fed by a main.bicep one."""
+def api_parameter(value: Node) -> str | None:
+    """The api.bicep parameter a setting's value is, as `name` or `string(name)` (an int parameter)."""
+    if value.type == "call_expression" and text(value.child_by_field_name("function")) == "string":
+        arguments = value.child_by_field_name("arguments")
+        [value] = code_children(arguments) if arguments is not None else [value]
     if value.type != "identifier":
         return None
     name = text(value)
-    if name not in declarations(bicep("app/api.bicep"), "parameter_declaration"):
-        return None
+    return name if name in declarations(bicep("app/api.bicep"), "parameter_declaration") else None
+
+
+def main_parameter_for(api_name: str) -> Node | None:
+    """The main.bicep parameter declaration passed to api.bicep's parameter api_name."""
     main = bicep("main.bicep")
-    passed = lookup(module_body(main, "app/api.bicep"), "params", name)
-    assert passed is not None, f"main.bicep does not pass {name} to app/api.bicep"
-    main_param = declarations(main, "parameter_declaration").get(text(passed))
-    default = after_equals(main_param) if main_param is not None else None
+    passed = lookup(module_body(main, "app/api.bicep"), "params", api_name)
+    assert passed is not None, f"main.bicep does not pass {api_name} to app/api.bicep"
+    return declarations(main, "parameter_declaration").get(text(passed))
+
+
+def default_text(decl: Node | None) -> str | None:
+    """A parameter's default as an app setting would carry it: a string literal, or an integer."""
+    default = after_equals(decl) if decl is not None else None
+    if default is not None and default.type == "number":
+        return text(default)
     return literal(default)
+
+
+def default_through_main(value: Node) -> str | None:
+    """The default a setting gets when its value is an api.bicep parameter fed by a main.bicep one."""
+    name = api_parameter(value)
+    return default_text(main_parameter_for(name)) if name is not None else None
 
 
 def test_parameter_defaults_match_the_catalogue() -> None:
@@ -435,6 +491,94 @@ def test_application_insights_takes_entra_auth_only() -> None:
     assert text(lookup(insights, "properties", "DisableLocalAuth")) == "true"
 
 
+# --- The work queue and scale ------------------------------------------------------------------
+
+POISON_SUFFIX = "-poison"  # the Functions host's name for a queue's poison queue: <queue>-poison
+QUEUE_NAME = re.compile(r"[a-z0-9](?:-?[a-z0-9])+")  # Storage: lowercase, digits, single inner hyphens
+QUEUE_NAME_MAX = 63
+
+# app setting: (parameter of main.bicep and api.bicep, its decorator bounds)
+WORK_QUEUE_SETTINGS = {
+    # The poison queue's own trigger falls back to <name>-poison-poison, which must be a valid name too.
+    "WORK_QUEUE_NAME": ("workQueueName", {"minLength": 3, "maxLength": QUEUE_NAME_MAX - 2 * len(POISON_SUFFIX)}),
+    "WORK_INLINE_MAX_PRINCIPALS": ("workInlineMaxPrincipals", {"minValue": 0, "maxValue": 100000}),
+    "WORK_ITEM_PRINCIPALS": ("workItemPrincipals", {"minValue": 1, "maxValue": 200}),
+}
+
+
+def test_work_queue_settings_are_bounded_parameters() -> None:
+    settings = app_settings()
+    for setting, (parameter, expected_bounds) in WORK_QUEUE_SETTINGS.items():
+        assert api_parameter(settings[setting]) == parameter, f"{setting} = {text(settings[setting])}"
+        decl = main_parameter_for(parameter)
+        assert decl is not None and symbol(decl) == parameter
+        description = literal(decorators(decl).get("description"))
+        assert description is not None and description.startswith(f"{setting}: "), description
+        assert bounds(decl) == expected_bounds, setting
+        default = default_text(decl)
+        assert default is not None, f"{parameter} needs a default"
+        low, high = (
+            (expected_bounds["minLength"], expected_bounds["maxLength"])
+            if "minLength" in expected_bounds
+            else (expected_bounds["minValue"], expected_bounds["maxValue"])
+        )
+        assert low <= (len(default) if "minLength" in expected_bounds else int(default)) <= high, setting
+
+
+def test_work_queue_default_name_and_its_poison_queues_are_valid_queue_names() -> None:
+    name = default_text(main_parameter_for("workQueueName"))
+    assert name is not None
+    for queue in (name, name + POISON_SUFFIX, name + POISON_SUFFIX * 2):
+        assert QUEUE_NAME.fullmatch(queue) and 3 <= len(queue) <= QUEUE_NAME_MAX, queue
+    assert QUEUE_NAME.fullmatch("syncmon-work") and not QUEUE_NAME.fullmatch("Sync--work")
+
+
+def test_http_per_instance_concurrency_is_a_parameter() -> None:
+    api = bicep("app/api.bicep")
+    [(_, site)] = resources(api, "Microsoft.Web/sites@")
+    scale = lookup(site, "properties", "functionAppConfig", "scaleAndConcurrency")
+    value = lookup(scale, "triggers", "http", "perInstanceConcurrency")
+    assert value is not None and api_parameter(value) == "httpPerInstanceConcurrency"
+    api_decl = declarations(api, "parameter_declaration")["httpPerInstanceConcurrency"]
+    main_decl = main_parameter_for("httpPerInstanceConcurrency")
+    assert main_decl is not None
+    # 1: what Flex Consumption gives a Python app that sets none, so deploying it changes nothing.
+    assert default_text(main_decl) == default_text(api_decl) == "1"
+    assert bounds(main_decl) == bounds(api_decl) == {"minValue": 1, "maxValue": 1000}
+
+
+def test_queue_batch_size_parameter_defaults_to_host_json() -> None:
+    """Flex Consumption scales the queue trigger on extensions.queues.batchSize (per-instance concurrency)."""
+    batch_size = host_json()["extensions"]["queues"]["batchSize"]
+    value = app_settings()["AzureFunctionsJobHost__extensions__queues__batchSize"]
+    assert api_parameter(value) == "queueBatchSize" and text(value) == "string(queueBatchSize)"
+    api_decl = declarations(bicep("app/api.bicep"), "parameter_declaration")["queueBatchSize"]
+    main_decl = main_parameter_for("queueBatchSize")
+    assert main_decl is not None
+    assert default_text(main_decl) == default_text(api_decl) == str(batch_size)
+    # 32: the largest batch the queue trigger takes.
+    assert bounds(main_decl) == bounds(api_decl) == {"minValue": 1, "maxValue": 32}
+
+
+def test_host_json_overrides_name_host_json_settings() -> None:
+    """An AzureFunctionsJobHost__a__b setting overrides host.json's a.b: that path must exist there."""
+    overrides = [name for name in app_settings() if name.startswith("AzureFunctionsJobHost__")]
+    assert overrides
+    for name in overrides:
+        node: Any = host_json()
+        for key in name.split("__")[1:]:
+            assert isinstance(node, dict) and key in node, f"{name}: host.json has no {key!r} there"
+            node = node[key]
+        assert not isinstance(node, (dict, list)), name
+
+
+def test_every_binding_expression_is_a_deployed_setting() -> None:
+    """The host resolves %NAME% in trigger arguments (schedules, queue names) from app settings."""
+    names = set(re.findall(r"%([A-Z][A-Z0-9_]*)%", (ROOT / "function_app.py").read_text(encoding="utf-8")))
+    assert names >= {"POLL_SCHEDULE", "DISCOVERY_SCHEDULE", "RETENTION_SCHEDULE"}
+    assert names <= set(app_settings()), f"not deployed by app/api.bicep: {names - set(app_settings())}"
+
+
 # --- (c) Role assignments ----------------------------------------------------------------------
 
 
@@ -464,6 +608,62 @@ def test_role_assignments_are_guid_named_builtin_definitions() -> None:
         assert name is not None and text(name).startswith("guid("), text(decl)[:80]
         definition = text(lookup(body, "properties", "roleDefinitionId"))
         assert definition.startswith("subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "), definition
+
+
+def test_host_storage_identity_holds_the_queue_role() -> None:
+    """The identity AzureWebJobsStorage signs in as has Storage Queue Data Contributor on that account.
+
+    The work queue's trigger, the poison queue the host moves failed items to, and the timer runs
+    that enqueue items all reach the queue service as that identity.
+    """
+    settings = app_settings()
+    assert literal(settings["AzureWebJobsStorage__credential"]) == "managedidentity"
+    assert text(settings["AzureWebJobsStorage__clientId"]) == "identityClientId"
+    assert text(settings["AzureWebJobsStorage__queueServiceUri"]) == "storage.properties.primaryEndpoints.queue"
+    api = bicep("app/api.bicep")
+    [(api_storage, api_storage_body)] = resources(api, "Microsoft.Storage/storageAccounts@")
+    assert symbol(api_storage) == "storage" and any(c.type == "existing" for c in api_storage.children)
+    assert text(lookup(api_storage_body, "name")) == "storageAccountName"
+    [(_, site)] = resources(api, "Microsoft.Web/sites@")
+    assert "'${identityId}'" in text(lookup(site, "identity", "userAssignedIdentities"))
+
+    # main.bicep hands api.bicep and rbac.bicep the same identity and the same storage account.
+    main = bicep("main.bicep")
+    [identity] = [
+        d
+        for d in declarations_all(main, "module_declaration")
+        if (decl_string(d) or "").startswith("br/public:avm/res/managed-identity/user-assigned-identity:")
+    ]
+    api_params = lookup(module_body(main, "app/api.bicep"), "params")
+    rbac_params = lookup(module_body(main, "app/rbac.bicep"), "params")
+    assert text(lookup(api_params, "identityClientId")) == f"{symbol(identity)}.outputs.clientId"
+    assert text(lookup(api_params, "identityId")) == f"{symbol(identity)}.outputs.resourceId"
+    assert text(lookup(rbac_params, "managedIdentityPrincipalId")) == f"{symbol(identity)}.outputs.principalId"
+    assert text(lookup(api_params, "storageAccountName")) == "storage.outputs.name"
+    assert text(lookup(rbac_params, "storageAccountName")) == "storage.outputs.name"
+
+    # rbac.bicep grants that principal the queue role, scoped to that account.
+    rbac = bicep("app/rbac.bicep")
+    [(account, account_body)] = resources(rbac, "Microsoft.Storage/storageAccounts@")
+    assert any(c.type == "existing" for c in account.children)
+    assert text(lookup(account_body, "name")) == "storageAccountName"
+    granted = set()
+    for decl, body in resources(rbac, "Microsoft.Authorization/roleAssignments@"):
+        if text(lookup(body, "properties", "principalId")) != "managedIdentityPrincipalId":
+            continue
+        if text(lookup(body, "scope")) != symbol(account):
+            continue
+        definition = text(lookup(body, "properties", "roleDefinitionId"))
+        value = after_equals(decl)
+        assert value is not None
+        if value.type == "for_statement":
+            assert definition.endswith(f", {for_variable(value)})"), definition
+            array = after_equals(declarations(rbac, "variable_declaration")[text(for_collection(value))])
+            assert array is not None and array.type == "array"
+            granted |= {resolve_string(rbac, item) for item in code_children(array)}
+        else:
+            granted |= set(GUID.findall(definition))
+    assert "Storage Queue Data Contributor" in {BUILTIN_ROLES.get(role or "") for role in granted}
 
 
 # --- (d) No secrets ----------------------------------------------------------------------------
