@@ -143,9 +143,10 @@ async def _remember_listing(store: Store, scope: Scope, record: PollRecord) -> N
         record.jobs_removed += len(removed)
 
 
-async def complete_if_whole(settings: Settings, store: Store, started_at: str, poll_id: str, items: int) -> None:
-    if await store.item_count(poll_id) >= items:
-        await complete(settings, store, started_at, poll_id)
+async def complete_if_whole(settings: Settings, store: Store, poll: tuple[str, str], items: int) -> None:
+    """Complete the poll (startedAt, pollId) if every one of its `items` has its part."""
+    if await store.item_count(poll) >= items:
+        await complete(settings, store, *poll)
 
 
 async def complete(
@@ -157,7 +158,7 @@ async def complete(
     if found is None or found[0].get("status") != DISPATCHED:
         return None
     dispatched, etag = found
-    stored = await store.item_parts(poll_id)
+    stored = await store.item_parts((started_at, poll_id))
     work: WorkProgress = dict(dispatched.get("work") or {})  # type: ignore[assignment]
     lost = max(0, int(work.get("items", 0)) - len(stored))
     if lost and not lost_ok:
@@ -182,7 +183,6 @@ async def complete(
     except ResourceModifiedError:
         return None  # another item completed it
     log.info("poll %s completed from %d work items: %s", poll_id, len(stored), record["status"])
-    await store.purge_item_parts(poll_id)
     from shared.alerts.after_poll import alerts_after_poll
 
     completed: PollSummary = await alerts_after_poll(settings, record)  # type: ignore[assignment]

@@ -30,11 +30,13 @@ async def apply_retention(
     await store.ensure_tables()
     runs, finished = await store.purge_runs_before(cutoff.date().isoformat(), budget=budget)
     polls = await store.purge_polls_before(isoformat_utc(cutoff), budget=max(0, budget - runs))
+    parts = await store.purge_item_parts_before(isoformat_utc(cutoff), budget=max(0, budget - runs - polls))
     result = {
         "cutoff": isoformat_utc(cutoff),
         "retentionDays": settings.retention_days,
         "runsDeleted": runs,
         "pollRecordsDeleted": polls,
+        "workItemPartsDeleted": parts,
         "finished": finished,
     }
     log.info("retention %s", json.dumps(result, separators=(",", ":")))

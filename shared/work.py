@@ -69,11 +69,11 @@ async def do_work_item(settings: Settings, content: str | bytes) -> None:
         raise WorkItemError(f"a work item of tenant {item['tenantId']}, not of {settings.tenant_id}")
     store = open_store(settings)
     await store.ensure_tables()
-    poll_id, number = item["pollId"], item["item"]
-    if not await store.item_done(poll_id, number):
+    poll, number = (item["pollStartedAt"], item["pollId"]), item["item"]
+    if not await store.item_done(poll, number):
         part, unanswered = await _read_item(settings, store, item)
-        await store.save_item_part(poll_id, number, part, outcome="done", unanswered=unanswered)
-    await complete_if_whole(settings, store, item["pollStartedAt"], poll_id, item["items"])
+        await store.save_item_part(poll, number, part, outcome="done", unanswered=unanswered)
+    await complete_if_whole(settings, store, poll, item["items"])
 
 
 async def _read_item(settings: Settings, store: Store, item: WorkItem) -> tuple[Any, list[str]]:
@@ -164,7 +164,8 @@ async def record_poisoned_item(settings: Settings, content: str | bytes) -> None
     store = open_store(settings)
     await store.ensure_tables()
     poll_id, number = envelope["pollId"], envelope["item"]
-    if not await store.item_done(poll_id, number):
+    poll = (envelope["pollStartedAt"], poll_id)
+    if not await store.item_done(poll, number):
         principals = envelope.get("principals")
         ids = (
             [sp["id"] for sp in principals if isinstance(sp, dict) and isinstance(sp.get("id"), str)]
@@ -182,14 +183,15 @@ async def record_poisoned_item(settings: Settings, content: str | bytes) -> None
         previous, _ = await store.load_jobs_of(ids)
         await _mark_not_observed(settings, store, record, previous, _POISONED_REASON)
         record.not_read = dict.fromkeys(ids, _POISONED_REASON)
-        record.unfinished = [sp_id for sp_id in ids if sp_id in set(envelope.get("mustRead") or [])]
+        must_read = envelope.get("mustRead")
+        record.unfinished = [sp_id for sp_id in ids if isinstance(must_read, list) and sp_id in must_read]
         part = record.to_dict(
             status="failed",
             ended_at=datetime.now(UTC),
             graph={"requests": 0, "throttled": 0, "retries": 0, "statusCounts": {}, "throttledPastDeadline": 0},
         )
-        await store.save_item_part(poll_id, number, part, outcome="poisoned", unanswered=ids)
-    await complete_if_whole(settings, store, envelope["pollStartedAt"], poll_id, envelope["items"])
+        await store.save_item_part(poll, number, part, outcome="poisoned", unanswered=ids)
+    await complete_if_whole(settings, store, poll, envelope["items"])
 
 
 # ---------------------------------------------------------------- the local worker

@@ -58,6 +58,10 @@ async def close_clients() -> AsyncIterator[None]:
     from shared.storage.store import close_store
 
     await close_store()
+    if "shared.storage.work_queue" in sys.modules:
+        from shared.storage.work_queue import close_work_queue
+
+        await close_work_queue()
     if "shared.graph.reader" in sys.modules:
         from shared.graph.reader import close_graph_reader
 

@@ -212,6 +212,9 @@ class LastPoll(_Model):
     endedAt: str | None
     errorCount: int
     errorsByKind: dict[str, int]
+    workItemsPoisoned: int = Field(
+        0, description="of a poll fanned out through the work queue: its items that failed on every try"
+    )
 
 
 class MonitorHealth(_Model):

@@ -61,6 +61,7 @@ class PollSummary(TypedDict):
     errors: list[dict[str, Any]]  # kind, message and where it happened (ids, HTTP status)
     sweep: NotRequired[SweepProgress | None]  # a discovery's progress; None on other polls
     alerts: NotRequired[dict[str, Any]]  # added by the alert step (docs/alerts.md)
+    work: NotRequired[dict[str, Any]]  # a poll fanned out through the work queue (shared.domain.work.WorkProgress)
 
 
 @dataclass

@@ -1,8 +1,10 @@
-"""`<p>WorkItems`: each work item's part of a dispatched poll's record (PK poll id, RK item number).
+"""`<p>WorkItems`: each work item's part of a dispatched poll's record (PK the poll's row key in
+Polls, RK the item's number).
 
 An item writes its part once done (or the poison handler, once it gave up); the part's key
-is the item's, so an item handled twice writes the same row. When every item has a row the
-poll's record is completed from them (shared/work.py).
+is the item's, so an item handled twice writes the same row, and one delivered again later
+finds its part and is not read again. When every item has a row the poll's record is
+completed from them (shared/fanout.py). Retention deletes the parts with their polls.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from azure.data.tables import UpdateMode
 
 from shared.domain.poll_record import PollSummary
 from shared.storage.documents import pack_document, unpack_document
+from shared.storage.keys import inverted_ticks, poll_row_key
 from shared.storage.tables import TableSet
 
 
@@ -22,13 +25,13 @@ def _item_key(item: int) -> str:
 
 class WorkItemsTable(TableSet):
     async def save_item_part(
-        self, poll_id: str, item: int, part: PollSummary, *, outcome: str, unanswered: list[str]
+        self, poll: tuple[str, str], item: int, part: PollSummary, *, outcome: str, unanswered: list[str]
     ) -> None:
         """`outcome`: done | poisoned. `unanswered`: its principals Graph gave no answer for
         (a discovery's sweep comes back to them)."""
         await self.tables["WorkItems"].upsert_entity(
             {
-                "PartitionKey": poll_id,
+                "PartitionKey": poll_row_key(*poll),
                 "RowKey": _item_key(item),
                 "outcome": outcome,
                 **pack_document({"part": part, "unanswered": unanswered}),
@@ -36,23 +39,29 @@ class WorkItemsTable(TableSet):
             mode=UpdateMode.REPLACE,
         )
 
-    async def item_done(self, poll_id: str, item: int) -> bool:
+    async def item_done(self, poll: tuple[str, str], item: int) -> bool:
         rows = await self._query(
             "WorkItems",
             "PartitionKey eq @pk and RowKey eq @rk",
-            {"pk": poll_id, "rk": _item_key(item)},
+            {"pk": poll_row_key(*poll), "rk": _item_key(item)},
             select=["outcome"],
         )
         return bool(rows)
 
-    async def item_count(self, poll_id: str) -> int:
-        return len(await self._query("WorkItems", "PartitionKey eq @pk", {"pk": poll_id}, select=["RowKey"]))
+    async def item_count(self, poll: tuple[str, str]) -> int:
+        rows = await self._query("WorkItems", "PartitionKey eq @pk", {"pk": poll_row_key(*poll)}, select=["RowKey"])
+        return len(rows)
 
-    async def item_parts(self, poll_id: str) -> list[dict[str, Any]]:
+    async def item_parts(self, poll: tuple[str, str]) -> list[dict[str, Any]]:
         """Each stored part: {"outcome", "part", "unanswered"}."""
-        rows = await self._query("WorkItems", "PartitionKey eq @pk", {"pk": poll_id})
+        rows = await self._query("WorkItems", "PartitionKey eq @pk", {"pk": poll_row_key(*poll)})
         return [{"outcome": row["outcome"], **unpack_document(row)} for row in rows]
 
-    async def purge_item_parts(self, poll_id: str) -> None:
-        rows = await self._query("WorkItems", "PartitionKey eq @pk", {"pk": poll_id}, select=["PartitionKey", "RowKey"])
+    async def purge_item_parts_before(self, cutoff: str, *, budget: int) -> int:
+        """Delete at most `budget` parts of polls that started before `cutoff`; returns how many."""
+        rows = await self._query(
+            "WorkItems", "PartitionKey gt @after", {"after": inverted_ticks(cutoff)}, select=["PartitionKey", "RowKey"]
+        )
+        rows = rows[:budget]
         await self._delete_all("WorkItems", rows)
+        return len(rows)

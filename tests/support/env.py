@@ -30,13 +30,16 @@ CLEARED = (
 
 
 def app_settings(azurite: AzuriteServer, emulator: EmulatorServer, *, prefix: str | None = None) -> dict[str, str]:
-    """The app's settings over fresh tables (its own TABLE_PREFIX) and the emulator's tenant."""
+    """The app's settings over fresh tables (its own TABLE_PREFIX) and work queue, and the
+    emulator's tenant."""
+    prefix = prefix or f"t{uuid.uuid4().hex[:12]}"
     return {
         "AZURE_TENANT_ID": DEMO_TENANT_ID,
         "GRAPH_BASE_URL": emulator.base_url,
         "GRAPH_AUTH": "none",
         "AzureWebJobsStorage": azurite.connection_string,
-        "TABLE_PREFIX": prefix or f"t{uuid.uuid4().hex[:12]}",
+        "TABLE_PREFIX": prefix,
+        "WORK_QUEUE_NAME": f"work-{prefix.lower()}"[:49],  # its own queue, as its own tables
         "POLL_SCHEDULE": "0 */5 * * * *",
     }
 
