@@ -241,3 +241,17 @@ async def test_storage_without_a_queue_service_polls_in_one_run(
     storage = type(settings.storage)(connection_string=tables_only)
     record = await poll_tenant(dataclasses.replace(settings, storage=storage), trigger="test")
     assert record["status"] == "succeeded" and "work" not in record
+
+
+def test_the_local_worker_reads_host_json_and_the_platforms_overrides() -> None:
+    host = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
+    options = queue_options({})
+    assert (options.batch_size, options.max_dequeue_count) == (host["batchSize"], host["maxDequeueCount"])
+    assert options.visibility_timeout == 30.0 and host["visibilityTimeout"] == "00:00:30"
+    overridden = queue_options(
+        {
+            "AzureFunctionsJobHost__extensions__queues__maxDequeueCount": "2",
+            "AzureFunctionsJobHost__extensions__queues__visibilityTimeout": "1.00:00:01.5",
+        }
+    )
+    assert (overridden.max_dequeue_count, overridden.visibility_timeout) == (2, 86401.5)
