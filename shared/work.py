@@ -354,7 +354,7 @@ async def drain_own_poll(settings: Settings, started_at: str, poll_id: str, dead
 
     async def completed() -> bool:
         found = await store.poll_with_etag(started_at, poll_id)
-        latest.update(found[0] if found else {})
+        latest.update(dict(found[0]) if found else {})
         return found is None or found[0].get("status") != DISPATCHED
 
     await LocalWorker(settings, queue_options()).run(until=completed, deadline=deadline)

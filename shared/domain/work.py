@@ -24,6 +24,7 @@ _ERRORS_KEPT = 200
 _NOT_READ_KEPT = 2_000
 
 DISPATCHED = "dispatched"
+_GRAPH_COUNTS = ("requests", "throttled", "retries", "throttledPastDeadline")
 
 
 class WorkItemPrincipal(ServicePrincipal):
@@ -114,8 +115,11 @@ def parse_item(content: str | bytes) -> WorkItem:
 def complete_record(dispatched: PollSummary, parts: Iterable[PollSummary], *, ended_at: str) -> PollSummary:
     """The record of a dispatched poll from its items' parts (each a record of its own
     principals): counts summed, lists joined, the status the worst of them."""
-    parts = list(parts)
-    record: dict[str, Any] = dict(dispatched)
+    # Read as plain dicts: parts were stored by versions that may lack keys added since.
+    head: dict[str, Any] = dict(dispatched)
+    tail: list[dict[str, Any]] = [dict(part) for part in parts]
+    every = [head, *tail]
+    record = dict(head)
     summed = (
         "servicePrincipalsWithJobs",
         "jobsRead",
@@ -127,26 +131,23 @@ def complete_record(dispatched: PollSummary, parts: Iterable[PollSummary], *, en
         "jobsNotObserved",
         "jobReads",
         "errorCount",
+        "servicePrincipalsNotReadCount",
     )
     for key in summed:
-        record[key] = int(dispatched.get(key) or 0) + sum(int(part.get(key) or 0) for part in parts)  # type: ignore[call-overload]
+        record[key] = sum(int(one.get(key) or 0) for one in every)
     for key in ("errorsByKind", "errorsByServicePrincipal", "forbiddenReads"):
-        total: Counter[str] = Counter(dispatched.get(key) or {})  # type: ignore[arg-type]
-        for part in parts:
-            total.update(part.get(key) or {})  # type: ignore[arg-type]
+        total: Counter[str] = Counter()
+        for one in every:
+            total.update(one.get(key) or {})
         record[key] = dict(total)
-    record["errors"] = [e for part in [dispatched, *parts] for e in part.get("errors") or []][:_ERRORS_KEPT]
+    record["errors"] = [error for one in every for error in one.get("errors") or []][:_ERRORS_KEPT]
     record["unfinishedServicePrincipals"] = [
-        sp_id for part in [dispatched, *parts] for sp_id in part.get("unfinishedServicePrincipals") or []
+        sp_id for one in every for sp_id in one.get("unfinishedServicePrincipals") or []
     ]
-    not_read = sorted({sp_id for part in [dispatched, *parts] for sp_id in part.get("servicePrincipalsNotRead") or []})
-    count = int(dispatched.get("servicePrincipalsNotReadCount") or 0) + sum(
-        int(part.get("servicePrincipalsNotReadCount") or 0) for part in parts
-    )
-    record["servicePrincipalsNotRead"] = not_read if count <= _NOT_READ_KEPT else None
-    record["servicePrincipalsNotReadCount"] = count
-    record["graph"] = _graph_sum([dispatched.get("graph"), *(part.get("graph") for part in parts)])
-    statuses = {part.get("status") for part in parts}
+    not_read = sorted({sp_id for one in every for sp_id in one.get("servicePrincipalsNotRead") or []})
+    record["servicePrincipalsNotRead"] = not_read if record["servicePrincipalsNotReadCount"] <= _NOT_READ_KEPT else None
+    record["graph"] = _graph_sum([one.get("graph") for one in every])
+    statuses = {one.get("status") for one in tail}
     if "failed" in statuses and not statuses - {"failed"}:
         status = "failed"  # nothing of it worked
     elif record["errorCount"] or record["unfinishedServicePrincipals"] or statuses - {"succeeded"}:
@@ -155,17 +156,21 @@ def complete_record(dispatched: PollSummary, parts: Iterable[PollSummary], *, en
         status = "succeeded"
     record["status"] = status
     record["endedAt"] = ended_at
-    return record  # type: ignore[return-value]
+    completed: PollSummary = record  # type: ignore[assignment]
+    return completed
 
 
-def _graph_sum(sections: Sequence[GraphCounts | None]) -> GraphCounts:
-    total: GraphCounts = {"requests": 0, "throttled": 0, "retries": 0, "statusCounts": {}, "throttledPastDeadline": 0}
+def _graph_sum(sections: Sequence[Any]) -> GraphCounts:
     codes: Counter[str] = Counter()
+    totals: Counter[str] = Counter()
     for section in sections:
-        if not section:
-            continue
-        for key in ("requests", "throttled", "retries", "throttledPastDeadline"):
-            total[key] += int(section.get(key) or 0)  # type: ignore[literal-required]
-        codes.update(section.get("statusCounts") or {})
-    total["statusCounts"] = dict(codes)
-    return total
+        if isinstance(section, dict):
+            totals.update({key: int(section.get(key) or 0) for key in _GRAPH_COUNTS})
+            codes.update(section.get("statusCounts") or {})
+    return {
+        "requests": totals["requests"],
+        "throttled": totals["throttled"],
+        "retries": totals["retries"],
+        "statusCounts": dict(codes),
+        "throttledPastDeadline": totals["throttledPastDeadline"],
+    }

@@ -42,7 +42,8 @@ class PollsTable(TableSet):
             entity = await self.tables["Polls"].get_entity(self.tenant_id, poll_row_key(started_at, poll_id))
         except ResourceNotFoundError:
             return None
-        return unpack_document(entity), entity.metadata["etag"]
+        record: PollSummary = unpack_document(entity)
+        return record, str(entity.metadata["etag"])
 
     async def dispatched_polls(self) -> list[PollSummary]:
         """Polls whose work items are still out (newest first)."""
