@@ -71,8 +71,8 @@ async def dispatch(
     try:
         await queue.ensure()
     except Exception as error:  # the queue service is down or absent: poll in this run
+        # Not an error of the poll, which does all its work: a warning in the log.
         log.warning("work queue unavailable (%s); polling in this run", type(error).__name__)
-        record.error("workQueueUnavailable", f"could not reach the work queue: {type(error).__name__}")
         return None
     now = datetime.now(UTC)
     for poll in await store.dispatched_polls():

@@ -61,7 +61,7 @@ async def run_poisoned_work_item(content: str | bytes) -> None:
     await record_poisoned_item(load_settings(), content)
 
 
-async def do_work_item(settings: Settings, content: str | bytes) -> None:
+async def do_work_item(settings: Settings, content: str | bytes, *, deadline: float | None = None) -> None:
     """The queue trigger's work. Raises on what a retry may cure (storage, a bug, a message
     that cannot be read), so the platform retries the item, then moves it to the poison queue."""
     item = parse_item(content)
@@ -71,12 +71,12 @@ async def do_work_item(settings: Settings, content: str | bytes) -> None:
     await store.ensure_tables()
     poll, number = (item["pollStartedAt"], item["pollId"]), item["item"]
     if not await store.item_done(poll, number):
-        part, unanswered = await _read_item(settings, store, item)
+        part, unanswered = await _read_item(settings, store, item, deadline)
         await store.save_item_part(poll, number, part, outcome="done", unanswered=unanswered)
     await complete_if_whole(settings, store, poll, item["items"])
 
 
-async def _read_item(settings: Settings, store: Store, item: WorkItem) -> tuple[Any, list[str]]:
+async def _read_item(settings: Settings, store: Store, item: WorkItem, deadline: float | None) -> tuple[Any, list[str]]:
     from shared.graph.counting import start_counting
     from shared.graph.reader import graph_reader
 
@@ -104,7 +104,8 @@ async def _read_item(settings: Settings, store: Store, item: WorkItem) -> tuple[
             removals=removals,
             listed=None,
             last=None,
-            deadline=time.monotonic() + settings.poll_deadline_seconds,
+            # An invocation's own time; a local poll that does its items also its own deadline.
+            deadline=min(time.monotonic() + settings.poll_deadline_seconds, deadline or float("inf")),
         )
         if item["discovery"]:
             await _remember_counts(store, item, results)
@@ -255,7 +256,9 @@ class WorkerTally:
 class LocalWorker:
     """Drains the work queue and its poison queue in this process, as the queue triggers would."""
 
-    def __init__(self, settings: Settings, options: QueueOptions, *, lease_seconds: int = 60) -> None:
+    def __init__(
+        self, settings: Settings, options: QueueOptions, *, lease_seconds: int = 60, deadline: float | None = None
+    ) -> None:
         queue = work_queue(settings)
         if queue is None:
             raise RuntimeError("the storage settings name no queue service (see WORK_QUEUE_NAME in docs/operations.md)")
@@ -263,6 +266,7 @@ class LocalWorker:
         self.queue: WorkQueue = queue
         self.options = options
         self.lease_seconds = max(1, lease_seconds)
+        self.deadline = deadline  # time.monotonic(): no item reads Graph past it
         self.tally = WorkerTally()
 
     async def run(
@@ -333,7 +337,7 @@ class LocalWorker:
         # Dequeued more often than allowed (workers that died holding it): poison, untried.
         if (message.dequeue_count or 0) > self.options.max_dequeue_count:
             raise _TooManyTries()
-        await do_work_item(self.settings, message.content)
+        await do_work_item(self.settings, message.content, deadline=self.deadline)
         self.tally.items += 1
 
     async def _poison_one(self, message: QueueMessage) -> None:
@@ -357,7 +361,7 @@ async def drain_own_poll(settings: Settings, started_at: str, poll_id: str, dead
         latest.update(dict(found[0]) if found else {})
         return found is None or found[0].get("status") != DISPATCHED
 
-    await LocalWorker(settings, queue_options()).run(until=completed, deadline=deadline)
+    await LocalWorker(settings, queue_options(), deadline=deadline).run(until=completed, deadline=deadline)
     await completed()
     return latest
 

@@ -80,7 +80,9 @@ class WorkQueue:
 
 def _service(settings: Settings) -> QueueServiceClient | None:
     storage = settings.storage
-    options: dict[str, Any] = dict(STORAGE_CLIENT_OPTIONS)
+    # Fewer retries than the tables': a queue that cannot be reached makes the poll run
+    # inline, and should cost it seconds, not its deadline.
+    options: dict[str, Any] = {**STORAGE_CLIENT_OPTIONS, "retry_total": 2, "retry_backoff_factor": 0.2}
     if storage.connection_string:
         return QueueServiceClient.from_connection_string(storage.connection_string, **options)
     if not storage.queue_service_uri:

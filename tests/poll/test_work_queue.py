@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from devtools.azurite import free_port
 from devtools.graph_emulator import EmulatorServer
 from shared.domain.work import DISPATCHED
 from shared.poll import poll_tenant
@@ -232,7 +233,7 @@ async def test_a_poisoned_item_is_recorded_and_its_poll_completes(
     assert health.json()["lastPoll"]["errorsByKind"] == {"workItemPoisoned": 1}
 
 
-async def test_storage_without_a_queue_service_polls_in_one_run(
+async def test_storage_without_a_queue_service_or_an_unreachable_queue_polls_in_one_run(
     fanned: dict[str, str], demo_emulator: EmulatorServer, azurite: Any
 ) -> None:
     settings = load_settings()
@@ -241,6 +242,14 @@ async def test_storage_without_a_queue_service_polls_in_one_run(
     storage = type(settings.storage)(connection_string=tables_only)
     record = await poll_tenant(dataclasses.replace(settings, storage=storage), trigger="test")
     assert record["status"] == "succeeded" and "work" not in record
+    # A queue service that does not answer: the poll does its work in this run, in seconds.
+    gone = f"{tables_only}QueueEndpoint=http://127.0.0.1:{free_port()}/devstoreaccount1;"
+    started = time.monotonic()
+    record = await poll_tenant(
+        dataclasses.replace(settings, storage=type(settings.storage)(connection_string=gone)), trigger="test"
+    )
+    assert record["status"] == "succeeded" and "work" not in record and record["jobsRead"] > 0
+    assert time.monotonic() - started < 60
 
 
 def test_the_local_worker_reads_host_json_and_the_platforms_overrides() -> None:
