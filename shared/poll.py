@@ -166,7 +166,7 @@ async def read_and_store(
     removed = removed_jobs(previous, jobs, read_ok - with_skipped, listed)
     unseen = not_observed(previous, jobs, removed, record.not_read, last, record.started_at, settings.health_rules)
     record.jobs_not_observed = len(unseen)
-    await _store_jobs(store, jobs + unseen, previous, removed, record, removals)
+    await store_jobs(store, jobs + unseen, previous, removed, record, removals)
     return results, failure
 
 
@@ -253,7 +253,7 @@ async def _mark_all_not_observed(
         record.not_read = every
         unseen = not_observed(previous, [], [], every, last, record.started_at, settings.health_rules)
         record.jobs_not_observed = len(unseen)
-        await _store_jobs(store, unseen, previous, [], record, {})
+        await store_jobs(store, unseen, previous, [], record, {})
     except Exception as error:  # the poll's failure is already recorded; this must not hide it
         log.warning("could not mark jobs as not observed: %s", type(error).__name__)
 
@@ -263,7 +263,7 @@ def _log_line(record: PollSummary) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "errors"}
 
 
-async def _store_jobs(
+async def store_jobs(
     store: Store,
     jobs: list[Job],
     previous: dict[str, StoredJob],

@@ -39,7 +39,7 @@ from shared.domain.poll_record import PollRecord
 from shared.domain.work import DISPATCHED, WorkItem, WorkItemError, parse_item
 from shared.fanout import complete_if_whole
 from shared.graph.errors import GraphUnavailableError
-from shared.poll import _store_jobs, read_and_store
+from shared.poll import read_and_store, store_jobs
 from shared.settings import Settings, load_settings
 from shared.storage.principals import KnownPrincipal
 from shared.storage.store import Store, open_store
@@ -142,7 +142,7 @@ async def _mark_not_observed(
     record.not_read = {stored.document["servicePrincipalId"]: reason for stored in previous.values()}
     unseen = not_observed(previous, [], [], record.not_read, None, record.started_at, settings.health_rules)
     record.jobs_not_observed = len(unseen)
-    await _store_jobs(store, unseen, previous, [], record, {})
+    await store_jobs(store, unseen, previous, [], record, {})
 
 
 async def record_poisoned_item(settings: Settings, content: str | bytes) -> None:
