@@ -67,6 +67,17 @@ async def work(settings: Settings, idle_seconds: float = 1.0) -> Any:
     return await LocalWorker(settings, queue_options()).run(idle_seconds=idle_seconds)
 
 
+async def dispatched_discovery(
+    emulator: EmulatorServer,
+) -> tuple[dict[str, Any], Settings, dict[str, set[tuple[str, str]]], dict[str, Any]]:
+    """The demo tenant frozen, what one run stores of it, and a discovery of it dispatched."""
+    tenant = tenants.freeze(emulator)
+    settings = load_settings()
+    expected = await inline_reference(settings)
+    dispatched = await poll_tenant(settings, trigger="test", discover=True)
+    return tenant, settings, expected, dict(dispatched)
+
+
 def without_volatile(rows: dict[str, set[tuple[str, str]]]) -> dict[str, set[tuple[str, str]]]:
     # Events are keyed by when they were observed: two polls observe at different times.
     return {name: keys for name, keys in rows.items() if name != "Events"}
@@ -75,11 +86,7 @@ def without_volatile(rows: dict[str, set[tuple[str, str]]]) -> dict[str, set[tup
 async def test_a_fanned_out_discovery_and_poll_store_what_one_run_stores(
     fanned: dict[str, str], demo_emulator: EmulatorServer
 ) -> None:
-    tenant = tenants.freeze(demo_emulator)
-    settings = load_settings()
-    expected = await inline_reference(settings)
-
-    dispatched = await poll_tenant(settings, trigger="test", discover=True)
+    tenant, settings, expected, dispatched = await dispatched_discovery(demo_emulator)
     items = math.ceil(len(tenant["servicePrincipals"]) / ITEM)
     assert dispatched["status"] == DISPATCHED and dispatched["work"]["items"] == items, dispatched
     assert await open_store(settings).last_poll() is None  # a dispatched poll has not ended
@@ -130,10 +137,7 @@ async def test_a_poll_whose_items_are_out_is_not_dispatched_again(
 async def test_an_item_done_twice_or_at_once_stores_nothing_twice(
     fanned: dict[str, str], demo_emulator: EmulatorServer
 ) -> None:
-    tenant = tenants.freeze(demo_emulator)
-    settings = load_settings()
-    expected = await inline_reference(settings)
-    dispatched = await poll_tenant(settings, trigger="test", discover=True)
+    tenant, settings, expected, dispatched = await dispatched_discovery(demo_emulator)
     queue = work_queue(settings)
     assert queue is not None
     messages = await queue.receive(queue.queue, 32, 300)
@@ -177,10 +181,7 @@ def kill_worker_once_at_graph(env: dict[str, str], emulator: EmulatorServer) -> 
 async def test_a_worker_killed_mid_item_loses_only_its_lease(
     fanned: dict[str, str], demo_emulator: EmulatorServer
 ) -> None:
-    tenants.freeze(demo_emulator)
-    settings = load_settings()
-    expected = await inline_reference(settings)
-    dispatched = await poll_tenant(settings, trigger="test", discover=True)
+    _, settings, expected, dispatched = await dispatched_discovery(demo_emulator)
     # Every Graph batch answers after 4 s: the worker is mid-item when it is killed.
     demo_emulator.set_faults({"rules": [{"path": "^/\\$batch$", "mode": "slow", "delayMs": 4000, "inBatch": False}]})
     demo_emulator.reset_stats()
