@@ -86,6 +86,8 @@ async def poll_tenant(
         if fans_out(settings, scope):
             # Too much for one run: the work queue's items do it (shared/work.py); their
             # parts complete this record, and the alert step runs after the last of them.
+            # The provisioning log is one tenant-wide stream: the timer reads it.
+            await _provisioning_logs(settings, reader, store, record, deadline)
             dispatched = await dispatch(settings, store, scope, record, counters.as_dict())
             if dispatched is not None:
                 return dispatched
@@ -114,6 +116,7 @@ async def poll_tenant(
         # state shows.
         if scope.discovery and (any(r.ok for r in results.values()) or not by_id):
             await remember(store, scope, results, record)
+        await _provisioning_logs(settings, reader, store, record, deadline)
     except GraphUnavailableError as error:  # also no token, or the SP list refused
         failure = error.failure
         record.error(error.kind, str(error), **error.where)
@@ -256,6 +259,26 @@ async def _mark_all_not_observed(
         await store_jobs(store, unseen, previous, [], record, {})
     except Exception as error:  # the poll's failure is already recorded; this must not hide it
         log.warning("could not mark jobs as not observed: %s", type(error).__name__)
+
+
+async def _provisioning_logs(
+    settings: Settings, reader: JobsReader, store: Store, record: PollRecord, deadline: float
+) -> None:
+    """The provisioning logs' errors, when turned on; whatever happens, the poll goes on."""
+    if settings.provisioning_logs == "off" or record.provisioning_logs is not None:
+        return
+    from shared.provisioning_logs import collect_provisioning_logs
+
+    try:
+        section = await collect_provisioning_logs(settings, reader, store, now=datetime.now(UTC), deadline=deadline)
+        record.provisioning_logs = dict(section)
+    except Exception as error:  # a bug or storage: recorded, not the poll's failure
+        log.exception("provisioning logs could not be collected")
+        record.provisioning_logs = {
+            "mode": settings.provisioning_logs,
+            "status": "error",
+            "error": type(error).__name__,
+        }
 
 
 def _log_line(record: PollSummary) -> dict[str, Any]:

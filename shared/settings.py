@@ -18,6 +18,7 @@ from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from shared.domain.health import HealthRules
+from shared.domain.provisioning_logs import ProvisioningLogsMode
 
 GraphAuth = Literal["managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"]
 GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = get_args(GraphAuth)
@@ -118,6 +119,18 @@ CORE_SETTINGS: Catalogue = {
         "400",
     ),
     "WORK_ITEM_PRINCIPALS": SettingSpec("Service principals per work item (1-200).", "200"),
+    "PROVISIONING_LOGS": SettingSpec(
+        "Per-object errors from Graph's provisioning logs: off | counts (error groups per job and hour) | "
+        "samples (also up to PROVISIONING_LOG_SAMPLES example objects per group). Needs AuditLog.Read.All "
+        "and Directory.Read.All.",
+        "off",
+    ),
+    "PROVISIONING_LOG_SAMPLES": SettingSpec(
+        "Example objects kept per error group and hour in samples mode (1-50).", "5"
+    ),
+    "PROVISIONING_LOG_PAGES": SettingSpec(
+        "Provisioning log pages a poll reads at most (1-1000); a backlog is caught up over later polls.", "20"
+    ),
     "API_REQUIRED_ROLE": SettingSpec(
         "With App Service Authentication on: the app role a caller of /api/v1 must hold (empty: any signed-in caller)."
     ),
@@ -194,6 +207,9 @@ class Settings:
     work_queue_name: str = "syncmon-work"
     work_inline_max_principals: int = 400
     work_item_principals: int = 200
+    provisioning_logs: ProvisioningLogsMode = "off"
+    provisioning_log_samples: int = 5
+    provisioning_log_pages: int = 20
 
     @property
     def graph_host(self) -> str:
@@ -336,6 +352,14 @@ def _work_queue_name(env: Mapping[str, str]) -> str:
     return name
 
 
+def _provisioning_logs(env: Mapping[str, str]) -> ProvisioningLogsMode:
+    mode = (read_setting(env, "PROVISIONING_LOGS") or "").lower()
+    for known in get_args(ProvisioningLogsMode):
+        if mode == known:
+            return known
+    raise SettingsError(f"PROVISIONING_LOGS must be one of off, counts, samples, got {mode!r}")
+
+
 def _cors_allowed_origins(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = read_setting(env, "CORS_ALLOWED_ORIGINS") or ""
     origins = tuple(dict.fromkeys(part.strip().rstrip("/") for part in raw.split(",") if part.strip()))
@@ -428,6 +452,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         work_queue_name=_work_queue_name(env),
         work_inline_max_principals=read_int(env, "WORK_INLINE_MAX_PRINCIPALS", 0, 1_000_000),
         work_item_principals=read_int(env, "WORK_ITEM_PRINCIPALS", 1, 200),
+        provisioning_logs=_provisioning_logs(env),
+        provisioning_log_samples=read_int(env, "PROVISIONING_LOG_SAMPLES", 1, 50),
+        provisioning_log_pages=read_int(env, "PROVISIONING_LOG_PAGES", 1, 1000),
         health_rules=HealthRules(
             stale_min_seconds=60 * read_int(env, "STALE_MIN_MINUTES", 1, 7 * 1440),
             first_cycle_warn_seconds=3600 * read_number(env, "FIRST_CYCLE_WARN_HOURS", 0.5, 24 * 90),

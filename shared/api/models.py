@@ -215,6 +215,11 @@ class LastPoll(_Model):
     workItemsPoisoned: int = Field(
         0, description="of a poll fanned out through the work queue: its items that failed on every try"
     )
+    provisioningLogs: str | None = Field(
+        None,
+        description="with PROVISIONING_LOGS on: ok, notPermitted (Graph answered 403: grant AuditLog.Read.All "
+        "and Directory.Read.All) or error; null when off",
+    )
 
 
 class MonitorHealth(_Model):

@@ -105,6 +105,7 @@ async def monitor_health(
             "errorCount": int(last.get("errorCount") or 0),
             "errorsByKind": {str(k): int(v) for k, v in (last.get("errorsByKind") or {}).items()},
             "workItemsPoisoned": int((last.get("work") or {}).get("itemsPoisoned") or 0),
+            "provisioningLogs": (last.get("provisioningLogs") or {}).get("status"),
         }
         # Blind is failing, not degraded: a monitor that can read nothing reports no trouble.
         if (reason := blind_reason(last)) is not None:

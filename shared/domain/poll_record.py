@@ -61,6 +61,7 @@ class PollSummary(TypedDict):
     errors: list[dict[str, Any]]  # kind, message and where it happened (ids, HTTP status)
     sweep: NotRequired[SweepProgress | None]  # a discovery's progress; None on other polls
     alerts: NotRequired[dict[str, Any]]  # added by the alert step (docs/alerts.md)
+    provisioningLogs: NotRequired[dict[str, Any] | None]  # PROVISIONING_LOGS on: shared.provisioning_logs
     work: NotRequired[dict[str, Any]]  # a poll fanned out through the work queue (shared.domain.work.WorkProgress)
 
 
@@ -90,6 +91,7 @@ class PollRecord:
     job_reads: int = 0  # service principals whose jobs read got an answer (any status)
     forbidden: dict[str, int] = field(default_factory=dict)  # error kind -> 403 answers, all counted
     sweep: SweepProgress | None = None  # a discovery's progress through every service principal
+    provisioning_logs: dict[str, Any] | None = None  # what the poll read of the provisioning logs
 
     def error(self, kind: str, message: str, **where: Any) -> None:
         self.error_count += 1
@@ -128,6 +130,7 @@ class PollRecord:
             "servicePrincipalsNotReadCount": len(self.not_read),
             "jobsNotObserved": self.jobs_not_observed,
             "sweep": self.sweep,
+            "provisioningLogs": self.provisioning_logs,
             # What the health check needs to tell a blind monitor (every read refused).
             "jobReads": self.job_reads,
             "forbiddenReads": {

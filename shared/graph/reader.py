@@ -35,6 +35,7 @@ from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.kiota_client_factory import KiotaClientFactory
 from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph.generated.audit_logs.provisioning.provisioning_request_builder import ProvisioningRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.service_principals.service_principals_request_builder import (
     ServicePrincipalsRequestBuilder,
@@ -53,7 +54,7 @@ from shared.graph.errors import (
     GraphForbiddenError,
     GraphUnavailableError,
 )
-from shared.graph.types import ItemResult
+from shared.graph.types import ItemResult, LogPages
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 
@@ -159,6 +160,46 @@ class GraphReader:
             next_link = page.get("@odata.nextLink")
             if not isinstance(next_link, str) or not next_link:
                 return found
+            request = builder.with_url(next_link).to_get_request_information()
+
+    # ------------------------------------------------------------ provisioning logs
+
+    async def provisioning_events(
+        self, filter_: str, *, page_size: int, max_pages: int, deadline: float | None = None
+    ) -> LogPages:
+        """The events of one filtered query, following nextLink. 429s are waited out by the
+        SDK's retry handler, as for every request; other refusals end the read (403: the app
+        lacks AuditLog.Read.All / Directory.Read.All)."""
+        query = ProvisioningRequestBuilder.ProvisioningRequestBuilderGetQueryParameters(filter=filter_, top=page_size)
+        builder = self._client.audit_logs.provisioning
+        request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+        read = LogPages([])
+        while True:
+            if read.pages >= max_pages or (deadline is not None and time.monotonic() >= deadline):
+                return read
+            try:
+                page = await self._send(request)
+            except AnswerError as error:
+                read.status, read.error_code, read.error_message = 0, error.code, str(error)[:500]
+                return read
+            except APIError as error:
+                result = self._api_error_result(error)
+                read.status, read.error_code, read.error_message = (
+                    result.status,
+                    result.error_code,
+                    result.error_message,
+                )
+                return read
+            read.pages += 1
+            value = page.get("value") if isinstance(page, dict) else None
+            if not isinstance(value, list):
+                read.error_code, read.error_message = MALFORMED_RESPONSE, "a provisioning log page has no value list"
+                return read
+            read.events.extend(value)
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str) or not next_link:
+                read.complete = True
+                return read
             request = builder.with_url(next_link).to_get_request_information()
 
     # ------------------------------------------------------------ batched reads

@@ -24,6 +24,19 @@ class ItemResult:
         return 200 <= self.status < 300 and self.error_code is None
 
 
+@dataclass
+class LogPages:
+    """Provisioning log events of one filtered query, read page by page. `complete`: every
+    page was read; else `status`/`error_code` say why not (0: stopped by the caller's limits)."""
+
+    events: list[Any]
+    pages: int = 0
+    complete: bool = False
+    status: int = 200
+    error_code: str | None = None
+    error_message: str | None = None
+
+
 class JobsReader(Protocol):
     """The reads a poll makes: results by service principal id; ids left out of an answer
     were not read before `deadline` (a time.monotonic() instant)."""
@@ -38,4 +51,11 @@ class JobsReader(Protocol):
 
     async def get_jobs(self, ids: Sequence[str], *, deadline: float | None = None) -> dict[str, ItemResult]:
         """Each service principal's synchronization jobs (body: the list of raw jobs)."""
+        ...
+
+    async def provisioning_events(
+        self, filter_: str, *, page_size: int, max_pages: int, deadline: float | None = None
+    ) -> LogPages:
+        """`GET /auditLogs/provisioning?$filter=...`, every page, unless `max_pages` or
+        `deadline` stop it first."""
         ...

@@ -11,6 +11,8 @@ creation, parameterized reads, batched writes; tables.py) in its own module:
 - principals.py `<p>ServicePrincipals`: discovery's memory.
 - api_keys.py   `<p>ApiKeys`: the API's continuation-signing key.
 - work_items.py `<p>WorkItems`: the parts of a poll fanned out through the work queue.
+- provisioning_errors.py `<p>ProvisioningErrors`, `<p>ProvisioningErrorDays`: error groups
+  from the provisioning logs.
 
 Key formulas are in keys.py, property encodings in documents.py, and docs/tables.md has the
 keys, properties and the queries each serves. Every key is derived from Graph's ids, so
@@ -31,6 +33,7 @@ from shared.storage.events import EventsTable
 from shared.storage.jobs import JobsTable
 from shared.storage.polls import PollsTable
 from shared.storage.principals import PrincipalsTable
+from shared.storage.provisioning_errors import ProvisioningErrorsTables
 from shared.storage.rollups import RollupsTables
 from shared.storage.runs import RunsTables
 from shared.storage.tables import Entity, table_service
@@ -44,7 +47,15 @@ def _ignore(count: int) -> None:
 
 
 class Store(
-    JobsTable, RunsTables, RollupsTables, EventsTable, PollsTable, PrincipalsTable, ApiKeysTable, WorkItemsTable
+    JobsTable,
+    RunsTables,
+    RollupsTables,
+    EventsTable,
+    PollsTable,
+    PrincipalsTable,
+    ApiKeysTable,
+    WorkItemsTable,
+    ProvisioningErrorsTables,
 ):
     """The tables of one tenant. Create with `open_store`; one per process."""
 

@@ -185,6 +185,7 @@ async def test_health_is_degraded_but_200_while_a_failing_poll_is_recent(api: ht
         "errorCount": 3,
         "errorsByKind": {"graphUnavailable": 3},
         "workItemsPoisoned": 0,
+        "provisioningLogs": None,
     }
     assert 350 < body["lastSuccessfulPollAgeSeconds"] < 450
 
