@@ -31,12 +31,17 @@ async def apply_retention(
     runs, finished = await store.purge_runs_before(cutoff.date().isoformat(), budget=budget)
     polls = await store.purge_polls_before(isoformat_utc(cutoff), budget=max(0, budget - runs))
     parts = await store.purge_item_parts_before(isoformat_utc(cutoff), budget=max(0, budget - runs - polls))
+    # The provisioning logs' error groups (personal data in samples mode) are kept as the runs.
+    errors = await store.purge_error_hours_before(
+        cutoff.date().isoformat(), budget=max(0, budget - runs - polls - parts)
+    )
     result = {
         "cutoff": isoformat_utc(cutoff),
         "retentionDays": settings.retention_days,
         "runsDeleted": runs,
         "pollRecordsDeleted": polls,
         "workItemPartsDeleted": parts,
+        "errorHoursDeleted": errors,
         "finished": finished,
     }
     log.info("retention %s", json.dumps(result, separators=(",", ":")))

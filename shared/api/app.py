@@ -29,7 +29,7 @@ from shared.api.http import ConditionalGetMiddleware, SettingsCorsMiddleware, pr
 from shared.api.openapi import build_openapi
 from shared.api.paging import ContinuationError
 from shared.api.params import problems
-from shared.api.routes import alerts, dashboard, executions, health, jobs, summary
+from shared.api.routes import alerts, dashboard, errors, executions, health, jobs, summary
 from shared.storage.store import close_store
 
 log = logging.getLogger("entra_sync_monitor.api")
@@ -81,7 +81,7 @@ def create_app() -> FastAPI:
     )
     _install_problem_handlers(app)
     caller = [Depends(require_caller)]
-    for resource in (jobs, executions, summary):
+    for resource in (jobs, executions, errors, summary):
         app.include_router(resource.router, prefix=API_PREFIX, dependencies=caller)
     # The alert endpoints (docs/alerts.md) answer to the same caller checks as the rest of /api/v1;
     # the dashboard page (docs/dashboard.md) holds no data and calls the API like any portal.

@@ -207,7 +207,7 @@ def wants_csv(format_: str | None, accept: str | None) -> bool:
     return csv_q > 0 and csv_q > json_q
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -229,5 +229,5 @@ def executions_csv(rows: Iterable[Mapping[str, Any]], *, with_job: bool) -> str:
         error = row.get("error") or {}
         values = [row.get(column) for column in (JOB_COLUMNS if with_job else ()) + EXECUTION_COLUMNS]
         values += [error.get("code"), error.get("message"), error.get("tenantActionable")]
-        writer.writerow([_cell(value) for value in values])
+        writer.writerow([cell(value) for value in values])
     return buffer.getvalue()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, Union, g
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from shared.domain import model
+from shared.domain import model, provisioning_logs
 from shared.domain.model import Described, HealthValue
 
 
@@ -71,6 +71,10 @@ if TYPE_CHECKING:  # what the type checker knows of the derived models
 
     class Event(_Model): ...
 
+    class ObjectSample(_Model): ...
+
+    class ErrorGroup(_Model): ...
+
 else:
     SyncError = _derive(model.SyncError)
     Execution = _derive(model.Execution)
@@ -78,6 +82,8 @@ else:
     Progress = _derive(model.Progress)
     Job = _derive(model.Job)
     Event = _derive(model.Event)
+    ObjectSample = _derive(provisioning_logs.ObjectSample)
+    ErrorGroup = _derive(provisioning_logs.ErrorGroup)
 
 
 class JobList(_Model):
@@ -204,6 +210,30 @@ class Summary(_Model):
         default_factory=list, description="every job quarantined now, longest in quarantine first"
     )
     lastPoll: PollRecord | None
+
+
+class ErrorsWindow(_Model):
+    name: Literal["24h", "7d", "30d", "90d"]
+    start: str = Field(alias="from", description="start (00:00Z) of the first UTC day counted")
+    end: str = Field(alias="to", description="when the answer was made")
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, json_schema_extra={"additionalProperties": False})
+
+
+class ErrorsCollection(_Model):
+    mode: str = Field(description="PROVISIONING_LOGS: off, counts or samples")
+    status: str | None = Field(
+        description="the last poll's collection: ok, notPermitted (grant AuditLog.Read.All and Directory.Read.All) "
+        "or error; null when off or not polled yet"
+    )
+    cursor: str | None = Field(description="every hour before this is counted")
+
+
+class ErrorGroupPage(_Model):
+    value: list[ErrorGroup]
+    nextLink: str | None
+    window: ErrorsWindow
+    collection: ErrorsCollection
 
 
 class LastPoll(_Model):

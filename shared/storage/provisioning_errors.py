@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 from shared.domain.provisioning_logs import ErrorGroupHour, group_id
 from shared.storage.documents import pack_document, unpack_document
 from shared.storage.keys import day_partition, job_key, job_partition
-from shared.storage.tables import Entity, TableSet, create_table, upsert_entities
+from shared.storage.tables import Entity, TableSet, create_table, delete_entities, upsert_entities
 
 CURSOR_ROW = "!cursor"
 
@@ -79,8 +79,8 @@ class ProvisioningErrorsTables(TableSet):
                 }
             )
         jobs_table, days_table = self._errors_tables()
-        await upsert_entities(days_table, by_day)
         await upsert_entities(jobs_table, by_job)
+        await upsert_entities(days_table, by_day)
         return len(by_job)
 
     async def job_error_hours(self, service_principal_id: str, job_id: str, first_day: str, last_day: str) -> list[Any]:
@@ -103,6 +103,34 @@ class ProvisioningErrorsTables(TableSet):
         for day in days:
             rows.extend(await _rows(by_day, "PartitionKey eq @pk", {"pk": day_partition(self.tenant_id, day)}))
         return rows
+
+    async def purge_error_hours_before(self, cutoff_day: str, *, budget: int) -> int:
+        """Delete at most `budget` hour rows of days before `cutoff_day` (yyyy-mm-dd), from both
+        tables; returns how many."""
+        by_job, by_day = self._errors_tables()
+        try:
+            old = [
+                dict(entity)
+                async for entity in by_day.query_entities(
+                    "PartitionKey gt @low and PartitionKey lt @high",
+                    parameters={"low": f"{self.tenant_id}|", "high": day_partition(self.tenant_id, cutoff_day)},
+                    select=["PartitionKey", "RowKey"],
+                )
+            ]
+        except ResourceNotFoundError:
+            return 0
+        old = old[:budget]
+        twins = []
+        for row in old:
+            sp_part, job_part, group, hour = row["RowKey"].split("|")
+            twins.append({"PartitionKey": f"{self.tenant_id}|{sp_part}|{job_part}", "RowKey": f"{hour}|{group}"})
+        for table, rows in ((by_job, twins), (by_day, old)):
+            try:
+                await delete_entities(table, rows)
+            except TableTransactionError:  # a twin a crash never wrote: one at a time
+                for row in rows:
+                    await table.delete_entity(row["PartitionKey"], row["RowKey"])
+        return len(old)
 
 
 async def _rows(table: Any, filter_: str, parameters: dict[str, Any]) -> list[Any]:
