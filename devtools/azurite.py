@@ -91,8 +91,9 @@ class AzuriteServer:
         self.location.mkdir(parents=True, exist_ok=True)
         self._process = self._service(AZURITE_TABLE, "table", self.port)
         self._queue_process = self._service(AZURITE_QUEUE, "queue", self.queue_port)
-        wait_for_port(self.port, 30, self._process)
-        wait_for_port(self.queue_port, 30, self._queue_process)
+        # Node starts slowly on a loaded 2-core machine: two services, generous waits.
+        wait_for_port(self.port, 90, self._process)
+        wait_for_port(self.queue_port, 90, self._queue_process)
         return self
 
     def _service(self, program: Path, service: str, port: int) -> subprocess.Popen[bytes]:

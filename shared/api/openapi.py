@@ -3,7 +3,7 @@
 FastAPI's generated document is adjusted where the app's HTTP layer goes beyond a route:
 errors are `application/problem+json` and 400 (FastAPI would document 422 and JSON); GETs
 under /api/v1 carry `ETag` and `Cache-Control` and may answer 304 to `If-None-Match`; the
-executions endpoints also answer `text/csv` with a `Link` header; an optional parameter is
+executions and errors endpoints also answer `text/csv` with a `Link` header; an optional parameter is
 absent or a value (never `null`, which a query string cannot carry).
 """
 
@@ -19,7 +19,14 @@ from shared.api.http import CACHE_CONTROL
 
 _PROBLEM_REF = "#/components/schemas/Problem"
 _STRING = {"type": "string"}
-CSV_PATHS = frozenset({"/api/v1/executions", "/api/v1/jobs/{servicePrincipalId}/{jobId}/executions"})
+CSV_PATHS = frozenset(
+    {
+        "/api/v1/executions",
+        "/api/v1/jobs/{servicePrincipalId}/{jobId}/executions",
+        "/api/v1/errors",
+        "/api/v1/jobs/{servicePrincipalId}/{jobId}/errors",
+    }
+)
 KEY_NOTE = (
     "In Azure every call under /api/v1 needs the function key (`x-functions-key` header or `code` "
     "query parameter); with App Service Authentication on, also a signed-in caller holding the app "
