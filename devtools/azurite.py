@@ -92,8 +92,12 @@ class AzuriteServer:
         self._process = self._service(AZURITE_TABLE, "table", self.port)
         self._queue_process = self._service(AZURITE_QUEUE, "queue", self.queue_port)
         # Node starts slowly on a loaded 2-core machine: two services, generous waits.
-        wait_for_port(self.port, 90, self._process)
-        wait_for_port(self.queue_port, 90, self._queue_process)
+        try:
+            wait_for_port(self.port, 90, self._process)
+            wait_for_port(self.queue_port, 90, self._queue_process)
+        except BaseException:
+            self.stop()  # not one of them left running
+            raise
         return self
 
     def _service(self, program: Path, service: str, port: int) -> subprocess.Popen[bytes]:

@@ -23,7 +23,7 @@ from azure.core.exceptions import ResourceModifiedError
 from shared.discovery import Scope
 from shared.domain.changes import JobChanges
 from shared.domain.poll_record import GraphCounts, PollRecord, PollSummary
-from shared.domain.sweep import advance, left_in_sweep
+from shared.domain.sweep import advance
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.domain.work import DISPATCHED, WorkItemPrincipal, WorkProgress, complete_record, cut_items
 from shared.settings import Settings
@@ -201,7 +201,8 @@ async def _advance_sweep(store: Store, unanswered: set[str], *, lost: bool, now:
     return {
         "principalsListed": len(listed),
         "principalsRead": len(covered),
-        "principalsLeft": left_in_sweep(moved, listed),
+        # Every principal was sent out: what is left is what got no answer (all, items lost).
+        "principalsLeft": 0 if moved.completed_at != sweep.completed_at else len(listed) - len(covered),
         "sweepStartedAt": moved.started_at,
         "lastFullSweepAt": moved.completed_at,
     }

@@ -110,7 +110,8 @@ CORE_SETTINGS: Catalogue = {
         "480",
     ),
     "WORK_QUEUE_NAME": SettingSpec(
-        "Storage queue of the poll's work items, in the app's storage account (poison queue: `<name>-poison`).",
+        "Storage queue of the poll's work items, in the app's storage account (poison queue: `<name>-poison`); "
+        "unset: `<TABLE_PREFIX>-work`, in lower case.",
         "syncmon-work",
     ),
     "WORK_INLINE_MAX_PRINCIPALS": SettingSpec(
@@ -340,8 +341,11 @@ def _service_principal_ids(env: Mapping[str, str]) -> tuple[str, ...]:
 _QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,47}[a-z0-9]$")
 
 
-def _work_queue_name(env: Mapping[str, str]) -> str:
-    name = read_setting(env, "WORK_QUEUE_NAME") or ""
+def _work_queue_name(env: Mapping[str, str], table_prefix: str) -> str:
+    # Unset: the tables' prefix names it, so two deployments that share a storage account
+    # (and so need their own TABLE_PREFIX) never share a queue either.
+    name = read_setting(env, "WORK_QUEUE_NAME") if (env.get("WORK_QUEUE_NAME") or "").strip() else None
+    name = name or f"{table_prefix.lower()}-work"
     # 3-63 characters is Azure's rule; 49 leave room for the host's `-poison` suffix, twice
     # (the poison queue's own trigger has a poison queue too).
     if not _QUEUE_NAME.match(name):
@@ -449,7 +453,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_required_role=read_setting(env, "API_REQUIRED_ROLE"),
         cors_allowed_origins=_cors_allowed_origins(env),
         health_max_age_seconds=_health_max_age(env),
-        work_queue_name=_work_queue_name(env),
+        work_queue_name=_work_queue_name(env, table_prefix),
         work_inline_max_principals=read_int(env, "WORK_INLINE_MAX_PRINCIPALS", 0, 1_000_000),
         work_item_principals=read_int(env, "WORK_ITEM_PRINCIPALS", 1, 200),
         provisioning_logs=_provisioning_logs(env),

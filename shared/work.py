@@ -276,8 +276,9 @@ class LocalWorker:
         idle_seconds: float = 5.0,
         deadline: float | None = None,
     ) -> WorkerTally:
-        """Work until `until()` says so, or the queues stayed empty `idle_seconds`, or `deadline`
-        (time.monotonic) passes; items in hand are finished first."""
+        """Work until `until()` says so, or the queues held nothing at all (none visible, none
+        waiting) for `idle_seconds`, or `deadline` (time.monotonic) passes; items in hand are
+        finished first."""
         await self.queue.ensure()
         idle_since = time.monotonic()
         while deadline is None or time.monotonic() < deadline:
@@ -288,7 +289,11 @@ class LocalWorker:
             if did:
                 idle_since = time.monotonic()
             elif until is None and time.monotonic() - idle_since >= idle_seconds:
-                break
+                # Empty, or only items that wait out their retry delay or another worker's
+                # lease (invisible, but counted): those are this worker's to wait for too.
+                if sum(await self.queue.length()) == 0:
+                    break
+                idle_since = time.monotonic()
             else:
                 await asyncio.sleep(min(0.2, self.options.max_polling_interval))
         return self.tally

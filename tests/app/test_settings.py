@@ -121,3 +121,13 @@ def test_the_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [name for name in SETTINGS if f"`{name}`" not in readme and name.split("__")[0] + "__" not in readme]
     assert missing == []
+
+
+def test_the_work_queue_is_named_after_the_tables_unless_set() -> None:
+    assert load_settings(BASE).work_queue_name == "syncmon-work"
+    assert load_settings({**BASE, "TABLE_PREFIX": "Contoso2"}).work_queue_name == "contoso2-work"
+    assert load_settings({**BASE, "TABLE_PREFIX": "Contoso2", "WORK_QUEUE_NAME": "q-1"}).work_queue_name == "q-1"
+    with pytest.raises(SettingsError, match="WORK_QUEUE_NAME"):
+        load_settings({**BASE, "WORK_QUEUE_NAME": "Bad_Name"})
+    with pytest.raises(SettingsError, match="PROVISIONING_LOGS"):
+        load_settings({**BASE, "PROVISIONING_LOGS": "everything"})
