@@ -151,6 +151,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 SWEEP_GROWTH_AT_2, SWEEP_PLATEAU_AT_4 = 1.2, 0.9
+FANOUT_DEFAULT_PRINCIPALS = 50_000  # bench.run.FANOUT_PRINCIPALS
 
 
 def _fanout_throughput(fan: dict[str, Any]) -> dict[int, float]:
@@ -237,7 +238,14 @@ def fanout_section(results: dict[str, Any]) -> str | None:
         f"`python -m shared work --processes N --idle-seconds {num(fan.get('idleSeconds'))}` (each process does "
         "host.json's `batchSize` items at a time); the emulator clock is frozen, so every sweep after the "
         "first reads the same tenant state and does the same work. The first sweep (empty tables: it stores "
-        "every principal, job and run) is shown apart from the measured ones.\n",
+        "every principal, job and run) is shown apart from the measured ones."
+        + (
+            ""
+            if fan["servicePrincipals"] == FANOUT_DEFAULT_PRINCIPALS
+            else f" `--fanout` alone runs {FANOUT_DEFAULT_PRINCIPALS:,} service principals; this run used "
+            f"`--fanout-principals {fan['servicePrincipals']}`."
+        )
+        + "\n",
         "*Sweep s* runs from the dispatch command's spawn to the poll record's completion (its `endedAt`: "
         "Python start and imports of the dispatch and of the workers included, the workers' idle wait after "
         "the last item not); *record s* is the record's own `durationSeconds` (from its `startedAt`). "
@@ -799,7 +807,15 @@ def render(results: dict[str, Any]) -> str:
             "the poll's child process did its items itself before the clock stopped (as `python -m shared poll` "
             "does with no worker running: `shared.work.drain_own_poll`), so its time is the whole poll. Here the "
             "same polls of the same tenant state run again with `WORK_INLINE_MAX_PRINCIPALS` set high (the "
-            "one-run path), app only, into their own tables.\n\n" + inline
+            "one-run path), app only, into their own tables.\n\n"
+            "The two paths do not end at the same step. The harness polls through `shared.poll.poll_tenant`, "
+            "which in one run leaves the alert step to its caller (`run_poll`, the timers' and the CLI's entry "
+            "point), so one-run figures never include it; a fanned-out poll's last work item completes the record "
+            "and runs the alert step itself (`shared/fanout.py`, `complete`), so fanned-out figures include it: "
+            "its writes to `Alerts` (a lease and the evaluation) and its queries. Fanned-out polls also write "
+            "their items' parts (`WorkItems`) and, when a discovery finds new principals (a first poll), each new "
+            "principal twice (listed at dispatch, then with its job count by its item). Those writes are why a "
+            "fanned-out poll that sees no change writes entities other than its `Polls` record.\n\n" + inline
         )
     fan = fanout_section(results)
     if fan:
