@@ -724,6 +724,8 @@ def render(results: dict[str, Any]) -> str:
         "CI runs only a tiny smoke size (`tests/devtools/test_bench_smoke.py`).\n"
     )
     add(f"This run: `{options['command']}`, {results['totalSeconds'] / 60:.1f} min, {machine['date']}.\n")
+    for note in results.get("notes", []):
+        add(f"{note}\n")
     add("## Machine and settings\n")
     add(
         _table(

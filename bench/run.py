@@ -70,6 +70,7 @@ class Options:
     command: str = "bench/run.sh"
     render: Path | None = None
     fanout_from: Path | None = None
+    notes: tuple[str, ...] = ()
 
     def throttle_faults(self) -> dict[str, Any]:
         rule = {
@@ -482,7 +483,9 @@ def run(options: Options) -> dict[str, Any]:
     started = time.monotonic()
     foreign = ForeignLoad().start()
     results: dict[str, Any] = {
-        "options": {k: v for k, v in asdict(options).items() if k not in ("out", "json_out", "render", "fanout_from")},
+        "options": {
+            k: v for k, v in asdict(options).items() if k not in ("out", "json_out", "render", "fanout_from", "notes")
+        },
         "machine": machine_info(),
         "sizes": {},
     }
@@ -582,6 +585,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "--render", type=Path, metavar="JSON", help="measure nothing: write the report from an earlier run's JSON"
     )
     parser.add_argument(
+        "--note", action="append", default=[], help="with --render: a sentence shown under 'This run' (repeatable)"
+    )
+    parser.add_argument(
         "--fanout-from",
         type=Path,
         metavar="JSON",
@@ -622,6 +628,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         command=_command_line(argv if argv is not None else sys.argv[1:]),
         render=args.render,
         fanout_from=args.fanout_from,
+        notes=tuple(args.note),
     )
 
 
@@ -634,7 +641,7 @@ def _command_line(argv: list[str]) -> str:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in ("--out", "--json", "--render", "--fanout-from"):
+        if name in ("--out", "--json", "--render", "--fanout-from", "--note"):
             skip = "=" not in arg
             continue
         kept.append(arg)
@@ -654,7 +661,11 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": other["totalSeconds"] / 60,
                 "foreignLoad": other["machine"].get("foreignLoad"),
             }
+        if options.notes:
+            results["notes"] = list(options.notes)
         results["targets"] = report.targets(results)
+        if options.fanout_from is not None:  # the merged figures, so the JSON holds what the report shows
+            options.json_out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     else:
         results = run(options)
         options.json_out.parent.mkdir(parents=True, exist_ok=True)
