@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import api_latency, report  # noqa: E402
+from bench import api_latency, fanout, report  # noqa: E402
 from bench.machine import ForeignLoad, machine_info  # noqa: E402
 from bench.table_counter import TableCounter  # noqa: E402
 from devtools.azurite import AzuriteServer, free_port, stop_process  # noqa: E402
@@ -38,6 +38,8 @@ DEFAULT_JSON = ROOT / "bench" / "results" / "latest.json"
 # Tables that hold records about polls rather than data: writes to them are not "data entities".
 RECORD_TABLES = ("Polls",)
 POLL_TIMEOUT = 3600.0
+# WORK_INLINE_MAX_PRINCIPALS for the one-run comparison: no poll of the benchmark's sizes fans out.
+INLINE_MAX = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,21 @@ class Options:
     history_max_sps: int = 500
     baseline_full_max_sps: int = 2000
     cold_runs: int = 3
+    # Also poll each size with the one-run path (WORK_INLINE_MAX_PRINCIPALS set high), app only.
+    inline_compare: bool = True
+    # The work queue fan-out benchmark (bench/fanout.py); 0: not run.
+    fanout_principals: int = 0
+    fanout_job_ratio: float = 0.05
+    fanout_workers: tuple[int, ...] = (1, 2, 4)
+    fanout_first_workers: int = 4
+    fanout_regular_workers: tuple[int, ...] = (1, 2)
+    fanout_inline_max: int | None = None  # WORK_INLINE_MAX_PRINCIPALS for the fan-out run (None: the app's default)
     out: Path = DEFAULT_OUT
     json_out: Path = DEFAULT_JSON
     command: str = "bench/run.sh"
     render: Path | None = None
+    fanout_from: Path | None = None
+    notes: tuple[str, ...] = ()
 
     def throttle_faults(self) -> dict[str, Any]:
         rule = {
@@ -198,7 +211,9 @@ class Harness:
             connection = connection.replace(f":{self.azurite.port}/", f":{self.counter.port}/")
         return connection
 
-    def env(self, prefix: str, tenant_id: str, *, counted: bool = True) -> dict[str, str]:
+    def env(
+        self, prefix: str, tenant_id: str, *, counted: bool = True, inline_max: int | None = None
+    ) -> dict[str, str]:
         from shared.settings import SETTINGS
 
         env = {name: value for name, value in os.environ.items() if name not in SETTINGS}
@@ -209,9 +224,13 @@ class Harness:
                 "GRAPH_AUTH": "none",
                 "AzureWebJobsStorage": self.storage(counted),
                 "TABLE_PREFIX": prefix,
+                # Each prefix its own work queue: items of one scenario's poll are never done into another's tables.
+                "WORK_QUEUE_NAME": f"bench-{prefix.lower()}"[:49],
                 "PYTHONWARNINGS": "ignore",
             }
         )
+        if inline_max is not None:
+            env["WORK_INLINE_MAX_PRINCIPALS"] = str(inline_max)
         return env
 
     def set_faults(self, throttled: bool) -> None:
@@ -221,7 +240,14 @@ class Harness:
             self.emulator.set_faults({"latencyMs": self.options.latency_ms})
 
     def poll(
-        self, which: str, prefix: str, tenant_id: str, *, throttled: bool = False, discover: bool = False
+        self,
+        which: str,
+        prefix: str,
+        tenant_id: str,
+        *,
+        throttled: bool = False,
+        discover: bool = False,
+        inline: bool = False,
     ) -> dict[str, Any]:
         """One poll of `which` (app | baseline) in its own process, counted from outside."""
 
@@ -233,7 +259,8 @@ class Harness:
         args = [sys.executable, "-m", "bench.child", which, "--handshake"]
         if which == "app":
             args += ["--warm-sp", self.warm_sp] + (["--discover"] if discover else [])
-        result = run_measured(args, self.env(prefix, tenant_id), on_ready=ready)
+        env = self.env(prefix, tenant_id, inline_max=INLINE_MAX if inline else None)
+        result = run_measured(args, env, on_ready=ready)
         child = last_json_line(result, f"{which} poll")
         graph = self.emulator.stats()
         tables = self.counter.snapshot()
@@ -243,6 +270,9 @@ class Harness:
         before_kb = child.get("rssBeforePollKB") or 0
         measured = {
             "status": child["record"].get("status"),
+            # Fanned out through the work queue (and its items done in the child), or done in one run.
+            "fannedOut": bool(child["record"].get("work")),
+            "workItems": (child["record"].get("work") or {}).get("items"),
             "graphRequests": graph["requests"],
             "graphBatchRequests": graph["batchRequests"],
             "graphBatchItems": graph["batchItems"],
@@ -265,6 +295,7 @@ class Harness:
             f"  {which:8} {prefix:>14}: {measured['pollSeconds']:7.2f} s, {measured['graphRequests']:6} Graph req, "
             f"{measured['tableOperations']:6} table ops, {measured['entitiesWritten']:6} writes, "
             f"{measured['peakRssMB']:6.1f} MB, {measured['status']}"
+            + (f", fanned out ({measured['workItems']} items)" if measured["fannedOut"] else "")
         )
         return measured
 
@@ -281,7 +312,7 @@ class Harness:
         )
         self.emulator.set_generated_tenant(n, options.job_ratio, options.seed)
         full_baseline = n <= options.baseline_full_max_sps
-        app, base = f"app{n}", f"naive{n}"
+        app, base, inline = f"app{n}", f"naive{n}", f"appinl{n}"
         result: dict[str, Any] = {"servicePrincipals": n, "tenantId": tenant_id, "scenarios": {}}
         scenarios: dict[str, dict[str, Any]] = result["scenarios"]
 
@@ -293,21 +324,25 @@ class Harness:
             base_prefix: str = base,
             throttled: bool = False,
             discover: bool = False,
+            one_run: bool = False,
         ) -> None:
             self.log(f"{n} SPs: {name}")
             entry: dict[str, Any] = {
                 "app": self.poll("app", app_prefix, tenant_id, throttled=throttled, discover=discover)
             }
+            if one_run and options.inline_compare:
+                # The same poll of the same tenant state through the one-run path, into its own tables.
+                entry["appInline"] = self.poll("app", inline, tenant_id, discover=discover, inline=True)
             if baseline:
                 entry["baseline"] = self.poll("baseline", base_prefix, tenant_id, throttled=throttled)
             scenarios[name] = entry
 
-        run("first")
+        run("first", one_run=True)
         self.emulator.advance_clock(options.cycle_seconds)
-        run("regular")
-        run("noChange", baseline=full_baseline)
+        run("regular", one_run=True)
+        run("noChange", baseline=full_baseline, one_run=True)
         if self.discovery_supported:
-            run("discovery", baseline=False, discover=True)
+            run("discovery", baseline=False, discover=True, one_run=True)
         first_app = scenarios["first"]["app"]["record"]
         result["jobs"] = first_app.get("jobsRead")
         result["servicePrincipalsWithJobs"] = first_app.get("servicePrincipalsWithJobs")
@@ -448,7 +483,9 @@ def run(options: Options) -> dict[str, Any]:
     started = time.monotonic()
     foreign = ForeignLoad().start()
     results: dict[str, Any] = {
-        "options": {k: v for k, v in asdict(options).items() if k not in ("out", "json_out", "render")},
+        "options": {
+            k: v for k, v in asdict(options).items() if k not in ("out", "json_out", "render", "fanout_from", "notes")
+        },
         "machine": machine_info(),
         "sizes": {},
     }
@@ -459,10 +496,18 @@ def run(options: Options) -> dict[str, Any]:
             results["calibration"] = harness.calibrate()
             for n in options.sizes:
                 results["sizes"][str(n)] = harness.size(n)
-            smallest = min(options.sizes)
-            harness.emulator.set_generated_tenant(smallest, options.job_ratio, options.seed)
-            results["coldStart"] = harness.cold_start(f"app{smallest}", results["sizes"][str(smallest)]["tenantId"])
-            results["coldStart"]["servicePrincipals"] = smallest
+            if options.sizes:
+                smallest = min(options.sizes)
+                harness.emulator.set_generated_tenant(smallest, options.job_ratio, options.seed)
+                tenant_id = results["sizes"][str(smallest)]["tenantId"]
+                results["coldStart"] = harness.cold_start(f"app{smallest}", tenant_id)
+                results["coldStart"]["servicePrincipals"] = smallest
+            if options.fanout_principals > 0:
+                try:
+                    results["fanout"] = fanout.run(harness)
+                except Exception as error:  # keep every other figure; the report says it failed
+                    harness.log(f"fan-out benchmark failed: {type(error).__name__}: {error}")
+                    results["fanoutError"] = f"{type(error).__name__}: {error}"[:2000]
         finally:
             emulator.stop()
     results["totalSeconds"] = time.monotonic() - started
@@ -472,6 +517,11 @@ def run(options: Options) -> dict[str, Any]:
 
 
 QUICK_SIZES, QUICK_API_SAMPLES, QUICK_COLD_RUNS = (100, 400), 30, 2
+FANOUT_PRINCIPALS, QUICK_FANOUT_PRINCIPALS = 50_000, 5_000
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -511,16 +561,48 @@ def parse_options(argv: list[str] | None = None) -> Options:
         help="above this size the baseline runs only its first and regular polls",
     )
     parser.add_argument("--cold-runs", type=int, help=f"cold start repetitions (default {Options.cold_runs})")
+    parser.add_argument(
+        "--no-inline-compare",
+        action="store_true",
+        help="do not also poll each size through the one-run path (WORK_INLINE_MAX_PRINCIPALS set high)",
+    )
+    parser.add_argument(
+        "--fanout",
+        action="store_true",
+        help=f"also run the work queue fan-out benchmark ({FANOUT_PRINCIPALS:,} SPs; "
+        f"{QUICK_FANOUT_PRINCIPALS:,} with --quick)",
+    )
+    parser.add_argument("--fanout-principals", type=int, help="the fan-out tenant's size (implies --fanout)")
+    parser.add_argument("--fanout-only", action="store_true", help="run the fan-out benchmark only (no sizes)")
+    parser.add_argument("--fanout-job-ratio", type=float, default=Options.fanout_job_ratio)
+    parser.add_argument("--fanout-workers", default="1,2,4", help="worker processes per measured sweep")
+    parser.add_argument("--fanout-first-workers", type=int, default=Options.fanout_first_workers)
+    parser.add_argument("--fanout-regular-workers", default="1,2", help="worker processes per measured regular poll")
+    parser.add_argument("--fanout-inline-max", type=int, help="WORK_INLINE_MAX_PRINCIPALS in the fan-out run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown report")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, dest="json_out", help="every figure, as JSON")
     parser.add_argument(
         "--render", type=Path, metavar="JSON", help="measure nothing: write the report from an earlier run's JSON"
+    )
+    parser.add_argument(
+        "--note", action="append", default=[], help="with --render: a sentence shown under 'This run' (repeatable)"
+    )
+    parser.add_argument(
+        "--fanout-from",
+        type=Path,
+        metavar="JSON",
+        help="with --render: take the fan-out figures from this other run's JSON (a separate --fanout-only run)",
     )
     args = parser.parse_args(argv)
     default_sizes = QUICK_SIZES if args.quick else Options.sizes
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else default_sizes
     if not sizes or any(n < 1 for n in sizes):
         parser.error("--sizes must be positive whole numbers")
+    fanout_principals = args.fanout_principals or 0
+    if not fanout_principals and (args.fanout or args.fanout_only):
+        fanout_principals = QUICK_FANOUT_PRINCIPALS if args.quick else FANOUT_PRINCIPALS
+    if args.fanout_only:
+        sizes = ()
     return Options(
         sizes=tuple(sorted(set(sizes))),
         latency_ms=args.latency_ms,
@@ -534,10 +616,19 @@ def parse_options(argv: list[str] | None = None) -> Options:
         history_max_sps=args.history_max_sps,
         baseline_full_max_sps=args.baseline_full_max_sps,
         cold_runs=args.cold_runs or (QUICK_COLD_RUNS if args.quick else Options.cold_runs),
+        inline_compare=not args.no_inline_compare,
+        fanout_principals=fanout_principals,
+        fanout_job_ratio=args.fanout_job_ratio,
+        fanout_workers=_counts(args.fanout_workers),
+        fanout_first_workers=args.fanout_first_workers,
+        fanout_regular_workers=_counts(args.fanout_regular_workers),
+        fanout_inline_max=args.fanout_inline_max,
         out=args.out,
         json_out=args.json_out,
         command=_command_line(argv if argv is not None else sys.argv[1:]),
         render=args.render,
+        fanout_from=args.fanout_from,
+        notes=tuple(args.note),
     )
 
 
@@ -550,7 +641,7 @@ def _command_line(argv: list[str]) -> str:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in ("--out", "--json", "--render"):
+        if name in ("--out", "--json", "--render", "--fanout-from", "--note"):
             skip = "=" not in arg
             continue
         kept.append(arg)
@@ -561,7 +652,20 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     if options.render is not None:
         results = json.loads(options.render.read_text())
+        if options.fanout_from is not None:
+            other = json.loads(options.fanout_from.read_text())
+            results["fanout"] = other["fanout"]
+            results["fanout"]["run"] = {
+                "command": other["options"]["command"],
+                "date": other["machine"]["date"],
+                "minutes": other["totalSeconds"] / 60,
+                "foreignLoad": other["machine"].get("foreignLoad"),
+            }
+        if options.notes:
+            results["notes"] = list(options.notes)
         results["targets"] = report.targets(results)
+        if options.fanout_from is not None:  # the merged figures, so the JSON holds what the report shows
+            options.json_out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     else:
         results = run(options)
         options.json_out.parent.mkdir(parents=True, exist_ok=True)
