@@ -1,0 +1,123 @@
+"""The provisioning logs' errors, end to end: the real SDK reads `/auditLogs/provisioning` from
+the emulator, the poll stores error groups in Azurite, the API serves them. The groups and
+counts must be what the emulator served; reading the same events again counts nothing twice;
+a 403 is reported, not fatal."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from devtools.graph_emulator import EmulatorServer
+from shared.domain.timestamps import isoformat_utc, parse_timestamp
+from shared.poll import poll_tenant
+from shared.settings import load_settings
+from shared.storage.store import open_store
+from tests.support import tenants
+from tests.support.api import api_client
+
+GroupKey = tuple[str, str, str, str]  # jobId, status, action, errorCode
+
+
+@pytest.fixture
+def logs_on(app_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("PROVISIONING_LOGS", "samples")
+    monkeypatch.setenv("PROVISIONING_LOG_SAMPLES", "2")
+    return {**app_env, "PROVISIONING_LOGS": "samples"}
+
+
+def served_groups(events: list[dict[str, Any]], start: str, end: str) -> Counter[GroupKey]:
+    """What Graph served in [start, end), as the API groups it: every event but successes."""
+    low, high = parse_timestamp(start), parse_timestamp(end)
+    assert low is not None and high is not None
+    counts: Counter[GroupKey] = Counter()
+    for event in events:
+        at = parse_timestamp(event["activityDateTime"])
+        info = event.get("provisioningStatusInfo") or {}
+        if at is None or not low <= at < high or info.get("status") == "success":
+            continue
+        code = (info.get("errorInformation") or {}).get("errorCode") or ""
+        counts[(event["jobId"], info["status"], event["provisioningAction"], code)] += 1
+    return counts
+
+
+async def api_groups() -> tuple[Counter[GroupKey], list[dict[str, Any]]]:
+    async with api_client() as api:
+        answer = await api.get("/api/v1/errors", params={"window": "7d", "top": 1000})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["nextLink"] is None and body["collection"]["mode"] == "samples"
+    counts = Counter({(g["jobId"], g["status"], g["action"], g["errorCode"]): g["count"] for g in body["value"]})
+    return counts, body["value"]
+
+
+async def poll_until_caught_up() -> dict[str, Any]:
+    """Polls until the collector has read every hour it may (a backlog takes a few polls)."""
+    for _ in range(10):
+        record = await poll_tenant(load_settings(), trigger="test")
+        section = record["provisioningLogs"]
+        assert record["status"] == "succeeded" and section is not None and section["status"] == "ok", record
+        if section["behindHours"] == 0:
+            return dict(section)
+    raise AssertionError(f"still behind after 10 polls: {section}")
+
+
+async def test_error_groups_are_what_graph_served_and_a_reread_counts_nothing_twice(
+    logs_on: dict[str, str], demo_emulator: EmulatorServer
+) -> None:
+    tenants.freeze(demo_emulator)
+    store = open_store(load_settings())
+    await store.ensure_error_tables()
+    # Where the collector starts (else a day back, to the hour): 12 hours of the log.
+    since = isoformat_utc((datetime.now(UTC) - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0))
+    await store.save_log_cursor({"cursor": since, "windowHours": 3})
+    first = await poll_until_caught_up()
+    state = await store.load_log_cursor()
+    assert state is not None and state["cursor"] == first["cursor"] > since
+
+    served = demo_emulator.provisioning_events(full=True)
+    counts, groups = await api_groups()
+    expected = served_groups(served, since, first["cursor"])
+    assert sum(expected.values()) > 0, "the demo tenant served no failures to compare"
+    assert counts == expected
+    # Groups come most events first, with a trend per day that adds up, and examples.
+    assert [g["count"] for g in groups] == sorted((g["count"] for g in groups), reverse=True)
+    assert all(sum(g["days"].values()) == g["count"] for g in groups)
+    assert all(1 <= len(g["samples"]) for g in groups)
+
+    # The same hours read again (the cursor put back): the same rows, not twice the counts.
+    await store.save_log_cursor({"cursor": since, "windowHours": 6})
+    again = await poll_until_caught_up()
+    assert again["eventsRead"] > 0 and again["cursor"] == first["cursor"]
+    assert (await api_groups())[0] == counts
+
+    # A job's own endpoint answers its groups, and CSV.
+    job_id = max(counts, key=lambda key: counts[key])[0]
+    stored = {job["jobId"]: job for job in await open_store(load_settings()).list_jobs()}
+    job = stored[job_id]
+    async with api_client() as api:
+        path = f"/api/v1/jobs/{job['servicePrincipalId']}/{job_id}/errors"
+        own = await api.get(path, params={"window": "7d"})
+        csv = await api.get(path, params={"window": "7d", "format": "csv"})
+    assert own.status_code == 200 and {g["jobId"] for g in own.json()["value"]} == {job_id}
+    assert sum(g["count"] for g in own.json()["value"]) == sum(n for key, n in counts.items() if key[0] == job_id)
+    assert csv.status_code == 200 and csv.text.startswith("servicePrincipalId,jobId,status,action,errorCode")
+
+
+async def test_graph_refusing_the_logs_is_reported_and_the_poll_goes_on(
+    logs_on: dict[str, str], demo_emulator: EmulatorServer
+) -> None:
+    demo_emulator.set_faults({"rules": [{"path": "^/auditLogs/provisioning", "status": 403}]})
+    record = await poll_tenant(load_settings(), trigger="test")
+    assert record["status"] == "succeeded" and record["jobsRead"] > 0
+    section = record["provisioningLogs"]
+    assert section is not None and section["status"] == "notPermitted"
+    assert "AuditLog.Read.All" in section["error"]
+    async with api_client() as api:
+        health = await api.get("/api/health")
+        errors = await api.get("/api/v1/errors")
+    assert health.json()["lastPoll"]["provisioningLogs"] == "notPermitted"
+    assert errors.json()["collection"]["status"] == "notPermitted" and errors.json()["value"] == []
