@@ -146,13 +146,17 @@ def _control_routes(state: EmulatorState) -> list[Route]:
 
     async def provisioning(request: Request) -> Response:
         # Every event /auditLogs/provisioning serves right now, oldest first, unpaged: the
-        # ground truth for tests. ?jobId= and ?servicePrincipalId= narrow it.
+        # ground truth for tests, as summaries (id, activityDateTime, jobId, servicePrincipalId,
+        # cycleId, status, errorCode); ?full=true for the Graph JSON. ?jobId=, ?servicePrincipalId=.
         now = state.clock.now()
         log = state.provisioning
         job, sp = request.query_params.get("jobId"), request.query_params.get("servicePrincipalId")
 
+        full = request.query_params.get("full", "").lower() == "true"
+
         def collect() -> list[dict[str, Any]]:
-            return [log.materialise(e) for e in log.events(now, job, sp)]
+            shape = log.materialise if full else log.summary
+            return [shape(e) for e in log.events(now, job, sp)]
 
         events = await run_in_threadpool(collect)
         return JSONResponse({"now": iso_now(now), "value": events})

@@ -115,10 +115,15 @@ class EmulatorControl:
         body = {"servicePrincipals": service_principals, "jobRatio": job_ratio, "seed": seed}
         self._call("POST", "/tenant/generated", {**body, "failureEvents": failure_events})
 
-    def provisioning_events(self, job_id: str | None = None, service_principal_id: str | None = None) -> list[Any]:
+    def provisioning_events(
+        self, job_id: str | None = None, service_principal_id: str | None = None, full: bool = False
+    ) -> list[Any]:
         """Every event `/auditLogs/provisioning` serves now (oldest first, unpaged), optionally of
-        one job or service principal: ground truth to compare pages against."""
+        one job or service principal: ground truth to compare pages against. Summaries (id,
+        activityDateTime, jobId, servicePrincipalId, cycleId, status, errorCode) unless `full`."""
         params = {k: v for k, v in (("jobId", job_id), ("servicePrincipalId", service_principal_id)) if v}
+        if full:
+            params["full"] = "true"
         response = self._http().get("/provisioning", params=params)
         if response.status_code >= 400:
             raise RuntimeError(f"emulator GET /provisioning: {response.status_code} {response.text}")
