@@ -122,7 +122,8 @@ def _control_routes(state: EmulatorState) -> list[Route]:
         if isinstance(ratio, bool) or not isinstance(ratio, int | float):
             raise _ControlError("jobRatio must be a number")
         count = _int(body, "servicePrincipals", 1000)
-        await run_in_threadpool(state.set_generated_tenant, count, float(ratio), _int(body, "seed", 1))
+        failures = _int(body, "failureEvents", 0)
+        await run_in_threadpool(state.set_generated_tenant, count, float(ratio), _int(body, "seed", 1), failures)
         return JSONResponse({"ok": True, "tenantId": state.tenant.tenant_id})
 
     async def clock(request: Request) -> Response:
@@ -142,6 +143,23 @@ def _control_routes(state: EmulatorState) -> list[Route]:
         elif request.method == "DELETE":
             state.clear_faults()
         return JSONResponse(state.faults.to_json())
+
+    async def provisioning(request: Request) -> Response:
+        # Every event /auditLogs/provisioning serves right now, oldest first, unpaged: the
+        # ground truth for tests, as summaries (id, activityDateTime, jobId, servicePrincipalId,
+        # cycleId, status, errorCode); ?full=true for the Graph JSON. ?jobId=, ?servicePrincipalId=.
+        now = state.clock.now()
+        log = state.provisioning
+        job, sp = request.query_params.get("jobId"), request.query_params.get("servicePrincipalId")
+
+        full = request.query_params.get("full", "").lower() == "true"
+
+        def collect() -> list[dict[str, Any]]:
+            shape = log.materialise if full else log.summary
+            return [shape(e) for e in log.events(now, job, sp)]
+
+        events = await run_in_threadpool(collect)
+        return JSONResponse({"now": iso_now(now), "value": events})
 
     async def stats(request: Request) -> Response:
         return JSONResponse(state.stats.snapshot())
@@ -166,6 +184,7 @@ def _control_routes(state: EmulatorState) -> list[Route]:
         Route(f"{CONTROL}/tenant/generated", guarded(generated), methods=["POST"]),
         Route(f"{CONTROL}/clock", guarded(clock), methods=["GET", "POST"]),
         Route(f"{CONTROL}/faults", guarded(faults), methods=["GET", "PUT", "DELETE"]),
+        Route(f"{CONTROL}/provisioning", guarded(provisioning), methods=["GET"]),
         Route(f"{CONTROL}/stats", guarded(stats), methods=["GET"]),
         Route(f"{CONTROL}/stats/reset", guarded(reset_stats), methods=["POST"]),
     ]

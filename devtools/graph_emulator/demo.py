@@ -533,4 +533,4 @@ def demo_tenant(seed: int = 1, now: float | None = None) -> LivingTenant:
             )
             n += 1
         profiles.append(tuple(built))
-    return LivingTenant(DEMO_TENANT_ID, sps, lambda i: profiles[i], {"kind": "demo", "seed": seed})
+    return LivingTenant(DEMO_TENANT_ID, sps, lambda i: profiles[i], {"kind": "demo", "seed": seed}, epoch)

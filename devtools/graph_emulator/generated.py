@@ -20,7 +20,7 @@ from .profiles import (
     TEMPLATES,
     make_profile,
 )
-from .runs import JobProfile
+from .runs import DAY, JobProfile, Phase
 from .tenant import LivingTenant
 
 _VENDORS = (
@@ -62,12 +62,27 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
+FAILING_APP = "Benchmark Failing SCIM App"
+FAILING_INTERVAL = 40 * 60
+FAILING_RUNS_PER_DAY = DAY // FAILING_INTERVAL  # 36
+
+
 def generated_tenant(
-    service_principals: int, job_ratio: float = 0.3, seed: int = 1, now: float | None = None
+    service_principals: int,
+    job_ratio: float = 0.3,
+    seed: int = 1,
+    now: float | None = None,
+    failure_events: int = 0,
 ) -> LivingTenant:
-    """A living tenant of `service_principals` SPs; about `job_ratio` of them have jobs."""
-    if service_principals < 0 or not 0.0 <= job_ratio <= 1.0:
-        raise ValueError("service_principals >= 0 and 0 <= job_ratio <= 1")
+    """A living tenant of `service_principals` SPs; about `job_ratio` of them have jobs.
+
+    `failure_events` > 0 adds one more service principal (`FAILING_APP`, last in the list) whose
+    PT40M SCIM job has escrowed entries on every run of the day before `now`: its provisioning
+    log then holds at least `failure_events` failure events in that day (each of the 36 runs
+    logs ceil(N / 36) plus 0-9 failures), and it keeps failing as the clock moves on.
+    """
+    if service_principals < 0 or not 0.0 <= job_ratio <= 1.0 or failure_events < 0:
+        raise ValueError("service_principals >= 0, 0 <= job_ratio <= 1 and failure_events >= 0")
     epoch = int(time.time() if now is None else now) // 60 * 60
     rng = random.Random(seed)
     tenant_id = _uuid(rng)
@@ -107,10 +122,49 @@ def generated_tenant(
                 "tags": [INTEGRATED_APP_TAG] if tagged else [],
             }
         )
+    failing: JobProfile | None = None
+    if failure_events:
+        app_id = _uuid(rng)
+        failing = JobProfile(
+            job_id=f"scim.{uuid.UUID(int=rng.getrandbits(128)).hex}.{tenant_id}",
+            template_id="scim",
+            profile="escrow-growing",
+            interval=FAILING_INTERVAL,
+            # The first run begins one interval after the phase start: 36 runs end within the day.
+            phases=(
+                Phase(
+                    "periodic",
+                    epoch - DAY - FAILING_INTERVAL + 1,
+                    state="EntryLevelErrors",
+                    escrow_base=-(-failure_events // FAILING_RUNS_PER_DAY),
+                ),
+            ),
+            seed=seed,
+        )
+        job_templates.append(("scim",))
+        sps.append(
+            {
+                "id": _uuid(rng),
+                "accountEnabled": True,
+                "appDisplayName": FAILING_APP,
+                "appId": app_id,
+                "applicationTemplateId": _uuid(rng),
+                "appOwnerOrganizationId": tenant_id,
+                "appRoleAssignmentRequired": True,
+                "displayName": FAILING_APP,
+                "preferredSingleSignOnMode": None,
+                "servicePrincipalNames": [app_id],
+                "servicePrincipalType": "Application",
+                "signInAudience": "AzureADMyOrg",
+                "tags": [INTEGRATED_APP_TAG],
+            }
+        )
     kinds = list(PROFILE_WEIGHTS)
     weights = list(PROFILE_WEIGHTS.values())
 
     def profiles_for(index: int) -> tuple[JobProfile, ...]:
+        if failing is not None and index == service_principals:
+            return (failing,)
         job_rng = random.Random(f"{seed}:{index}")
         built = []
         for n, template in enumerate(job_templates[index]):
@@ -127,5 +181,11 @@ def generated_tenant(
             )
         return tuple(built)
 
-    spec = {"kind": "generated", "servicePrincipals": service_principals, "jobRatio": job_ratio, "seed": seed}
-    return LivingTenant(tenant_id, sps, profiles_for, spec)
+    spec = {
+        "kind": "generated",
+        "servicePrincipals": service_principals,
+        "jobRatio": job_ratio,
+        "seed": seed,
+        "failureEvents": failure_events,
+    }
+    return LivingTenant(tenant_id, sps, profiles_for, spec, epoch)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from . import provisioning as plog
 from .clock import error_date
 from .faults import FaultOutcome
 from .state import EmulatorState
@@ -35,6 +36,7 @@ GET_SP = "/servicePrincipals/{id}"
 LIST_JOBS = "/servicePrincipals/{id}/synchronization/jobs"
 GET_JOB = "/servicePrincipals/{id}/synchronization/jobs/{id}"
 BATCH = "/$batch"
+LIST_PROVISIONING = "/auditLogs/provisioning"
 
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("BadRequest", "Bad request."),
@@ -139,6 +141,10 @@ def _route(segments: list[str]) -> tuple[str | None, list[str], str]:
     head = segments[0]
     if head.lower() == "$batch" and len(segments) == 1:
         return BATCH, [], ""
+    if head.lower() == "auditlogs":
+        if len(segments) == 2 and segments[1].lower() == "provisioning":
+            return LIST_PROVISIONING, [], ""
+        return None, [], segments[1] if len(segments) > 1 else head
     ids: list[str] = []
     keyed = _KEY_SEGMENT.match(head)
     if keyed:
@@ -211,6 +217,8 @@ def _dispatch(ctx: _Context, route: str | None, ids: list[str], unknown: str, no
     tenant = ctx.state.tenant
     if route == LIST_SPS:
         return _list_service_principals(ctx, tenant)
+    if route == LIST_PROVISIONING:
+        return _list_provisioning(ctx)
     index = _find(tenant, ids[0])
     denied = ctx.state.faults.status_for(ids[0])
     if denied is None and index is not None:
@@ -365,6 +373,64 @@ def _list_service_principals(ctx: _Context, tenant: TenantView) -> GraphResponse
     response = _ok(body, LIST_SPS)
     response.headers.update(response_headers)
     return response
+
+
+def _list_provisioning(ctx: _Context) -> GraphResponse:
+    """provisioningObjectSummary events: $filter, $orderby=activityDateTime, $top, $skiptoken."""
+
+    def bad(message: str, code: str = "BadRequest") -> GraphResponse:
+        return _error(ctx, 400, LIST_PROVISIONING, message, code=code)
+
+    top = plog.DEFAULT_TOP
+    top_raw = ctx.query.get("$top")
+    if top_raw is not None:
+        try:
+            top = int(top_raw)
+        except ValueError:
+            return bad(f"Invalid value '{top_raw}' for query option $top.")
+        if not 1 <= top <= plog.MAX_TOP:
+            return bad(f"Invalid page size specified: '{top}'. Must be between 1 and {plog.MAX_TOP} inclusive.")
+    order = " ".join(ctx.query.get("$orderby", "activityDateTime desc").split()).lower()
+    if order not in ("activitydatetime", "activitydatetime asc", "activitydatetime desc"):
+        return bad(f"Invalid $orderby '{ctx.query.get('$orderby')}': only activityDateTime asc|desc is supported.")
+    descending = order.endswith("desc")
+    now = int(ctx.state.clock.now())
+    as_of, after = now, None
+    token = ctx.query.get("$skiptoken")
+    if token is not None:
+        decoded = plog.decode_skiptoken(token)
+        if decoded is None:
+            return bad("The specified page token value has expired and can no longer be included in your request.")
+        as_of, at, event_id = decoded
+        after = (at, event_id)
+    wanted = None
+    raw_filter = ctx.query.get("$filter")
+    if raw_filter:
+        try:
+            wanted = plog.parse_filter(raw_filter)
+        except plog.FilterError as exc:
+            return bad(str(exc))
+    log = ctx.state.provisioning
+    # A continuation serves what existed when the first page was asked for (`as_of`), minus
+    # what has since left the retention window.
+    events = [
+        e
+        for e in log.events(as_of, wanted.job_id if wanted else None, wanted.sp_id if wanted else None)
+        if e.at >= now - plog.RETENTION and (wanted is None or wanted.predicate(e))
+    ]
+    chunk, last = plog.page(events, descending, top, after)
+    base = ctx.request.base_url
+    body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#auditLogs/provisioning"}
+    if last is not None:
+        kept = [
+            part
+            for part in ctx.raw_query.split("&")
+            if part and unquote(part.partition("=")[0]).lower() != "$skiptoken"
+        ]
+        kept.append(f"$skiptoken={plog.encode_skiptoken(as_of, last.at, last.id)}")
+        body["@odata.nextLink"] = f"{base}{LIST_PROVISIONING}?{'&'.join(kept)}"
+    body["value"] = [log.materialise(e) for e in chunk]
+    return _ok(body, LIST_PROVISIONING)
 
 
 _FILTER_TOKEN = re.compile(

@@ -107,10 +107,28 @@ class EmulatorControl:
     def set_demo_tenant(self, seed: int = 1) -> None:
         self._call("POST", "/tenant/demo", {"seed": seed})
 
-    def set_generated_tenant(self, service_principals: int, job_ratio: float = 0.3, seed: int = 1) -> None:
-        self._call(
-            "POST", "/tenant/generated", {"servicePrincipals": service_principals, "jobRatio": job_ratio, "seed": seed}
-        )
+    def set_generated_tenant(
+        self, service_principals: int, job_ratio: float = 0.3, seed: int = 1, failure_events: int = 0
+    ) -> None:
+        """A generated tenant; `failure_events` > 0 adds a SCIM job with at least that many failure
+        events in the provisioning log of the last day (see generated.py)."""
+        body = {"servicePrincipals": service_principals, "jobRatio": job_ratio, "seed": seed}
+        self._call("POST", "/tenant/generated", {**body, "failureEvents": failure_events})
+
+    def provisioning_events(
+        self, job_id: str | None = None, service_principal_id: str | None = None, full: bool = False
+    ) -> list[Any]:
+        """Every event `/auditLogs/provisioning` serves now (oldest first, unpaged), optionally of
+        one job or service principal: ground truth to compare pages against. Summaries (id,
+        activityDateTime, jobId, servicePrincipalId, cycleId, status, errorCode) unless `full`."""
+        params = {k: v for k, v in (("jobId", job_id), ("servicePrincipalId", service_principal_id)) if v}
+        if full:
+            params["full"] = "true"
+        response = self._http().get("/provisioning", params=params)
+        if response.status_code >= 400:
+            raise RuntimeError(f"emulator GET /provisioning: {response.status_code} {response.text}")
+        events: list[Any] = response.json()["value"]
+        return events
 
     def tenant(self) -> dict[str, Any]:
         """The tenant as served now, jobs materialised: ground truth to compare against."""

@@ -13,8 +13,9 @@ from .clock import Clock
 from .demo import demo_tenant
 from .faults import FaultConfig
 from .generated import generated_tenant
+from .provisioning import ProvisioningLog
 from .stats import Stats
-from .tenant import Tenant, TenantView, as_view
+from .tenant import StaticTenant, Tenant, TenantView, as_view
 
 
 class EmulatorState:
@@ -25,6 +26,7 @@ class EmulatorState:
         self.stats = Stats()
         self._faults = FaultConfig()
         self._tenant: TenantView = as_view(tenant if tenant is not None else demo_tenant())
+        self._provisioning: ProvisioningLog | None = None
 
     @property
     def tenant(self) -> TenantView:
@@ -35,12 +37,26 @@ class EmulatorState:
         view = as_view(tenant)  # validates before swapping
         with self._lock:
             self._tenant = view
+            self._provisioning = None
+
+    @property
+    def provisioning(self) -> ProvisioningLog:
+        """The tenant's provisioning events (`/auditLogs/provisioning`), built on first use."""
+        with self._lock:
+            if self._provisioning is None:
+                raw = self._tenant.provisioning_events if isinstance(self._tenant, StaticTenant) else None
+                self._provisioning = ProvisioningLog(self._tenant, raw)
+            return self._provisioning
 
     def set_demo_tenant(self, seed: int = 1) -> None:
         self.set_tenant(demo_tenant(seed, now=self.clock.now()))
 
-    def set_generated_tenant(self, service_principals: int, job_ratio: float = 0.3, seed: int = 1) -> None:
-        self.set_tenant(generated_tenant(service_principals, job_ratio, seed, now=self.clock.now()))
+    def set_generated_tenant(
+        self, service_principals: int, job_ratio: float = 0.3, seed: int = 1, failure_events: int = 0
+    ) -> None:
+        self.set_tenant(
+            generated_tenant(service_principals, job_ratio, seed, now=self.clock.now(), failure_events=failure_events)
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """The tenant as served right now, jobs materialised: the ground truth for tests."""

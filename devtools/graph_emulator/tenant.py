@@ -118,7 +118,12 @@ class StaticTenant:
         for sp in raw_sps:
             if not isinstance(sp, Mapping) or not isinstance(sp.get("id"), str) or not sp["id"]:
                 raise TenantError("every service principal needs a non-empty string id")
+        events = tenant.get("provisioningEvents", [])
+        if not isinstance(events, list) or not all(isinstance(event, Mapping) for event in events):
+            raise TenantError("provisioningEvents must be a list of objects")
         self._raw = copy.deepcopy(dict(tenant))
+        # provisioningObjectSummary events served by /auditLogs/provisioning as given
+        self.provisioning_events: list[Mapping[str, Any]] = self._raw.get("provisioningEvents", [])
         self.tenant_id = str(self._raw.get("tenantId", ""))
         self._sps = [{k: v for k, v in sp.items() if k != "jobs"} for sp in self._raw.get("servicePrincipals", [])]
         self._jobs = [sp.get("jobs", []) for sp in self._raw.get("servicePrincipals", [])]
@@ -155,8 +160,10 @@ class LivingTenant:
         service_principals: list[dict[str, Any]],
         profiles_for: Callable[[int], tuple[JobProfile, ...]],
         spec: Mapping[str, Any],
+        built_at: int = 0,
     ) -> None:
         self.tenant_id = tenant_id
+        self.built_at = built_at  # epoch seconds the timelines are anchored at
         self._sps = service_principals
         self._profiles_for = profiles_for
         self._profiles: dict[int, tuple[JobProfile, ...]] = {}
