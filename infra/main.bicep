@@ -93,6 +93,16 @@ param workQueueName string = 'syncmon-work'
 @maxValue(100000)
 param workInlineMaxPrincipals int = 400
 
+// Provisioning logs (docs/operations.md): per-object errors need AuditLog.Read.All and
+// Directory.Read.All, far broader than the jobs' two permissions, so they are the admin's choice.
+@description('PROVISIONING_LOGS: off (default), counts or samples. On, and with grantGraphPermissions, the app identity is also granted AuditLog.Read.All and Directory.Read.All.')
+@allowed([
+  'off'
+  'counts'
+  'samples'
+])
+param provisioningLogs string = 'off'
+
 @description('WORK_ITEM_PRINCIPALS: service principals per work item on the queue.')
 @minValue(1)
 @maxValue(200)
@@ -224,6 +234,7 @@ module api 'app/api.bicep' = {
     workQueueName: workQueueName
     workInlineMaxPrincipals: workInlineMaxPrincipals
     workItemPrincipals: workItemPrincipals
+    provisioningLogs: provisioningLogs
   }
 }
 
@@ -240,6 +251,14 @@ module rbac 'app/rbac.bicep' = {
 
 module graphPermissions 'app/graph-permissions.bicep' = if (grantGraphPermissions) {
   name: 'graphPermissions'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
+module provisioningLogPermissions 'app/provisioning-log-permissions.bicep' = if (grantGraphPermissions && provisioningLogs != 'off') {
+  name: 'provisioningLogPermissions'
   scope: rg
   params: {
     principalId: identity.outputs.principalId

@@ -66,6 +66,9 @@ param workQueueName string
 param workInlineMaxPrincipals int
 param workItemPrincipals int
 
+@description('PROVISIONING_LOGS: off, counts or samples.')
+param provisioningLogs string
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -238,6 +241,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'WORK_QUEUE_NAME'
           value: workQueueName
+        }
+        {
+          name: 'PROVISIONING_LOGS'
+          value: provisioningLogs
         }
         {
           name: 'WORK_INLINE_MAX_PRINCIPALS'

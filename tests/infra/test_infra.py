@@ -53,6 +53,11 @@ GRAPH_APP_ROLES = {
     "Synchronization.Read.All": "5ba43d2f-fa88-4db2-bd1c-a67c5f0fb1ce",
     "Application.Read.All": "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
 }
+# Only with PROVISIONING_LOGS on (the admin's choice): what GET /auditLogs/provisioning needs.
+PROVISIONING_LOG_APP_ROLES = {
+    "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
+    "Directory.Read.All": "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
+}
 GUID = re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b")
 
 # --- The one allow-listed construct ------------------------------------------------------------
@@ -593,8 +598,10 @@ def test_role_assignments_are_the_builtin_roles_only() -> None:
     assert string_guids(rbac) == set(BUILTIN_ROLES)
     graph_ids = {GRAPH_APP_ID, *GRAPH_APP_ROLES.values()}
     assert string_guids(bicep("app/graph-permissions.bicep")) == graph_ids
+    log_ids = {GRAPH_APP_ID, *PROVISIONING_LOG_APP_ROLES.values()}
+    assert string_guids(bicep("app/provisioning-log-permissions.bicep")) == log_ids
     others = set().union(*(string_guids(bicep(r)) for r in bicep_files() if r != "app/rbac.bicep"))
-    assert others <= graph_ids, f"unexpected ids outside rbac.bicep: {others - graph_ids}"
+    assert others <= graph_ids | log_ids, f"unexpected ids outside rbac.bicep: {others - graph_ids - log_ids}"
     for relative in bicep_files():
         if relative != "app/rbac.bicep":
             assert not resources(bicep(relative), "Microsoft.Authorization/roleAssignments@")
@@ -725,8 +732,15 @@ def test_bicepconfig_pins_the_graph_extension() -> None:
     ), reference
 
 
-def test_graph_grants_are_exactly_the_least_privilege_roles() -> None:
-    graph_file = bicep("app/graph-permissions.bicep")
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        ("app/graph-permissions.bicep", GRAPH_APP_ROLES),
+        ("app/provisioning-log-permissions.bicep", PROVISIONING_LOG_APP_ROLES),
+    ],
+)
+def test_graph_grants_are_exactly_the_least_privilege_roles(relative: str, expected: dict[str, str]) -> None:
+    graph_file = bicep(relative)
     graph_types = {
         (decl_string(decl) or "").split("@")[0]
         for relative in bicep_files()
@@ -751,7 +765,7 @@ def test_graph_grants_are_exactly_the_least_privilege_roles() -> None:
     roles_node = after_equals(declarations(graph_file, "variable_declaration")[text(roles_var)])
     assert roles_node is not None
     roles = {name: resolve_string(graph_file, value) for name, value in properties(roles_node).items()}
-    assert roles == GRAPH_APP_ROLES
+    assert roles == expected
 
     # Each role is granted on Graph's own service principal.
     assert text(lookup(grant, "appRoleId")) == f"{for_variable(loop)}.value"
@@ -768,6 +782,20 @@ def test_graph_grant_is_gated_by_a_parameter_defaulting_to_true() -> None:
     assert text(gate).startswith("if (grantGraphPermissions)")
     param = declarations(main, "parameter_declaration")["grantGraphPermissions"]
     assert text(after_equals(param)) == "true"
+
+
+def test_provisioning_log_permissions_are_granted_only_when_the_admin_turns_them_on() -> None:
+    main = bicep("main.bicep")
+    [decl] = [
+        d
+        for d in declarations_all(main, "module_declaration")
+        if decl_string(d) == "app/provisioning-log-permissions.bicep"
+    ]
+    gate = after_equals(decl)
+    assert gate is not None and gate.type == "if_statement"
+    assert text(gate).startswith("if (grantGraphPermissions && provisioningLogs != 'off')")
+    param = declarations(main, "parameter_declaration")["provisioningLogs"]
+    assert text(after_equals(param)) == "'off'"
 
 
 # --- (f) Parameters and outputs ----------------------------------------------------------------
