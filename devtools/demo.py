@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 "GRAPH_AUTH": "none",
                 "AzureWebJobsStorage": azurite.connection_string,
                 "TABLE_PREFIX": "demo",
+                # The emulator serves the provisioning logs: the demo shows why jobs fail.
+                "PROVISIONING_LOGS": "samples",
             }
         )
         print(f"Azurite tables: {azurite.table_endpoint} (data in {DATA})")
@@ -137,6 +139,7 @@ Try:
   curl -s {api}/v1/summary
   curl -s {api}/v1/jobs
   curl -s {example}
+  curl -s '{api}/v1/errors?window=24h'          (why jobs fail: the provisioning logs' error groups)
 Polling every {args.poll_seconds:g} s; {args.minutes_per_poll:g} demo minutes pass per poll. Ctrl-C stops.
 """,
             flush=True,
