@@ -837,15 +837,16 @@
     const id = [sample.sourceId, sample.targetId].find((candidate) => typeof candidate === 'string' && GUID.test(candidate));
     const name = sample.sourceDisplayName || sample.targetDisplayName || sample.sourceId || sample.targetId || '(unnamed)';
     const when = sample.activityDateTime ? [' (', timeEl(sample.activityDateTime), ')'] : [];
-    const kind = sample.identityType ? `${sample.identityType} ` : '';
-    if (!ENTRA_OBJECT[type] || !id) return [el('span', { text: `${kind}${name}` }), ...when];
+    const title = [sample.identityType, id || sample.sourceId || sample.targetId].filter(Boolean).join(' ') || null;
+    if (!ENTRA_OBJECT[type] || !id) return [el('span', { title, text: name }), ...when];
     return [el('a', {
       href: `${ENTRA_OBJECT[type]}${encodeURIComponent(id)}`,
       target: '_blank',
       rel: 'noopener noreferrer',
       class: 'sample-link',
-      text: `${kind}${name}`,
-    }), hidden(' (opens the Entra admin center in a new tab)'), ...when];
+      title,
+      text: name,
+    }), hidden(` (${sample.identityType}, opens the Entra admin center in a new tab)`), ...when];
   }
 
   // ------------------------------------------------------------ the chart (inline SVG)
