@@ -159,6 +159,7 @@ let summary;
 let busiest;
 let alertsStatus;
 let openAlertCount = 0;
+let errorJob; // the job with the most provisioning-log events in 7 days, with its groups
 
 before(async () => {
   jobs = (await getJson('jobs')).value;
@@ -178,6 +179,19 @@ before(async () => {
   const alerts = await fetch(apiUrl('alerts?status=open&top=1000'));
   alertsStatus = alerts.status;
   if (alerts.ok) openAlertCount = (await alerts.json()).value.length;
+  // Error groups (the seeding polls collect the demo's provisioning logs): the job with most events.
+  const errors = await getJson('errors?window=7d&top=1000');
+  assert.equal(errors.collection.mode, 'samples', 'the seeding polls run with PROVISIONING_LOGS=samples');
+  const byJob = new Map();
+  for (const group of errors.value) {
+    const key = `${group.servicePrincipalId}/${group.jobId}`;
+    byJob.set(key, (byJob.get(key) || 0) + group.count);
+  }
+  const [top] = [...byJob].sort((a, b) => b[1] - a[1]);
+  assert.ok(top, 'the demo tenant\'s failing jobs log failures: some error groups are stored');
+  const job = jobs.find((candidate) => `${candidate.servicePrincipalId}/${candidate.jobId}` === top[0]);
+  assert.ok(job, `error groups of a job the API lists: ${top[0]}`);
+  errorJob = { job, groups: (await getJson(`${jobPath(job)}/errors?window=7d`)).value };
 });
 
 after(async () => {
@@ -332,6 +346,72 @@ describe('dashboard', () => {
       assert.deepEqual(problems, []);
     } catch (error) {
       await shot(page, 'desktop-failure.png').catch(() => {});
+      throw error;
+    }
+  });
+
+  test('a job\'s errors from the provisioning logs: groups, trend, examples linked to Entra; the "off" hint', async () => {
+    const { page, problems } = await open('errors', { viewport: { width: 1280, height: 800 } });
+    try {
+      const { job, groups } = errorJob;
+      await page.goto(`${PAGE}#job/${enc(job.servicePrincipalId)}/${enc(job.jobId)}`);
+      await page.getByRole('heading', { name: 'Errors (provisioning logs)' }).waitFor();
+      const items = page.locator('#error-groups > li');
+      await items.first().waitFor();
+      assert.equal(await items.count(), groups.length);
+      // Most events first, each with its code, count and a trend of the window's days.
+      const counts = (await page.locator('#error-groups .error-count').allTextContents())
+        .map((text) => Number(text.replace(/[^\d]/g, '')));
+      assert.deepEqual(counts, [...counts].sort((a, b) => b - a));
+      const first = items.first();
+      const top = [...groups].sort((a, b) => b.count - a.count)[0];
+      assert.equal(await first.locator('.error-code').textContent(), top.errorCode);
+      assert.equal(counts[0], top.count);
+      assert.ok(top.errorCode && top.count > 0);
+      if (top.reason) assert.equal(await first.locator('.error-reason').textContent(), top.reason);
+      const trend = first.locator('svg.trend');
+      assert.equal(await trend.getAttribute('role'), 'img');
+      assert.match(await trend.getAttribute('aria-label'), /^Events per day: /);
+      assert.equal(await trend.locator('rect').count(), 8, 'the 7d window covers 8 UTC days');
+      const drawn = (await trend.locator('rect').evaluateAll((bars) => bars.map((bar) => Number(bar.dataset.count))))
+        .reduce((sum, n) => sum + n, 0);
+      assert.equal(drawn, top.count, 'the bars add up to the group\'s count');
+      assert.ok(await first.locator('.error-seen time').count() === 2, 'first and last seen');
+
+      // Examples: users and groups with a GUID link to the Entra admin center, in a new tab.
+      const linked = groups.flatMap((group) => group.samples)
+        .filter((sample) => /^(user|group)$/i.test(sample.identityType || '')
+          && /^[0-9a-f-]{36}$/i.test(sample.sourceId || sample.targetId || ''));
+      assert.ok(linked.length > 0, 'the demo\'s samples are users and groups with GUIDs');
+      const links = page.locator('#error-groups a.sample-link');
+      assert.ok(await links.count() > 0);
+      for (const link of await links.all()) {
+        const href = await link.getAttribute('href');
+        assert.ok(href.startsWith('https://entra.microsoft.com/#view/'), href);
+        assert.match(href, /\/(userId|groupId)\/[0-9a-f-]{36}$/i);
+        assert.equal(await link.getAttribute('target'), '_blank');
+        assert.equal(await link.getAttribute('rel'), 'noopener noreferrer');
+      }
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.locator('#errors-section').screenshot({ path: path.join(ARTIFACTS, 'desktop-errors.png') });
+      assert.deepEqual(await contrastFailures(page), [], 'text contrast (errors)');
+
+      // Collection off: the hint, and what it needs; reasons from the API go in as text.
+      await page.route(/\/errors\?window=7d$/, (route) => route.fulfill({
+        status: 200,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          value: [], nextLink: null, window: { name: '7d', from: '2026-11-23T00:00:00Z', to: '2026-11-30T12:00:00Z' },
+          collection: { mode: 'off', status: null, cursor: null },
+        }),
+      }));
+      await page.getByRole('button', { name: 'Refresh now' }).click();
+      await page.locator('#errors-note').filter({ hasText: 'PROVISIONING_LOGS' }).waitFor();
+      assert.match(await page.locator('#errors-note').textContent(), /AuditLog\.Read\.All and Directory\.Read\.All/);
+      assert.equal(await items.count(), 0);
+      assert.deepEqual(problems, []);
+    } catch (error) {
+      await shot(page, 'errors-failure.png').catch(() => {});
       throw error;
     }
   });

@@ -39,6 +39,19 @@
   const ALERTS_FOLDED = 5; // alerts shown before "Show all"
   const ALERTS_SHOWN = 100;
   const SVG_NS = 'http://www.w3.org/2000/svg';
+  const ERRORS_WINDOW = '7d';
+  const ERROR_STATUS = {
+    failure: ['Failure', 'h-failing'],
+    warning: ['Warning', 'h-warning'],
+    skipped: ['Skipped', 'h-paused'],
+  };
+  // Links out to the object in the Entra admin center (opened in a new tab; nothing is loaded from there).
+  const ENTRA_OBJECT = {
+    user: 'https://entra.microsoft.com/#view/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade/~/overview/userId/',
+    group: 'https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/',
+  };
+  const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  const LOG_PERMISSIONS = 'AuditLog.Read.All and Directory.Read.All';
 
   const KEY = new URLSearchParams(window.location.search).get('code') || '';
 
@@ -56,6 +69,7 @@
     runs: [],
     runsMore: false,
     jobAlerts: null,
+    jobErrors: null, // { body, error } of GET .../errors
     lastUpdated: null,
     overviewAt: 0,
     loading: false,
@@ -113,6 +127,7 @@
   const clockFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   const axisTimeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
   const axisDateFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+  const utcDayFormat = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
 
   function fmtNumber(value) {
     return value === null || value === undefined ? '—' : numberFormat.format(value);
@@ -608,16 +623,18 @@
 
   async function loadJob(route) {
     const path = jobPath(route.servicePrincipalId, route.jobId);
-    const [detail, runs, alerts] = await Promise.all([
+    const [detail, runs, alerts, errors] = await Promise.all([
       api(path),
       api(`${path}/executions?top=${CHART_RUNS}`),
       openAlerts(`&servicePrincipalId=${encodeURIComponent(route.servicePrincipalId)}&jobId=${encodeURIComponent(route.jobId)}`),
+      jobErrors(path),
     ]);
     if (state.route !== route) return; // the reader moved on meanwhile
     state.detail = detail;
     state.runs = runs.value;
     state.runsMore = Boolean(runs.nextLink);
     state.jobAlerts = alerts.alerts;
+    state.jobErrors = errors;
     renderJob();
   }
 
@@ -678,6 +695,8 @@
     $('timeline').replaceChildren(...events.map(eventItem));
     $('timeline-empty').hidden = events.length > 0;
 
+    renderErrors();
+
     const jobAlerts = state.jobAlerts;
     $('job-alerts-section').hidden = !(jobAlerts && jobAlerts.length);
     $('job-alerts').replaceChildren(...sortAlerts(jobAlerts || []).map((alert) => alertItem(alert, false)));
@@ -703,6 +722,131 @@
       el('td', { class: 'num', text: fmtNumber(run.countExported) }),
       el('td', { class: 'num', text: fmtNumber(run.countEscrowed) }),
       el('td', { text: run.error ? [run.error.code, run.error.message].filter(Boolean).join(': ') : '' }))));
+  }
+
+  // ------------------------------------------------------------ errors from the provisioning logs
+
+  // The job's error groups (GET .../errors); a failure here never hides the rest of the page.
+  async function jobErrors(path) {
+    try {
+      return { body: await api(`${path}/errors?window=${ERRORS_WINDOW}`), error: null };
+    } catch (error) {
+      return { body: null, error };
+    }
+  }
+
+  function renderErrors() {
+    const note = $('errors-note');
+    const list = $('error-groups');
+    list.replaceChildren();
+    const { body, error } = state.jobErrors || {};
+    if (!body) {
+      const status = error instanceof ApiError ? error.status : 0;
+      note.textContent = status === 404 || status === 405
+        ? 'This app does not serve error groups from the provisioning logs.'
+        : `The error groups could not be loaded${error && error.message ? `: ${error.message}` : '.'}`;
+      return;
+    }
+    const collection = body.collection || {};
+    const groups = [...(body.value || [])].sort((a, b) => (b.count || 0) - (a.count || 0)
+      || String(b.lastSeen || '').localeCompare(String(a.lastSeen || '')));
+    const lines = [];
+    if (collection.mode === 'off') {
+      lines.push('Collection is off: set PROVISIONING_LOGS to counts or samples, and grant the app '
+        + `${LOG_PERMISSIONS} on Microsoft Graph, to see why objects fail.`);
+    } else if (collection.status === 'notPermitted') {
+      lines.push('Graph refused to give the provisioning logs: grant the app '
+        + `${LOG_PERMISSIONS} (application permissions on Microsoft Graph, with admin consent).`);
+    } else if (collection.status === 'error') {
+      lines.push('The last poll could not read the provisioning logs; the groups below may be behind.');
+    }
+    if (!groups.length) {
+      if (collection.mode !== 'off') lines.push('No failed, skipped or warning events in the last 7 days.');
+    } else {
+      const events = groups.reduce((sum, group) => sum + (Number(group.count) || 0), 0);
+      lines.push(`${fmtNumber(events)} event${events === 1 ? '' : 's'} in ${groups.length} group${groups.length === 1 ? '' : 's'}`
+        + ' (failed, skipped or warning) in the last 7 days, most events first. Days are UTC.');
+    }
+    note.textContent = lines.join(' ');
+    list.append(...groups.map((group) => errorGroupItem(group, windowDays(body.window, groups))));
+  }
+
+  // The UTC days of the window ("2026-11-23" .. "2026-11-30"), or the groups' days without one.
+  function windowDays(window, groups) {
+    const from = parseTime(window && window.from);
+    const to = parseTime(window && window.to);
+    if (from !== null && to !== null && to >= from) {
+      const days = [];
+      const day = new Date(from);
+      day.setUTCHours(0, 0, 0, 0);
+      for (; day.getTime() <= to && days.length < 400; day.setUTCDate(day.getUTCDate() + 1)) {
+        days.push(day.toISOString().slice(0, 10));
+      }
+      return days;
+    }
+    return [...new Set(groups.flatMap((group) => Object.keys(group.days || {})))].sort();
+  }
+
+  function errorGroupItem(group, days) {
+    const [label, cls] = ERROR_STATUS[group.status] || [group.status || 'Unknown', 'h-unknown'];
+    const count = Number(group.count) || 0;
+    const samples = group.samples || [];
+    return el('li', { class: 'error-group', 'data-code': group.errorCode || '' },
+      el('div', { class: 'error-head' },
+        el('span', { class: `badge ${cls}`, text: label }),
+        el('strong', { class: 'error-code', text: group.errorCode || '(no error code)' }),
+        el('span', { class: 'error-action', text: group.action ? `on ${group.action}` : '' }),
+        el('span', { class: 'error-count', text: `${fmtNumber(count)} event${count === 1 ? '' : 's'}` })),
+      el('p', { class: 'error-seen muted' }, 'First seen ', timeEl(group.firstSeen), ', last seen ', timeEl(group.lastSeen),
+        group.errorCategory ? ` · ${group.errorCategory}` : ''),
+      group.reason ? el('p', { class: 'error-reason', text: group.reason }) : null,
+      trend(group, days),
+      samples.length
+        ? el('div', { class: 'error-samples' },
+          el('span', { class: 'muted', text: 'Examples: ' }),
+          el('ul', null, ...samples.map((sample) => el('li', null, sampleLink(sample)))))
+        : null);
+  }
+
+  // Events per UTC day as a row of bars; the same numbers as text for screen readers.
+  function trend(group, days) {
+    const counts = days.map((day) => Number((group.days || {})[day]) || 0);
+    const max = Math.max(1, ...counts);
+    const text = `Events per day: ${days.map((day, i) => `${utcDayFormat.format(new Date(`${day}T00:00:00Z`))} ${fmtNumber(counts[i])}`).join(', ')}`;
+    const bar = 10;
+    const gap = 3;
+    const height = 28;
+    const width = Math.max(bar, days.length * (bar + gap) - gap);
+    const chart = svg('svg', {
+      viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': text, class: 'trend',
+    }, svg('title', { text }));
+    days.forEach((day, i) => {
+      const h = counts[i] ? Math.max(2, Math.round((counts[i] / max) * (height - 2))) : 1;
+      chart.append(svg('rect', {
+        x: i * (bar + gap), y: height - h, width: bar, height: h,
+        class: counts[i] ? 'trend-bar' : 'trend-bar zero', 'data-day': day, 'data-count': counts[i],
+      }));
+    });
+    return chart;
+  }
+
+  // An example object, linked to the Entra admin center when it is a user or group with a GUID:
+  // the source identity (outbound jobs read from Entra), else the target.
+  function sampleLink(sample) {
+    const type = String(sample.identityType || '').toLowerCase();
+    const id = [sample.sourceId, sample.targetId].find((candidate) => typeof candidate === 'string' && GUID.test(candidate));
+    const name = sample.sourceDisplayName || sample.targetDisplayName || sample.sourceId || sample.targetId || '(unnamed)';
+    const when = sample.activityDateTime ? [' (', timeEl(sample.activityDateTime), ')'] : [];
+    const title = [sample.identityType, id || sample.sourceId || sample.targetId].filter(Boolean).join(' ') || null;
+    if (!ENTRA_OBJECT[type] || !id) return [el('span', { title, text: name }), ...when];
+    return [el('a', {
+      href: `${ENTRA_OBJECT[type]}${encodeURIComponent(id)}`,
+      target: '_blank',
+      rel: 'noopener noreferrer',
+      class: 'sample-link',
+      title,
+      text: name,
+    }), hidden(` (${sample.identityType}, opens the Entra admin center in a new tab)`), ...when];
   }
 
   // ------------------------------------------------------------ the chart (inline SVG)
@@ -932,6 +1076,9 @@
       }
       $('job-sub').textContent = '';
       $('chart-note').textContent = '';
+      $('errors-note').textContent = '';
+      $('error-groups').replaceChildren();
+      state.jobErrors = null;
       $('job-alerts-section').hidden = true;
       if (moveFocus) $('job-heading').focus();
       refresh();
