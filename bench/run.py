@@ -248,8 +248,10 @@ class Harness:
         throttled: bool = False,
         discover: bool = False,
         inline: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """One poll of `which` (app | baseline) in its own process, counted from outside."""
+        """One poll of `which` (app | baseline) in its own process, counted from outside;
+        `extra_env` adds or overrides app settings (e.g. PROVISIONING_LOGS)."""
 
         def ready() -> None:  # after the child's warm-up, before its poll
             self.set_faults(throttled)  # also restarts the throttling rule's count: the same 429s for both
@@ -260,6 +262,7 @@ class Harness:
         if which == "app":
             args += ["--warm-sp", self.warm_sp] + (["--discover"] if discover else [])
         env = self.env(prefix, tenant_id, inline_max=INLINE_MAX if inline else None)
+        env.update(extra_env or {})
         result = run_measured(args, env, on_ready=ready)
         child = last_json_line(result, f"{which} poll")
         graph = self.emulator.stats()
@@ -284,6 +287,7 @@ class Harness:
                 "write", exclude_tables=frozenset(prefix + name for name in RECORD_TABLES)
             ),
             "tables": tables.as_dict(prefix),
+            "graphByPath": graph.get("byPath"),
             "pollSeconds": child["pollSeconds"],
             "importSeconds": child["importSeconds"],
             "processSeconds": result.seconds,
