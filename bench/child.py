@@ -148,6 +148,8 @@ def _measure(which: str, discover: bool, warm_sp: str | None, handshake: bool) -
         if warm_sp:
             prefix = os.environ.get("TABLE_PREFIX") or "syncmon"
             warm_env = {**os.environ, "TABLE_PREFIX": f"warm{prefix}"[:41], "SERVICE_PRINCIPAL_IDS": warm_sp}
+            # With PROVISIONING_LOGS on, one page of the log is enough to load the collector's code path.
+            warm_env["PROVISIONING_LOG_PAGES"] = "1"
         record, seconds, before = asyncio.run(_app_poll(discover, warm_env, handshake))
         summary = {
             "status": record.get("status"),
@@ -160,6 +162,7 @@ def _measure(which: str, discover: bool, warm_sp: str | None, handshake: bool) -
             "graph": record.get("graph"),
             "errorsByKind": record.get("errorsByKind"),
             "work": record.get("work"),
+            "provisioningLogs": record.get("provisioningLogs"),
             "durationSeconds": record.get("durationSeconds"),
             "dispatchSeconds": record.get("benchDispatchSeconds"),
         }

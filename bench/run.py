@@ -70,6 +70,7 @@ class Options:
     command: str = "bench/run.sh"
     render: Path | None = None
     fanout_from: Path | None = None
+    provisioning_logs_from: Path | None = None
     notes: tuple[str, ...] = ()
 
     def throttle_faults(self) -> dict[str, Any]:
@@ -248,8 +249,10 @@ class Harness:
         throttled: bool = False,
         discover: bool = False,
         inline: bool = False,
+        extra_env: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """One poll of `which` (app | baseline) in its own process, counted from outside."""
+        """One poll of `which` (app | baseline) in its own process, counted from outside;
+        `extra_env` adds or overrides app settings (e.g. PROVISIONING_LOGS)."""
 
         def ready() -> None:  # after the child's warm-up, before its poll
             self.set_faults(throttled)  # also restarts the throttling rule's count: the same 429s for both
@@ -260,6 +263,7 @@ class Harness:
         if which == "app":
             args += ["--warm-sp", self.warm_sp] + (["--discover"] if discover else [])
         env = self.env(prefix, tenant_id, inline_max=INLINE_MAX if inline else None)
+        env.update(extra_env or {})
         result = run_measured(args, env, on_ready=ready)
         child = last_json_line(result, f"{which} poll")
         graph = self.emulator.stats()
@@ -284,6 +288,7 @@ class Harness:
                 "write", exclude_tables=frozenset(prefix + name for name in RECORD_TABLES)
             ),
             "tables": tables.as_dict(prefix),
+            "graphByPath": graph.get("byPath"),
             "pollSeconds": child["pollSeconds"],
             "importSeconds": child["importSeconds"],
             "processSeconds": result.seconds,
@@ -484,7 +489,9 @@ def run(options: Options) -> dict[str, Any]:
     foreign = ForeignLoad().start()
     results: dict[str, Any] = {
         "options": {
-            k: v for k, v in asdict(options).items() if k not in ("out", "json_out", "render", "fanout_from", "notes")
+            k: v
+            for k, v in asdict(options).items()
+            if k not in ("out", "json_out", "render", "fanout_from", "provisioning_logs_from", "notes")
         },
         "machine": machine_info(),
         "sizes": {},
@@ -593,6 +600,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
         metavar="JSON",
         help="with --render: take the fan-out figures from this other run's JSON (a separate --fanout-only run)",
     )
+    parser.add_argument(
+        "--provisioning-logs-from",
+        type=Path,
+        metavar="JSON",
+        help="with --render: add the provisioning-log figures of a `python -m bench.provisioning_logs` run's JSON",
+    )
     args = parser.parse_args(argv)
     default_sizes = QUICK_SIZES if args.quick else Options.sizes
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else default_sizes
@@ -628,6 +641,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         command=_command_line(argv if argv is not None else sys.argv[1:]),
         render=args.render,
         fanout_from=args.fanout_from,
+        provisioning_logs_from=args.provisioning_logs_from,
         notes=tuple(args.note),
     )
 
@@ -641,7 +655,7 @@ def _command_line(argv: list[str]) -> str:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in ("--out", "--json", "--render", "--fanout-from", "--note"):
+        if name in ("--out", "--json", "--render", "--fanout-from", "--provisioning-logs-from", "--note"):
             skip = "=" not in arg
             continue
         kept.append(arg)
@@ -661,10 +675,20 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": other["totalSeconds"] / 60,
                 "foreignLoad": other["machine"].get("foreignLoad"),
             }
+        if options.provisioning_logs_from is not None:
+            other = json.loads(options.provisioning_logs_from.read_text())
+            results["provisioningLogs"] = other["provisioningLogs"]
+            results["provisioningLogs"]["run"] = {
+                "command": other["command"],
+                "date": other["machine"]["date"],
+                "minutes": other["totalSeconds"] / 60,
+                "foreignLoad": other["machine"].get("foreignLoad"),
+            }
         if options.notes:
             results["notes"] = list(options.notes)
         results["targets"] = report.targets(results)
-        if options.fanout_from is not None:  # the merged figures, so the JSON holds what the report shows
+        if options.fanout_from is not None or options.provisioning_logs_from is not None:
+            # The merged figures, so the JSON holds what the report shows.
             options.json_out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     else:
         results = run(options)
