@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ if str(ROOT) not in sys.path:
 
 from devtools.azurite import AzuriteServer  # noqa: E402
 from devtools.graph_emulator import EmulatorServer, demo_tenant  # noqa: E402
+from shared.domain.timestamps import parse_timestamp  # noqa: E402
 from tests.support.env import app_settings, apply_settings  # noqa: E402
 
 
@@ -34,7 +36,12 @@ def emulator() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def demo_emulator(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
-    """The session's emulator, reset to the demo tenant with no faults."""
+    """The session's emulator, reset to the demo tenant with no faults, its clock back on the
+    wall clock (earlier tests move it days ahead; the app's own clock is the wall clock)."""
+    emulator.freeze_clock(False)
+    now = parse_timestamp(emulator.now())
+    assert now is not None
+    emulator.advance_clock((datetime.now(UTC) - now).total_seconds())
     emulator.set_demo_tenant()
     emulator.clear_faults()
     emulator.reset_stats()

@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +24,6 @@ from devtools.graph_emulator import (
     DEMO_TENANT_ID,
     EmulatorControl,
     EmulatorServer,
-    demo_tenant,
 )
 from devtools.graph_emulator.__main__ import main as emulator_main
 from tests.support.paths import ROOT
@@ -34,27 +32,6 @@ CLOUD_SYNC_TEMPLATE = "1a4721b3-e57f-4451-ae87-ef078703ec94"
 INTEGRATED = "WindowsAzureActiveDirectoryIntegratedApp"
 EXECUTION_KINDS = ("lastExecution", "lastSuccessfulExecution", "lastSuccessfulExecutionWithExports")
 SENTINEL = "0001-01-01T00:00:00Z"
-
-
-@pytest.fixture(scope="module")
-def em() -> Iterator[EmulatorServer]:
-    with EmulatorServer(tenant=demo_tenant(), frozen_clock=True) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def fresh(em: EmulatorServer) -> Iterator[None]:
-    em.set_demo_tenant()
-    em.clear_faults()
-    em.reset_stats()
-    yield
-    em.clear_faults()
-
-
-@pytest.fixture(scope="module")
-def graph(em: EmulatorServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=em.base_url, timeout=10) as client:
-        yield client
 
 
 def parse_time(text: str) -> datetime:
