@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.domain.model import EXECUTION_COUNTS
@@ -180,6 +180,14 @@ class SettingsCorsMiddleware:
             except SettingsError:
                 origins = ()  # the request itself answers 503 naming the setting
         await (self._handler(origins) if origins else self.app)(scope, receive, send)
+
+
+def csv_page(body: str, filename: str, next_link: str | None) -> Response:
+    """A CSV page: inline, with the next page in a `Link` header (as JSON pages' `nextLink`)."""
+    headers = {"Content-Disposition": f'inline; filename="{filename}"'}
+    if next_link:
+        headers["Link"] = f'<{next_link}>; rel="next"'
+    return Response(body, media_type=CSV_MEDIA_TYPE, headers=headers)
 
 
 def wants_csv(format_: str | None, accept: str | None) -> bool:

@@ -27,17 +27,26 @@ CURSOR_ROW = "!cursor"
 
 
 class ProvisioningErrorsTables(TableSet):
+    _error_tables: tuple[Any, Any] | None = None
+    _error_tables_ready = False
+
     def _errors_tables(self) -> tuple[Any, Any]:
         # Not in TABLE_NAMES: only a tenant that turns the feature on has these tables. The
         # clients share the service's transport (as ApiKeys').
-        return (
-            self._service.get_table_client(f"{self._prefix}ProvisioningErrors"),
-            self._service.get_table_client(f"{self._prefix}ProvisioningErrorDays"),
-        )
+        if self._error_tables is None:
+            self._error_tables = (
+                self._service.get_table_client(f"{self._prefix}ProvisioningErrors"),
+                self._service.get_table_client(f"{self._prefix}ProvisioningErrorDays"),
+            )
+        return self._error_tables
 
     async def ensure_error_tables(self) -> None:
+        """Create both tables, once per store (as `ensure_tables`), not on every poll."""
+        if self._error_tables_ready:
+            return
         for table in self._errors_tables():
             await create_table(table)
+        self._error_tables_ready = True
 
     async def load_log_cursor(self) -> dict[str, Any] | None:
         by_job, _ = self._errors_tables()

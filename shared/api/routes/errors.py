@@ -21,12 +21,13 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from shared.api.current import job_or_404
 from shared.api.deps import Minute, PagesDep, SettingsDep, StoreDep
-from shared.api.http import CSV_MEDIA_TYPE, cell, wants_csv
+from shared.api.http import cell, csv_page, wants_csv
 from shared.api.models import ErrorGroupPage
 from shared.api.params import Continuation, Format, JobRef, problems
 from shared.domain.provisioning_logs import ErrorGroup, merge_hours
 from shared.domain.timestamps import isoformat_utc
 from shared.settings import Settings
+from shared.storage.store import Store
 
 WINDOW_DAYS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 DEFAULT_GROUPS = 50
@@ -61,9 +62,20 @@ def _days(now: datetime, window: str) -> list[str]:
     return [(first + timedelta(days=n)).isoformat() for n in range((now.date() - first).days + 1)]
 
 
-def _collection(settings: Settings, last_poll: Mapping[str, Any] | None) -> dict[str, Any]:
-    section = (last_poll or {}).get("provisioningLogs") or {}
-    return {"mode": settings.provisioning_logs, "status": section.get("status"), "cursor": section.get("cursor")}
+async def _sections(
+    store: Store, settings: Settings, window: str, days: Sequence[str], now: datetime
+) -> dict[str, object]:
+    """The answer's `window`, and `collection`: how the last poll read the logs."""
+    last = await store.last_poll()
+    section: Mapping[str, Any] = (last.get("provisioningLogs") if last else None) or {}
+    return {
+        "window": {"name": window, "from": f"{days[0]}T00:00:00Z", "to": isoformat_utc(now)},
+        "collection": {
+            "mode": settings.provisioning_logs,
+            "status": section.get("status"),
+            "cursor": section.get("cursor"),
+        },
+    }
 
 
 async def _answer(
@@ -84,10 +96,7 @@ async def _answer(
     next_link = await pages.next_link(endpoint, query, following, top=top, window=query["window"])
     if not wants_csv(format_, request.headers.get("accept")):
         return {"value": page, "nextLink": next_link, **extra}
-    headers = {"Content-Disposition": 'inline; filename="errors.csv"'}
-    if next_link:
-        headers["Link"] = f'<{next_link}>; rel="next"'
-    return Response(errors_csv(page), media_type=CSV_MEDIA_TYPE, headers=headers)
+    return csv_page(errors_csv(page), "errors.csv", next_link)
 
 
 def errors_csv(groups: Sequence[Mapping[str, Any]]) -> str:
@@ -130,10 +139,7 @@ async def list_job_errors(
         "jobId": job.job_id,
         "window": window,
     }
-    extra = {
-        "window": {"name": window, "from": f"{days[0]}T00:00:00Z", "to": isoformat_utc(now)},
-        "collection": _collection(settings, await store.last_poll()),
-    }
+    extra = await _sections(store, settings, window, days, now)
     return await _answer(
         request, pages, "jobErrors", query, groups, top=top, continuation=continuation, format_=format_, extra=extra
     )
@@ -160,10 +166,7 @@ async def list_errors(
     """Every job's error groups in the window, most events first; paged."""
     days = _days(now, window)
     groups = merge_hours(await store.error_hours_of_days(days), settings.provisioning_log_samples)
-    extra = {
-        "window": {"name": window, "from": f"{days[0]}T00:00:00Z", "to": isoformat_utc(now)},
-        "collection": _collection(settings, await store.last_poll()),
-    }
+    extra = await _sections(store, settings, window, days, now)
     return await _answer(
         request,
         pages,

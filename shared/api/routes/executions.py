@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from shared.api.current import job_or_404
 from shared.api.deps import Minute, PagesDep, StoreDep
-from shared.api.http import CSV_MEDIA_TYPE, executions_csv, wants_csv
+from shared.api.http import csv_page, executions_csv, wants_csv
 from shared.api.models import ExecutionPage, TenantExecutionPage
 from shared.api.params import JobRef, RunsQuery, empty_window, instant_text, problems
 from shared.storage.store import Store
@@ -60,10 +60,7 @@ def _page_response(
     header."""
     if not wants_csv(runs.format, request.headers.get("accept")):
         return {"value": page, "nextLink": next_link, **extra}
-    headers = {"Content-Disposition": 'inline; filename="executions.csv"'}
-    if next_link:
-        headers["Link"] = f'<{next_link}>; rel="next"'
-    return Response(executions_csv(page, with_job=with_job), media_type=CSV_MEDIA_TYPE, headers=headers)
+    return csv_page(executions_csv(page, with_job=with_job), "executions.csv", next_link)
 
 
 @router.get(
