@@ -293,6 +293,14 @@ def _project(sp: Mapping[str, Any], select: list[str] | None) -> dict[str, Any]:
     return body
 
 
+def _next_link(ctx: _Context, path: str, skiptoken: str) -> str:
+    """Graph's nextLink: absolute, the request's own query options kept, a new $skiptoken."""
+    kept = [
+        part for part in ctx.raw_query.split("&") if part and unquote(part.partition("=")[0]).lower() != "$skiptoken"
+    ]
+    return f"{ctx.request.base_url}{path}?{'&'.join([*kept, f'$skiptoken={skiptoken}'])}"
+
+
 def _encode_skiptoken(offset: int) -> str:
     raw = json.dumps({"offset": offset}).encode()
     return "RFNwdA" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -362,13 +370,7 @@ def _list_service_principals(ctx: _Context, tenant: TenantView) -> GraphResponse
     if ctx.query.get("$count", "").lower() == "true":
         body["@odata.count"] = len(sps)
     if offset + top < len(sps):
-        kept = [
-            part
-            for part in ctx.raw_query.split("&")
-            if part and unquote(part.partition("=")[0]).lower() != "$skiptoken"
-        ]
-        kept.append(f"$skiptoken={_encode_skiptoken(offset + top)}")
-        body["@odata.nextLink"] = f"{base}/servicePrincipals?{'&'.join(kept)}"
+        body["@odata.nextLink"] = _next_link(ctx, "/servicePrincipals", _encode_skiptoken(offset + top))
     body["value"] = [_project(sp, select) for sp in sps[offset : offset + top]]
     response = _ok(body, LIST_SPS)
     response.headers.update(response_headers)
@@ -422,13 +424,7 @@ def _list_provisioning(ctx: _Context) -> GraphResponse:
     base = ctx.request.base_url
     body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#auditLogs/provisioning"}
     if last is not None:
-        kept = [
-            part
-            for part in ctx.raw_query.split("&")
-            if part and unquote(part.partition("=")[0]).lower() != "$skiptoken"
-        ]
-        kept.append(f"$skiptoken={plog.encode_skiptoken(as_of, last.at, last.id)}")
-        body["@odata.nextLink"] = f"{base}{LIST_PROVISIONING}?{'&'.join(kept)}"
+        body["@odata.nextLink"] = _next_link(ctx, LIST_PROVISIONING, plog.encode_skiptoken(as_of, last.at, last.id))
     body["value"] = [log.materialise(e) for e in chunk]
     return _ok(body, LIST_PROVISIONING)
 

@@ -53,6 +53,22 @@ Window = Annotated[
 Groups = Annotated[int, Query(ge=1, le=1000, description="Error groups per page (1-1000)")]
 
 
+class ErrorsQuery:
+    """The query parameters of both error lists, as a dependency (as `params.RunsQuery`)."""
+
+    def __init__(
+        self,
+        window: Window = "7d",
+        top: Groups = DEFAULT_GROUPS,
+        continuation: Continuation = None,
+        format_: Format = None,
+    ) -> None:
+        self.window = window
+        self.top = top
+        self.continuation = continuation
+        self.format = format_
+
+
 def _is_offset(position: object) -> TypeGuard[int]:
     return isinstance(position, int) and not isinstance(position, bool) and position >= 0
 
@@ -82,19 +98,17 @@ async def _answer(
     request: Request,
     pages: Any,
     endpoint: str,
-    query: dict[str, object],
+    signed: dict[str, object],
     groups: Sequence[ErrorGroup],
-    *,
-    top: int,
-    continuation: str | None,
-    format_: str | None,
+    params: ErrorsQuery,
     extra: Mapping[str, object],
 ) -> Mapping[str, object] | Response:
-    offset = await pages.resume(endpoint, query, continuation, _is_offset) or 0
-    page = list(groups[offset : offset + top])
-    following = offset + top if offset + top < len(groups) else None
-    next_link = await pages.next_link(endpoint, query, following, top=top, window=query["window"])
-    if not wants_csv(format_, request.headers.get("accept")):
+    """A page of `groups` from the continuation's offset, as JSON (with `extra`) or CSV."""
+    offset = await pages.resume(endpoint, signed, params.continuation, _is_offset) or 0
+    page = list(groups[offset : offset + params.top])
+    following = offset + params.top if offset + params.top < len(groups) else None
+    next_link = await pages.next_link(endpoint, signed, following, top=params.top, window=params.window)
+    if not wants_csv(params.format, request.headers.get("accept")):
         return {"value": page, "nextLink": next_link, **extra}
     return csv_page(errors_csv(page), "errors.csv", next_link)
 
@@ -123,26 +137,21 @@ async def list_job_errors(
     settings: SettingsDep,
     pages: PagesDep,
     now: Minute,
-    window: Window = "7d",
-    top: Groups = DEFAULT_GROUPS,
-    continuation: Continuation = None,
-    format_: Format = None,
+    query: Annotated[ErrorsQuery, Depends()],
 ) -> Mapping[str, object] | Response:
     """The job's error groups in the window, most events first, each with a count per day and
     (with PROVISIONING_LOGS=samples) example objects; paged."""
     await job_or_404(store, job.service_principal_id, job.job_id)
-    days = _days(now, window)
+    days = _days(now, query.window)
     hours = await store.job_error_hours(job.service_principal_id, job.job_id, days[0], days[-1])
     groups = merge_hours(hours, settings.provisioning_log_samples)
-    query: dict[str, object] = {
+    signed: dict[str, object] = {
         "servicePrincipalId": job.service_principal_id,
         "jobId": job.job_id,
-        "window": window,
+        "window": query.window,
     }
-    extra = await _sections(store, settings, window, days, now)
-    return await _answer(
-        request, pages, "jobErrors", query, groups, top=top, continuation=continuation, format_=format_, extra=extra
-    )
+    extra = await _sections(store, settings, query.window, days, now)
+    return await _answer(request, pages, "jobErrors", signed, groups, query, extra)
 
 
 @router.get(
@@ -158,23 +167,10 @@ async def list_errors(
     settings: SettingsDep,
     pages: PagesDep,
     now: Minute,
-    window: Window = "7d",
-    top: Groups = DEFAULT_GROUPS,
-    continuation: Continuation = None,
-    format_: Format = None,
+    query: Annotated[ErrorsQuery, Depends()],
 ) -> Mapping[str, object] | Response:
     """Every job's error groups in the window, most events first; paged."""
-    days = _days(now, window)
+    days = _days(now, query.window)
     groups = merge_hours(await store.error_hours_of_days(days), settings.provisioning_log_samples)
-    extra = await _sections(store, settings, window, days, now)
-    return await _answer(
-        request,
-        pages,
-        "errors",
-        {"window": window},
-        groups,
-        top=top,
-        continuation=continuation,
-        format_=format_,
-        extra=extra,
-    )
+    extra = await _sections(store, settings, query.window, days, now)
+    return await _answer(request, pages, "errors", {"window": query.window}, groups, query, extra)
