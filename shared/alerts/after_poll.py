@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NotRequired, TypedDict
 
 from shared.alerts.conditions import AlertConfig
 from shared.alerts.delivery import DeliveryCounts, deliver_outbox
-from shared.alerts.records import TargetKind
+from shared.alerts.error_codes import RECENT_HOURS, CodeCount, JobKey, failures_by_code, learning, unknown_codes
+from shared.alerts.records import JobMemory, TargetKind
 from shared.alerts.rules import evaluate
 from shared.alerts.settings import AlertSettings, load_alert_settings
 from shared.alerts.store import (
@@ -31,6 +33,8 @@ from shared.alerts.store import (
 )
 from shared.alerts.webhooks import DeliveryPolicy, targets_of
 from shared.domain.health import DEFAULT_RULES, HealthRules
+from shared.domain.provisioning_logs import hour_of
+from shared.domain.timestamps import isoformat_utc
 from shared.settings import Settings, SettingsError
 from shared.storage.store import Store, open_store
 
@@ -69,6 +73,26 @@ def policy_of(settings: AlertSettings) -> DeliveryPolicy:
     return DeliveryPolicy(attempts=settings.delivery_attempts, max_age=timedelta(hours=settings.delivery_max_age_hours))
 
 
+async def recent_failures(
+    store: Store, memories: Mapping[JobKey, JobMemory], now: datetime, history_days: int
+) -> tuple[dict[JobKey, list[CodeCount]], dict[JobKey, set[str]]]:
+    """Each job's failure codes of the last RECENT_HOURS (from the stored error groups), and,
+    for codes a job's memory lacks once it is past learning, which of them its older stored
+    history already holds: one query per such job, once per code (the memory keeps it)."""
+    since_hour = hour_of(now - timedelta(hours=RECENT_HOURS))
+    days = sorted({since_hour[:10], isoformat_utc(now)[:10]})
+    errors = failures_by_code(await store.recent_error_rows(since_hour, days))
+    first_day = isoformat_utc(now - timedelta(days=history_days))[:10]
+    seen_before: dict[JobKey, set[str]] = {}
+    for key, codes in errors.items():
+        memory = memories.get(key)
+        if memory is None or learning(memory.get("errorCodesSince"), now):
+            continue  # learning: every code is learned silently, no lookup needed
+        if unknown := unknown_codes(codes, memory.get("errorCodes")):
+            seen_before[key] = unknown & await store.job_error_codes(*key, first_day, since_hour)
+    return errors, seen_before
+
+
 async def run_alerts(
     store: Store,
     settings: AlertSettings,
@@ -76,9 +100,13 @@ async def run_alerts(
     now: datetime | None = None,
     policy: DeliveryPolicy | None = None,
     health: HealthRules = DEFAULT_RULES,
+    provisioning_logs: bool = False,
+    history_days: int = 30,
 ) -> AlertsSection:
     """Evaluate every job's alerts as of `now` (default: the current time), queue the
-    notifications and deliver what is due. Returns a summary for the poll record."""
+    notifications and deliver what is due. Returns a summary for the poll record. With
+    `provisioning_logs`, the error groups the polls stored feed the alerts (top error codes,
+    newErrorCode), looking back `history_days` for codes a job has shown before."""
     now = now or datetime.now(UTC)
     await ensure_alert_tables(store)
     lease = await acquire_lease(store)
@@ -88,6 +116,9 @@ async def run_alerts(
         jobs = await store.list_jobs()
         rows = await load_alert_rows(store)
         mutes = await load_mutes(store)
+        errors, seen_before = (
+            await recent_failures(store, rows.memories, now, history_days) if provisioning_logs else (None, None)
+        )
         evaluation = evaluate(
             jobs,
             rows.states,
@@ -96,6 +127,8 @@ async def run_alerts(
             now=now,
             config=alert_config(settings, health),
             tenant_id=store.tenant_id,
+            errors=errors,
+            seen_before=seen_before,
         )
         targets = targets_of(settings)
         queued = await save_evaluation(store, evaluation, [target.kind for target in targets])
@@ -140,7 +173,13 @@ async def alerts_after_poll(
     try:
         store = store or open_store(settings)
         alert_settings = load_alert_settings()
-        section = await run_alerts(store, alert_settings, health=settings.health_rules)
+        section = await run_alerts(
+            store,
+            alert_settings,
+            health=settings.health_rules,
+            provisioning_logs=settings.provisioning_logs != "off",
+            history_days=settings.retention_days,
+        )
     except SettingsError as error:
         section = {"status": "failed", "error": f"configuration: {error}"}
     except Exception as error:  # storage down, a bug: the poll's own result stands

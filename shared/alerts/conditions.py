@@ -8,11 +8,20 @@ resolves an alert is `shared.alerts.lifecycle`; the rules are told in docs/alert
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.alerts.error_codes import (
+    NEW_FOR_HOURS,
+    RECENT_HOURS,
+    CodeCount,
+    KnownCode,
+    describe_code,
+    new_codes,
+    top_errors,
+)
 from shared.alerts.records import RULES, AlertState, JobMemory, RuleName, Severity
 from shared.domain.health import (
     DEFAULT_RULES,
@@ -37,10 +46,10 @@ from shared.domain.timestamps import parse_timestamp
 # While a job is quarantined (or paused) these say nothing new: their alerts are held as they
 # are (no reminder, no resolve) until the superseding condition clears.
 HELD_BY_QUARANTINE: frozenset[RuleName] = frozenset(
-    {"failing", "stale", "escrowsNearThreshold", "paused", "objectCountDrop", "firstCycleNotFinished"}
+    {"failing", "stale", "escrowsNearThreshold", "newErrorCode", "paused", "objectCountDrop", "firstCycleNotFinished"}
 )
 HELD_BY_PAUSE: frozenset[RuleName] = frozenset(
-    {"failing", "stale", "escrowsNearThreshold", "objectCountDrop", "firstCycleNotFinished"}
+    {"failing", "stale", "escrowsNearThreshold", "newErrorCode", "objectCountDrop", "firstCycleNotFinished"}
 )
 # While the monitor cannot read a job, rules that judge its health against the clock say
 # nothing (the job is not "stopped", the monitor is blind); those judging its last reported
@@ -80,6 +89,19 @@ class Condition:
 
 
 Findings = dict[RuleName, Condition | None]
+
+
+@dataclass(frozen=True)
+class JobErrors:
+    """A job's provisioning-log failures as the alerts see them (PROVISIONING_LOGS on): its
+    failure codes of the recent window, most first, and the codes it knows after this
+    evaluation (`shared.alerts.error_codes.learn_codes`)."""
+
+    codes: Sequence[CodeCount] = ()
+    known: Mapping[str, KnownCode] = field(default_factory=dict)
+
+
+TOP_ERRORS_FACT = f"top errors ({RECENT_HOURS} h)"
 
 
 def object_count(job: Job) -> int | None:
@@ -242,6 +264,34 @@ def object_drop_condition(
     return None, None
 
 
+def new_error_condition(errors: JobErrors, now: datetime) -> Condition | None:
+    fresh = new_codes(errors.known, now)
+    if not fresh:
+        return None
+    counts = {code["errorCode"]: code for code in errors.codes}
+    first = min(errors.known[name]["firstSeen"] for name in fresh)
+    names = ", ".join(fresh)
+    summary = (
+        f"The job fails with {'an error code' if len(fresh) == 1 else 'error codes'} it has not shown before: "
+        f"{names}. Its examples are in the job's error groups (dashboard, /api/v1/jobs/.../errors)."
+    )
+    live = {
+        f"{name} ({RECENT_HOURS} h)": describe_code(counts[name], now, errors.known[name]["firstSeen"])
+        for name in fresh
+        if name in counts
+    }
+    # Keyed by the newest code: one more new code is an update, an older one ageing out is not.
+    newest = max(fresh, key=lambda name: (errors.known[name]["firstSeen"], name))
+    return Condition("New error code", summary, {"error codes": names, "first seen": first}, live, key=newest)
+
+
+def with_top_errors(found: Condition | None, errors: JobErrors | None, now: datetime) -> Condition | None:
+    """The finding, naming the job's top failure codes (a live fact: counts move every poll)."""
+    if found is None or errors is None or not (line := top_errors(errors.codes, now, errors.known)):
+        return found
+    return replace(found, live={**found.live, TOP_ERRORS_FACT: line})
+
+
 # ---------------------------------------------------------------- one job
 
 
@@ -263,16 +313,23 @@ def held_rules(job: Job, judged: Judged, now: datetime, health: HealthRules) -> 
 
 
 def judge_job(
-    job: Job, memory: JobMemory | None, states: Mapping[str, AlertState], now: datetime, config: AlertConfig
+    job: Job,
+    memory: JobMemory | None,
+    states: Mapping[str, AlertState],
+    now: datetime,
+    config: AlertConfig,
+    errors: JobErrors | None = None,
 ) -> tuple[Findings, set[RuleName], dict[RuleName, str]]:
-    """Each rule's finding for a present job, the rules held this time, and resolutions."""
+    """Each rule's finding for a present job, the rules held this time, and resolutions.
+    `errors` is None while the provisioning logs are not collected."""
     judged = classify_health(job, now=now, rules=config.health)
     drop, drop_resolution = object_drop_condition(job, memory, states.get("objectCountDrop"), now, config)
     found: Findings = {
-        "quarantined": quarantine_condition(job, now, config),
-        "failing": failing_condition(job, config),
+        "quarantined": with_top_errors(quarantine_condition(job, now, config), errors, now),
+        "failing": with_top_errors(failing_condition(job, config), errors, now),
         "stale": health_condition(job, judged, "stale", "Stale", config.health),
-        "escrowsNearThreshold": escrow_condition(job),
+        "escrowsNearThreshold": with_top_errors(escrow_condition(job), errors, now),
+        "newErrorCode": new_error_condition(errors, now) if errors is not None else None,
         "paused": paused_condition(job, judged, config.health),
         "firstCycleNotFinished": first_cycle_condition(job, judged, now, config.health),
         "removed": None,
@@ -281,4 +338,6 @@ def judge_job(
     resolutions: dict[RuleName, str] = {}
     if drop_resolution is not None:
         resolutions["objectCountDrop"] = drop_resolution
+    if errors is not None:
+        resolutions["newErrorCode"] = f"no longer new {NEW_FOR_HOURS} h after its first failure"
     return found, held_rules(job, judged, now, config.health), resolutions

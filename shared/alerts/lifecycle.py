@@ -57,6 +57,7 @@ def _headline(
             "failing": "Job is failing",
             "stale": "Job has stopped: no run ended and no progress seen within its allowed time",
             "escrowsNearThreshold": "Escrows are growing toward Entra's quarantine thresholds",
+            "newErrorCode": f"New error code: {state['facts'].get('error codes', reason)}",
             "paused": state["title"] if state["severity"] == "error" else "Job is paused or disabled",
             "firstCycleNotFinished": "First cycle has not finished",
             "objectCountDrop": "Synchronized object count dropped sharply",
@@ -65,6 +66,8 @@ def _headline(
     if kind == "update":
         if rule == "paused":  # Entra's own pause and an admin's are told apart
             return f"Pause changed: {state['title']}"
+        if rule == "newErrorCode":
+            return f"Another new error code: {reason}"
         before = previous["key"] if previous is not None else None
         return f"Quarantine reason changed: {before} -> {reason}"
     if kind == "remind":
@@ -140,8 +143,8 @@ def _new_state(ctx: Context, job: AlertedJob, rule: RuleName, previous: AlertSta
 
 
 def _reminder_due(ctx: Context, state: AlertState, found: Condition) -> bool:
-    if state["rule"] == "removed":
-        return False  # a removal is told once
+    if state["rule"] in ("removed", "newErrorCode"):
+        return False  # a removal, and a new error code, are told once
     if found.milestone > state["milestone"]:
         return True
     if ctx.config.reminder_hours <= 0 or state["lastNotifiedAt"] is None:

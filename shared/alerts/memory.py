@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from shared.alerts.conditions import Findings, object_count
+from shared.alerts.error_codes import KnownCode
 from shared.alerts.records import AlertState, JobMemory, RuleName
 from shared.domain.model import Job
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
@@ -62,10 +63,17 @@ def confirm(
 
 
 def remember(
-    job: Job, memory: JobMemory | None, pending: dict[str, str], clearing: dict[str, str], *, at: str
+    job: Job,
+    memory: JobMemory | None,
+    pending: dict[str, str],
+    clearing: dict[str, str],
+    *,
+    at: str,
+    codes: tuple[dict[str, KnownCode], str] | None = None,
 ) -> JobMemory | None:
     """The job's memory row after this evaluation; None when it is unchanged (no write).
-    The object count's time moves only when the count changes."""
+    The object count's time moves only when the count changes. `codes` are the job's known
+    error codes and since when (None: the provisioning logs are off; what is kept stays)."""
     remembered: JobMemory = {
         "servicePrincipalId": job["servicePrincipalId"],
         "servicePrincipalName": job.get("servicePrincipalName"),
@@ -78,6 +86,11 @@ def remember(
     }
     if memory is None or remembered["objectCount"] != memory["objectCount"]:
         remembered["objectCountAt"] = at
+    if codes is not None:
+        remembered["errorCodes"], remembered["errorCodesSince"] = codes
+    elif memory is not None and "errorCodesSince" in memory:
+        remembered["errorCodes"] = memory.get("errorCodes") or {}
+        remembered["errorCodesSince"] = memory["errorCodesSince"]
     if remembered == {"pending": {}, "clearing": {}, **(memory or {})}:
         return None
     return remembered

@@ -15,6 +15,7 @@ import hashlib
 from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict, get_args
 
+from shared.alerts.error_codes import KnownCode
 from shared.domain.timestamps import parse_timestamp
 
 # Rule names, in the order a person reads them; also the order of notifications of one job.
@@ -24,6 +25,7 @@ RuleName = Literal[
     "stale",
     "firstCycleNotFinished",
     "escrowsNearThreshold",
+    "newErrorCode",
     "paused",
     "objectCountDrop",
     "removed",
@@ -40,6 +42,7 @@ SEVERITY: dict[RuleName, Severity] = {
     "escrowsNearThreshold": "warning",
     "objectCountDrop": "warning",
     "firstCycleNotFinished": "warning",
+    "newErrorCode": "warning",
     "paused": "info",
 }
 
@@ -113,6 +116,10 @@ class JobMemory(JobRef):
     # alert is not open (pending), and since when it has been clear while it is open (clearing).
     pending: NotRequired[dict[str, str]]
     clearing: NotRequired[dict[str, str]]
+    # newErrorCode (shared.alerts.error_codes), with PROVISIONING_LOGS on: the error codes the
+    # job has shown, and since when they are kept.
+    errorCodes: NotRequired[dict[str, KnownCode]]
+    errorCodesSince: NotRequired[str]
 
 
 class MuteRow(TypedDict):

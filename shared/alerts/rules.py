@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.alerts.conditions import AlertConfig, Condition, judge_job
+from shared.alerts.conditions import AlertConfig, Condition, JobErrors, judge_job
+from shared.alerts.error_codes import CodeCount, JobKey, KnownCode, learn_codes
 from shared.alerts.lifecycle import Context, is_muted, step
 from shared.alerts.memory import confirm, remember
 from shared.alerts.records import (
@@ -61,9 +62,14 @@ def evaluate(
     now: datetime,
     config: AlertConfig,
     tenant_id: str,
+    errors: Mapping[JobKey, Sequence[CodeCount]] | None = None,
+    seen_before: Mapping[JobKey, set[str]] | None = None,
 ) -> Evaluation:
     """Every job's alerts after a poll. `states` by (servicePrincipalId, jobId, rule),
-    `memories` by (servicePrincipalId, jobId): what the previous evaluation stored."""
+    `memories` by (servicePrincipalId, jobId): what the previous evaluation stored. With the
+    provisioning logs on, `errors` holds each job's recent failure codes and `seen_before`
+    which of the codes its memory lacks its older stored history already holds
+    (`shared.alerts.error_codes`); None: the logs are off."""
     ctx = Context(tenant_id, now, config)
     result = Evaluation()
     by_job: dict[tuple[str, str], dict[str, AlertState]] = {}
@@ -86,13 +92,22 @@ def evaluate(
         present.add(key)
         memory = memories.get(key)
         job_states = by_job.get(key, {})
-        found, held, resolutions = judge_job(job, memory, job_states, now, config)
+        view: JobErrors | None = None
+        codes: tuple[dict[str, KnownCode], str] | None = None
+        if errors is not None:
+            recent = errors.get(key, ())
+            known = memory.get("errorCodes") if memory is not None else None
+            since = memory.get("errorCodesSince") if memory is not None else None
+            before = (seen_before or {}).get(key, set())
+            codes = learn_codes(known, since, recent, before, now)
+            view = JobErrors(recent, codes[0])
+        found, held, resolutions = judge_job(job, memory, job_states, now, config, view)
         pending, clearing = confirm(found, held, job_states, memory, now=now, confirm_minutes=config.confirm_minutes)
         for rule in RULES:
             if rule in held and rule in config.rules:
                 continue  # said by the quarantine or pause alert; evaluated again once it clears
             apply(job, rule, found[rule], resolutions.get(rule, "condition cleared"))
-        if (remembered := remember(job, memory, pending, clearing, at=ctx.at)) is not None:
+        if (remembered := remember(job, memory, pending, clearing, at=ctx.at, codes=codes)) is not None:
             result.memories.append(remembered)
 
     # Jobs seen before and gone now were removed by the poll (it deletes only confirmed ones).

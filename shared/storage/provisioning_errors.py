@@ -24,6 +24,7 @@ from shared.storage.keys import day_partition, job_key, job_partition
 from shared.storage.tables import Entity, TableSet, create_table, delete_entities, upsert_entities
 
 CURSOR_ROW = "!cursor"
+_ALERT_COLUMNS = ("servicePrincipalId", "jobId", "hour", "status", "errorCode", "count", "firstSeen", "lastSeen")
 
 
 class ProvisioningErrorsTables(TableSet):
@@ -69,7 +70,17 @@ class ProvisioningErrorsTables(TableSet):
         by_day: list[Entity] = []
         for sp_id, row in rows:
             group = group_id(row["status"], row["action"], row["errorCode"])
-            common = {"count": row["count"], "errorCode": row["errorCode"], "status": row["status"]}
+            # Plain columns: what the alert step selects without unpacking samples.
+            common = {
+                "count": row["count"],
+                "errorCode": row["errorCode"],
+                "status": row["status"],
+                "servicePrincipalId": sp_id,
+                "jobId": row["jobId"],
+                "hour": row["hour"],
+                "firstSeen": row["firstSeen"],
+                "lastSeen": row["lastSeen"],
+            }
             document = pack_document({**row, "servicePrincipalId": sp_id})
             by_job.append(
                 {
@@ -112,6 +123,48 @@ class ProvisioningErrorsTables(TableSet):
         for day in days:
             rows.extend(await _rows(by_day, "PartitionKey eq @pk", {"pk": day_partition(self.tenant_id, day)}))
         return rows
+
+    async def recent_error_rows(self, since_hour: str, days: Sequence[str]) -> list[dict[str, Any]]:
+        """Every job's hour rows of these days from `since_hour` (`YYYY-MM-DDTHH`) on, as plain
+        columns only (no samples): what the alert step reads after each poll."""
+        _, by_day = self._errors_tables()
+        rows: list[dict[str, Any]] = []
+        for day in days:
+            partition = day_partition(self.tenant_id, day)
+            try:
+                found = [
+                    dict(entity)
+                    async for entity in by_day.query_entities(
+                        "PartitionKey eq @pk", parameters={"pk": partition}, select=list(_ALERT_COLUMNS)
+                    )
+                ]
+            except ResourceNotFoundError:
+                continue
+            if any(row.get("jobId") is None for row in found):  # rows stored before the plain columns
+                found = await _rows(by_day, "PartitionKey eq @pk", {"pk": partition})
+            rows.extend(row for row in found if str(row.get("hour") or "") >= since_hour)
+        return rows
+
+    async def job_error_codes(self, sp_id: str, job_id: str, first_day: str, before_hour: str) -> set[str]:
+        """The error codes of a job's failure rows from `first_day` up to `before_hour`."""
+        by_job, _ = self._errors_tables()
+        try:
+            return {
+                str(entity["errorCode"])
+                async for entity in by_job.query_entities(
+                    "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and status eq @status",
+                    parameters={
+                        "pk": job_partition(self.tenant_id, sp_id, job_id),
+                        "low": first_day,
+                        "high": before_hour,
+                        "status": "failure",
+                    },
+                    select=["errorCode"],
+                )
+                if entity.get("errorCode")
+            }
+        except ResourceNotFoundError:
+            return set()
 
     async def purge_error_hours_before(self, cutoff_day: str, *, budget: int) -> int:
         """Delete at most `budget` hour rows of days before `cutoff_day` (yyyy-mm-dd), from both

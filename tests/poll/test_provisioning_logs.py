@@ -8,12 +8,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from devtools.graph_emulator import EmulatorServer
+from shared.alerts.after_poll import run_alerts
+from shared.alerts.settings import load_alert_settings
+from shared.alerts.store import load_alert_rows
+from shared.domain.provisioning_logs import ErrorGroupHour, hour_of
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.poll import poll_tenant
 from shared.settings import load_settings
@@ -135,3 +139,72 @@ async def test_graph_refusing_the_logs_is_reported_and_the_poll_goes_on(
         errors = await api.get("/api/v1/errors")
     assert health.json()["lastPoll"]["provisioningLogs"] == "notPermitted"
     assert errors.json()["collection"]["status"] == "notPermitted" and errors.json()["value"] == []
+
+
+def hour_row(sp_id: str, job_id: str, error_code: str, at: datetime) -> ErrorGroupHour:
+    return {
+        "jobId": job_id,
+        "servicePrincipalId": sp_id,
+        "hour": hour_of(at),
+        "status": "failure",
+        "action": "update",
+        "errorCode": error_code,
+        "reason": None,
+        "errorCategory": None,
+        "count": 3,
+        "firstSeen": isoformat_utc(at),
+        "lastSeen": isoformat_utc(at + timedelta(minutes=1)),
+        "samples": [],
+    }
+
+
+async def test_alerts_learn_the_collected_codes_then_tell_a_code_new_to_a_job_once(
+    logs_on: dict[str, str], demo_emulator: EmulatorServer
+) -> None:
+    await poll_tenant(dataclasses.replace(load_settings(), provisioning_logs="off"), trigger="test")
+    store = open_store(load_settings())
+    await store.ensure_error_tables()
+    now = parse_timestamp(demo_emulator.now())
+    assert now is not None
+    since = isoformat_utc((now - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0))
+    await store.save_log_cursor({"cursor": since, "windowHours": 3})
+    collected = await collect_until_caught_up(demo_emulator)
+
+    # The first evaluation learns every failure code the polls stored, announcing none.
+    alert_settings = load_alert_settings()
+    first = await run_alerts(store, alert_settings, now=now, provisioning_logs=True)
+    assert first["status"] == "succeeded"
+    rows = await load_alert_rows(store)
+    learned = {(job_id, name) for (_, job_id), memory in rows.memories.items() for name in memory.get("errorCodes", {})}
+    served = {
+        (job_id, code)
+        for (job_id, status, _, code) in served_groups(
+            demo_emulator.provisioning_events(full=True), since, collected["cursor"]
+        )
+        if status == "failure" and code
+    }
+    assert served and learned == served
+    assert not any(state["rule"] == "newErrorCode" for state in rows.states.values())
+
+    # A day and more on: one job fails with a code it never showed; another with a code its
+    # stored history holds from three days before (learned from the table, not announced).
+    later = now + timedelta(hours=26)
+    (sp_a, job_a), (sp_b, job_b) = sorted(rows.memories)[:2]
+    await store.save_error_hours(
+        [
+            (sp_a, hour_row(sp_a, job_a, "EntryExportTimedOut", later - timedelta(hours=2))),
+            (sp_b, hour_row(sp_b, job_b, "LegacyCodeFromLastWeek", later - timedelta(hours=2))),
+            (sp_b, hour_row(sp_b, job_b, "LegacyCodeFromLastWeek", now - timedelta(days=3))),
+        ]
+    )
+    told = await run_alerts(store, alert_settings, now=later, provisioning_logs=True)
+    rows = await load_alert_rows(store)
+    new = {key[:2]: state for key, state in rows.states.items() if key[2] == "newErrorCode"}
+    assert list(new) == [(sp_a, job_a)] and new[(sp_a, job_a)]["status"] == "open"
+    assert new[(sp_a, job_a)]["facts"]["error codes"] == "EntryExportTimedOut"
+    assert told["notifications"]["open"] >= 1
+    assert rows.memories[(sp_b, job_b)]["errorCodes"]["LegacyCodeFromLastWeek"]["new"] is False
+    # Evaluated again: nothing new is stored or said about it.
+    await run_alerts(store, alert_settings, now=later + timedelta(minutes=10), provisioning_logs=True)
+    again = await load_alert_rows(store)
+    assert again.states[(sp_a, job_a, "newErrorCode")] == rows.states[(sp_a, job_a, "newErrorCode")]
