@@ -80,7 +80,13 @@ class EmulatorControl:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(base_url=f"{self.root_url}/_emulator", timeout=self._timeout)
+            # No kept-alive connections: the server closes idle ones after a few seconds, and a
+            # control call racing that close fails with a reset (tests call it between polls).
+            self._client = httpx.Client(
+                base_url=f"{self.root_url}/_emulator",
+                timeout=self._timeout,
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
         return self._client
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
