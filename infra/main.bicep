@@ -91,7 +91,7 @@ param workQueueName string = 'syncmon-work'
 @description('WORK_INLINE_MAX_PRINCIPALS: a poll that reads at most this many service principals does its work in the timer run, without the queue.')
 @minValue(0)
 @maxValue(100000)
-param workInlineMaxPrincipals int = 400
+param workInlineMaxPrincipals int = 2000
 
 // Provisioning logs (docs/operations.md): per-object errors need AuditLog.Read.All and
 // Directory.Read.All, far broader than the jobs' two permissions, so they are the admin's choice.

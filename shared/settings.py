@@ -5,6 +5,9 @@ setting and what it expects, so a bad configuration stops a run at its start. `S
 catalogue docs, the sample settings file and the Bicep checks are held against, joins
 `CORE_SETTINGS` with the alerts' own (`shared.alerts.settings`); it is built on first use, as
 the alerts package imports this module.
+
+One file, over 400 lines, on purpose: it is the catalogue of every core setting with its
+parser, and the docs, the sample settings file and the Bicep tests join that one list.
 """
 
 from __future__ import annotations
@@ -117,7 +120,7 @@ CORE_SETTINGS: Catalogue = {
     "WORK_INLINE_MAX_PRINCIPALS": SettingSpec(
         "A poll that reads at most this many service principals does its work in the timer run; "
         "a larger one is fanned out as work items through WORK_QUEUE_NAME (0: always).",
-        "400",
+        "2000",
     ),
     "WORK_ITEM_PRINCIPALS": SettingSpec("Service principals per work item (1-200).", "200"),
     "PROVISIONING_LOGS": SettingSpec(
@@ -206,7 +209,7 @@ class Settings:
     health_max_age_seconds: int | None = None
     health_rules: HealthRules = field(default_factory=HealthRules)
     work_queue_name: str = "syncmon-work"
-    work_inline_max_principals: int = 400
+    work_inline_max_principals: int = 2000
     work_item_principals: int = 200
     provisioning_logs: ProvisioningLogsMode = "off"
     provisioning_log_samples: int = 5
