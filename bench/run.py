@@ -6,6 +6,9 @@ the naive baseline (`bench/baseline.py`) side by side, and writes `docs/benchmar
 file with every figure. The app is driven only through its public entry points: polls through
 `shared.poll.poll_tenant` in a child process (`bench/child.py`), the API through
 `python -m shared serve`, cold start through `import function_app` (`bench/coldstart.py`).
+
+One file, over 400 lines, on purpose: every measurement is a method of one `Harness`, which
+owns the servers, the frozen clock and the counters they all read.
 """
 
 from __future__ import annotations

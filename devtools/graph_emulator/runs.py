@@ -10,6 +10,9 @@ An `initial` phase after others is a restart: a new full cycle (hours) while the
 Every run is a pure function of (profile, phase, index), so any "now" is materialised in
 O(phases) without storing history: the newest finished run is `lastExecution`, and the
 success and with-exports runs are found by walking back a few runs.
+
+One file, over 400 lines, on purpose: the phases, the run schedule and the job JSON they
+produce are one state machine; split, each part would need the others to be read.
 """
 
 from __future__ import annotations

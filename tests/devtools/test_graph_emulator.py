@@ -3,6 +3,9 @@
 Paging, $select, $batch, error bodies, injected faults, the demo tenant's coverage, the living
 clock, tenant scale and the command line. One emulator serves the module; every test starts
 from the demo tenant with no faults and zeroed counters.
+
+One module, over 400 lines, on purpose: one emulator serves it (a module fixture, started
+once); the provisioning log's own tests are in test_provisioning_logs_emulator.py.
 """
 
 from __future__ import annotations
