@@ -17,8 +17,9 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypedDict, get_args
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, get_args
 
+from shared.domain.model import Described
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 
 ProvisioningLogsMode = Literal["off", "counts", "samples"]
@@ -43,6 +44,29 @@ class ObjectSample(TypedDict):
     targetId: str | None
     targetDisplayName: str | None
     identityType: str | None
+    # Which side is an object of this tenant's Entra ID depends on the job: the source for an
+    # outbound app or cross-tenant sync (pushed from the source tenant), the target for HR inbound.
+    sourceSystem: NotRequired[
+        Annotated[
+            str | None,
+            Described(
+                "the system the object was provisioned from (Graph's sourceSystem.displayName): "
+                '"Azure Active Directory" or "Microsoft Entra ID" for an outbound app or cross-tenant '
+                "sync, the HR or other app for an inbound job; null if Graph gave none or the example "
+                "was stored before the field was kept"
+            ),
+        ]
+    ]
+    targetSystem: NotRequired[
+        Annotated[
+            str | None,
+            Described(
+                "the system the object was provisioned to (Graph's targetSystem.displayName): the app "
+                "for an outbound job, Entra ID for an inbound job and (the target tenant's) for cross-tenant "
+                "sync; null as sourceSystem"
+            ),
+        ]
+    ]
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,7 @@ def normalize_log_event(raw: object) -> LogEvent:
     info, sp = _object(raw.get("provisioningStatusInfo")), _object(raw.get("servicePrincipal"))
     error = _object(info.get("errorInformation"))
     source, target = _object(raw.get("sourceIdentity")), _object(raw.get("targetIdentity"))
+    source_system, target_system = _object(raw.get("sourceSystem")), _object(raw.get("targetSystem"))
     # v1.0 names it provisioningAction; `action` is beta's older name.
     action = raw.get("provisioningAction") or raw.get("action")
     return LogEvent(
@@ -100,6 +125,8 @@ def normalize_log_event(raw: object) -> LogEvent:
             "targetId": _text(target.get("id")),
             "targetDisplayName": _text(target.get("displayName")),
             "identityType": _text(source.get("identityType")) or _text(target.get("identityType")),
+            "sourceSystem": _text(source_system.get("displayName")),
+            "targetSystem": _text(target_system.get("displayName")),
         },
     )
 

@@ -34,6 +34,11 @@ const apiUrl = (relative) => new URL(relative, PAGE).href; // 'jobs' -> .../api/
 const enc = encodeURIComponent;
 const jobPath = (job) => `jobs/${enc(job.servicePrincipalId)}/${enc(job.jobId)}`;
 const appName = (job) => job.servicePrincipalName || job.servicePrincipalId;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// Which way a job provisions, by its template: HR and cloud sync jobs into Entra ID (Workday2AAD,
+// AD2AADProvisioning, ...), cross-tenant sync from this tenant's Entra ID to another's, apps out of it.
+const direction = (job) => (/^Azure2Azure/.test(job.templateId || '') ? 'crossTenant'
+  : /2AAD/.test(job.templateId || '') ? 'inbound' : 'outbound');
 
 async function getJson(relative) {
   const response = await fetch(apiUrl(relative));
@@ -160,6 +165,7 @@ let busiest;
 let alertsStatus;
 let openAlertCount = 0;
 let errorJob; // the job with the most provisioning-log events in 7 days, with its groups
+const examplesOf = {}; // direction -> the job of that direction with the most events, with its groups
 
 before(async () => {
   jobs = (await getJson('jobs')).value;
@@ -192,6 +198,11 @@ before(async () => {
   const job = jobs.find((candidate) => `${candidate.servicePrincipalId}/${candidate.jobId}` === top[0]);
   assert.ok(job, `error groups of a job the API lists: ${top[0]}`);
   errorJob = { job, groups: (await getJson(`${jobPath(job)}/errors?window=7d`)).value };
+  for (const [key] of [...byJob].sort((a, b) => b[1] - a[1])) {
+    const candidate = jobs.find((j) => `${j.servicePrincipalId}/${j.jobId}` === key);
+    if (!candidate || examplesOf[direction(candidate)]) continue;
+    examplesOf[direction(candidate)] = { job: candidate, groups: (await getJson(`${jobPath(candidate)}/errors?window=7d`)).value };
+  }
 });
 
 after(async () => {
@@ -378,11 +389,8 @@ describe('dashboard', () => {
       assert.equal(drawn, top.count, 'the bars add up to the group\'s count');
       assert.ok(await first.locator('.error-seen time').count() === 2, 'first and last seen');
 
-      // Examples: users and groups with a GUID link to the Entra admin center, in a new tab.
-      const linked = groups.flatMap((group) => group.samples)
-        .filter((sample) => /^(user|group)$/i.test(sample.identityType || '')
-          && /^[0-9a-f-]{36}$/i.test(sample.sourceId || sample.targetId || ''));
-      assert.ok(linked.length > 0, 'the demo\'s samples are users and groups with GUIDs');
+      // Examples: users and groups with a GUID link to the Entra admin center, in a new tab
+      // (which side's id: the next test).
       const links = page.locator('#error-groups a.sample-link');
       assert.ok(await links.count() > 0);
       for (const link of await links.all()) {
@@ -412,6 +420,79 @@ describe('dashboard', () => {
       assert.deepEqual(problems, []);
     } catch (error) {
       await shot(page, 'errors-failure.png').catch(() => {});
+      throw error;
+    }
+  });
+
+  test('an example links to Entra only on its side in this tenant: inbound the target, outbound and cross-tenant the source', async () => {
+    const { page, problems } = await open('examples', { viewport: { width: 1280, height: 800 } });
+    const hrefs = () => page.locator('#error-groups a.sample-link')
+      .evaluateAll((links) => links.map((link) => [link.getAttribute('href'), link.dataset.side]));
+    const idOf = (href) => decodeURIComponent(href.split('/').pop()).toLowerCase();
+    try {
+      for (const [way, side] of [['inbound', 'target'], ['outbound', 'source'], ['crossTenant', 'source']]) {
+        assert.ok(examplesOf[way], `the demo has a ${way} job with error groups`);
+        const { job, groups } = examplesOf[way];
+        const samples = groups.flatMap((group) => group.samples);
+        assert.ok(samples.every((sample) => sample.sourceSystem && sample.targetSystem), `${way}: examples name both systems`);
+        const other = side === 'source' ? 'target' : 'source';
+        const expected = new Set(samples
+          .filter((sample) => /^(user|group)$/i.test(sample.identityType || '') && GUID.test(sample[`${side}Id`] || ''))
+          .map((sample) => sample[`${side}Id`].toLowerCase()));
+        assert.ok(expected.size > 0, `${way}: the demo's examples have ${side} ids of users or groups to link`);
+        await page.goto(`${PAGE}#job/${enc(job.servicePrincipalId)}/${enc(job.jobId)}`);
+        await page.locator('#error-groups > li').first().waitFor();
+        await page.locator('#error-groups a.sample-link').first().waitFor();
+        const linked = await hrefs();
+        assert.deepEqual(new Set(linked.map(([href]) => idOf(href))), expected, `${way}: the ${side} ids are linked`);
+        assert.ok(linked.every(([, linkedSide]) => linkedSide === side), `${way}: only ${side}s`);
+        for (const sample of samples) {
+          // e.g. an HR worker id: a GUID too in the demo, yet never linked into Entra.
+          const id = (sample[`${other}Id`] || '').toLowerCase();
+          if (id) assert.ok(!linked.some(([href]) => idOf(href) === id), `${way}: ${other} ${id} is not linked`);
+        }
+      }
+
+      // Examples stored before the systems were kept, or of systems that are not Entra ID (on-premises
+      // Active Directory), are text only; Microsoft's newer name for Entra ID counts as the old one.
+      const guid = (n) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+      const sample = (n, sourceSystem, targetSystem) => ({
+        eventId: `e${n}`, activityDateTime: '2026-11-30T09:00:00Z', identityType: 'User',
+        sourceId: guid(n), sourceDisplayName: `Source ${n}`, targetId: guid(100 + n), targetDisplayName: `Target ${n}`,
+        ...(sourceSystem === undefined ? {} : { sourceSystem, targetSystem }),
+      });
+      const routed = [
+        sample(1), // stored before the systems were kept
+        sample(2, 'Workday', 'Active Directory'),
+        sample(3, 'Microsoft Entra ID', 'Slack'),
+        sample(4, 'Workday', 'Microsoft Entra ID'),
+        sample(5, 'Azure Active Directory', 'Azure Active Directory'),
+        sample(6, null, null),
+      ];
+      const { job } = examplesOf.outbound;
+      await page.route(/\/errors\?window=7d$/, (route) => route.fulfill({
+        status: 200,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          value: [{
+            jobId: job.jobId, servicePrincipalId: job.servicePrincipalId, status: 'failure', action: 'update',
+            errorCode: 'EntryConflict', reason: null, errorCategory: null, count: 6,
+            firstSeen: '2026-11-30T09:00:00Z', lastSeen: '2026-11-30T09:00:00Z', days: { '2026-11-30': 6 }, samples: routed,
+          }],
+          nextLink: null,
+          window: { name: '7d', from: '2026-11-23T00:00:00Z', to: '2026-11-30T12:00:00Z' },
+          collection: { mode: 'samples', status: 'ok', cursor: null },
+        }),
+      }));
+      await page.getByRole('button', { name: 'Refresh now' }).click();
+      await page.locator('#error-groups [data-code="EntryConflict"]').waitFor();
+      await until(async () => (await page.locator('#error-groups > li').count()) === 1, 'the routed group alone');
+      assert.deepEqual((await hrefs()).map(([href, linkedSide]) => [idOf(href), linkedSide]),
+        [[guid(3), 'source'], [guid(104), 'target'], [guid(5), 'source']]);
+      assert.equal(await page.locator('#error-groups .error-samples li').count(), routed.length);
+      assert.deepEqual(problems, []);
+    } catch (error) {
+      await shot(page, 'examples-failure.png').catch(() => {});
       throw error;
     }
   });

@@ -240,6 +240,31 @@ def test_events_are_deterministic_for_a_tenant_seed_and_clock() -> None:
     assert {e.id for e in a if e.at >= now + 3600 - 30 * 86400} <= {e.id for e in later}
 
 
+def test_each_direction_names_entra_id_on_the_side_microsoft_documents() -> None:
+    """Entra ID is the source of an outbound app (the failure example), the target of an inbound
+    job (the success example), and both sides of cross-tenant sync, the target in another tenant."""
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC).timestamp()
+    log = ProvisioningLog(demo_tenant(now=now))
+    entra = fixture("provisioning_list_failure")["value"][0]["sourceSystem"]["displayName"]
+    assert entra == fixture("provisioning_list_success")["value"][0]["targetSystem"]["displayName"]
+    systems: dict[str, tuple[str, str, str, str, str]] = {}
+    for event in log.events(now):
+        template = event.job_id.split(".")[0]
+        if template not in systems:
+            raw = log.materialise(event)
+            source, target = raw["sourceSystem"], raw["targetSystem"]
+            app = raw["servicePrincipal"]["displayName"]
+            systems[template] = (source["displayName"], target["displayName"], app, source["id"], target["id"])
+    for inbound in ("Workday2AAD", "AD2AADProvisioning"):
+        source, target, app, _, _ = systems[inbound]
+        assert (source, target) == (app, entra), inbound
+    for outbound in ("ServiceNowOutDelta", "gsuite"):
+        source, target, app, _, _ = systems[outbound]
+        assert (source, target) == (entra, app), outbound
+    source, target, _, source_id, target_id = systems["Azure2Azure"]
+    assert (source, target) == (entra, entra) and source_id != target_id
+
+
 def test_a_static_tenant_serves_its_events_verbatim(em: EmulatorServer, graph: httpx.Client) -> None:
     success = fixture("provisioning_list_success")["value"][0]
     now = when(em.now())

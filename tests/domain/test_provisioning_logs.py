@@ -4,11 +4,15 @@ example of https://learn.microsoft.com/graph/api/provisioningobjectsummary-list 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
 from shared.domain.provisioning_logs import LogEventError, count_hours, merge_hours, normalize_log_event
+from tests.support.paths import ROOT
+
+EXAMPLES = ROOT / "tests" / "fixtures" / "graph" / "provisioning"
 
 FAILURE: dict[str, Any] = {
     "id": "gc532ff9-r265-ec76-861e-42e2970a8218",
@@ -57,6 +61,31 @@ def test_the_documented_failure_event_is_read_with_its_error_and_object() -> Non
     assert read.service_principal_id == "chc46a42-966b-47d7-9774-576b1c8bd0b8"
     assert read.sample["sourceDisplayName"] == "Self-service Pilot" and read.sample["targetId"] is None
     assert read.sample["identityType"] == "Group"
+
+
+@pytest.mark.parametrize(
+    ("example", "source_system", "target_system"),
+    [
+        # Example 2: an outbound app (ContosoOutDelta) provisions a group from Entra ID to Contoso.
+        ("provisioning_list_failure", "Azure Active Directory", "Contoso"),
+        # Example 1: an inbound event, from the Contoso app into Entra ID.
+        ("provisioning_list_success", "Contoso", "Azure Active Directory"),
+    ],
+)
+def test_each_example_keeps_the_systems_it_was_provisioned_from_and_to(
+    example: str, source_system: str, target_system: str
+) -> None:
+    raw = json.loads((EXAMPLES / f"{example}.json").read_text(encoding="utf-8"))["value"][0]
+    sample = normalize_log_event(raw).sample
+    assert (sample["sourceSystem"], sample["targetSystem"]) == (source_system, target_system)
+    assert sample["sourceId"] == raw["sourceIdentity"]["id"]
+
+
+def test_an_event_without_its_systems_keeps_none() -> None:
+    sample = normalize_log_event(FAILURE).sample  # the trimmed copy has no sourceSystem / targetSystem
+    assert (sample["sourceSystem"], sample["targetSystem"]) == (None, None)
+    odd = normalize_log_event({**FAILURE, "sourceSystem": "Entra", "targetSystem": {"displayName": ""}})
+    assert (odd.sample["sourceSystem"], odd.sample["targetSystem"]) == (None, None)
 
 
 @pytest.mark.parametrize("missing", ["id", "jobId", "activityDateTime"])

@@ -105,6 +105,14 @@ async def test_error_groups_are_what_graph_served_and_a_reread_counts_nothing_tw
     assert [g["count"] for g in groups] == sorted((g["count"] for g in groups), reverse=True)
     assert all(sum(g["days"].values()) == g["count"] for g in groups)
     assert all(1 <= len(g["samples"]) for g in groups)
+    # Each example names the systems its event named: which of its ids is an Entra object.
+    by_id = {event["id"]: event for event in served}
+    for sample in (sample for g in groups for sample in g["samples"]):
+        event = by_id[sample["eventId"]]
+        assert (sample["sourceSystem"], sample["targetSystem"]) == (
+            event["sourceSystem"]["displayName"],
+            event["targetSystem"]["displayName"],
+        )
 
     # The same hours read again (the cursor put back): the same rows, not twice the counts.
     await store.save_log_cursor({"cursor": since, "windowHours": 6})

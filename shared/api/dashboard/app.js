@@ -51,6 +51,9 @@
     group: 'https://entra.microsoft.com/#view/Microsoft_AAD_IAM/GroupDetailsMenuBlade/~/Overview/groupId/',
   };
   const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  // Entra ID as a provisioning system (an example's sourceSystem / targetSystem): Microsoft's
+  // examples name it "Azure Active Directory", its pages now "Microsoft Entra ID".
+  const ENTRA_SYSTEMS = new Set(['azure active directory', 'microsoft entra id']);
   const LOG_PERMISSIONS = 'AuditLog.Read.All and Directory.Read.All';
 
   const KEY = new URLSearchParams(window.location.search).get('code') || '';
@@ -830,23 +833,46 @@
     return chart;
   }
 
-  // An example object, linked to the Entra admin center when it is a user or group with a GUID:
-  // the source identity (outbound jobs read from Entra), else the target.
+  function isEntra(system) {
+    return typeof system === 'string' && ENTRA_SYSTEMS.has(system.trim().toLowerCase());
+  }
+
+  // The side of an example that is an object of this tenant's Entra ID: the source when it came
+  // from Entra ID (outbound apps; cross-tenant sync, pushed by the source tenant, so its target is
+  // another tenant's object), else the target when it went to Entra ID (HR and other inbound jobs,
+  // whose source id is the HR system's). Neither when Graph named no system (older examples).
+  function entraSide(sample) {
+    if (isEntra(sample.sourceSystem)) return 'source';
+    if (isEntra(sample.targetSystem)) return 'target';
+    return null;
+  }
+
+  // An example object, linked to the Entra admin center when its Entra side is a user or group
+  // with a GUID; otherwise its name only. The title tells both sides.
   function sampleLink(sample) {
     const type = String(sample.identityType || '').toLowerCase();
-    const id = [sample.sourceId, sample.targetId].find((candidate) => typeof candidate === 'string' && GUID.test(candidate));
-    const name = sample.sourceDisplayName || sample.targetDisplayName || sample.sourceId || sample.targetId || '(unnamed)';
+    const side = entraSide(sample);
+    const id = side === 'source' ? sample.sourceId : side === 'target' ? sample.targetId : null;
+    const names = side === 'target'
+      ? [sample.targetDisplayName, sample.sourceDisplayName]
+      : [sample.sourceDisplayName, sample.targetDisplayName];
+    const name = names.find(Boolean) || sample.sourceId || sample.targetId || '(unnamed)';
     const when = sample.activityDateTime ? [' (', timeEl(sample.activityDateTime), ')'] : [];
-    const title = [sample.identityType, id || sample.sourceId || sample.targetId].filter(Boolean).join(' ') || null;
-    if (!ENTRA_OBJECT[type] || !id) return [el('span', { title, text: name }), ...when];
+    const ends = [['from', sample.sourceSystem, sample.sourceId], ['to', sample.targetSystem, sample.targetId]]
+      .filter(([, system, objectId]) => system || objectId)
+      .map(([word, system, objectId]) => [word, system, objectId].filter(Boolean).join(' '));
+    const title = [sample.identityType, ...ends].filter(Boolean).join(', ') || null;
+    if (!ENTRA_OBJECT[type] || typeof id !== 'string' || !GUID.test(id)) return [el('span', { title, text: name }), ...when];
+    const system = side === 'source' ? sample.sourceSystem : sample.targetSystem;
     return [el('a', {
       href: `${ENTRA_OBJECT[type]}${encodeURIComponent(id)}`,
       target: '_blank',
       rel: 'noopener noreferrer',
       class: 'sample-link',
+      'data-side': side,
       title,
       text: name,
-    }), hidden(` (${sample.identityType}, opens the Entra admin center in a new tab)`), ...when];
+    }), hidden(` (${sample.identityType} in ${system}, opens the Entra admin center in a new tab)`), ...when];
   }
 
   // ------------------------------------------------------------ the chart (inline SVG)
