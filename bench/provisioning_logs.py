@@ -53,7 +53,7 @@ from devtools.graph_emulator import generated_tenant  # noqa: E402
 
 DEFAULT_JSON = ROOT / "bench" / "results" / "provisioning-logs.json"
 EMULATOR_BEHIND = timedelta(hours=3)
-FIRST_WINDOW_HOURS = 6  # the collector's own default (shared/provisioning_logs.py)
+FIRST_WINDOW_HOURS = 6  # the collector's own default (shared/domain/log_cursor.py)
 LOG_PATH = "/auditLogs/provisioning"
 NON_SUCCESS = ("failure", "warning", "skipped")
 

@@ -756,12 +756,15 @@ def provisioning_logs_section(results: dict[str, Any]) -> str | None:
             if entry.get(key):
                 rows.append(_plog_row(mode, entry[key], off_seconds))
         last = (catch_up[-1].get("provisioningLogs") or {}) if catch_up else {}
+        pages = sum((r.get("provisioningLogs") or {}).get("pagesRead") or 0 for r in catch_up)
+        over = ratio(pages, truth.get("pagesNeeded"))
         summary.append(
             [
                 mode,
                 num(len(catch_up)),
                 "yes" if last.get("status") == "ok" and not last.get("behindHours") else "**no**",
                 num(sum(r.get("logRequests") or 0 for r in catch_up)),
+                f"{num(pages)} ({over:.2f}x)" if over is not None else num(pages),
                 num(sum((r.get("provisioningLogs") or {}).get("eventsRead") or 0 for r in catch_up)),
                 num(sum(r.get("pollSeconds") or 0 for r in catch_up)),
                 num(sum(r.get("entitiesWritten") or 0 for r in catch_up)),
@@ -793,10 +796,20 @@ def provisioning_logs_section(results: dict[str, Any]) -> str | None:
         "would start a day back from the wall clock, 3 h later). "
         f"Ground truth in that window (emulator control API): {num(truth.get('nonSuccessInWindow'))} non-success "
         f"events of {num(truth.get('jobsWithNonSuccess'))} jobs, {num(truth.get('failingJobFailures'))} of them "
-        f"failures of the failing job; at 500 a page at least {num(truth.get('pagesNeeded'))} pages.\n\n"
+        f"failures of the failing job; at 500 a page at least {num(truth.get('pagesNeeded'))} pages (the "
+        "minimum the *x minimum* column divides by).\n\n"
     )
     catch = _table(
-        ["mode", "catch-up polls", "caught up", "log requests", "events read", "poll s (sum)", "entities written"],
+        [
+            "mode",
+            "catch-up polls",
+            "caught up",
+            "log requests",
+            "pages read (x minimum)",
+            "events read",
+            "poll s (sum)",
+            "entities written",
+        ],
         summary,
     )
     detail = _table(

@@ -165,12 +165,21 @@ class GraphReader:
     # ------------------------------------------------------------ provisioning logs
 
     async def provisioning_events(
-        self, filter_: str, *, page_size: int, max_pages: int, deadline: float | None = None
+        self,
+        filter_: str,
+        *,
+        page_size: int,
+        max_pages: int,
+        deadline: float | None = None,
+        orderby: str | None = None,
     ) -> LogPages:
-        """The events of one filtered query, following nextLink. 429s are waited out by the
-        SDK's retry handler, as for every request; other refusals end the read (403: the app
-        lacks AuditLog.Read.All / Directory.Read.All)."""
-        query = ProvisioningRequestBuilder.ProvisioningRequestBuilderGetQueryParameters(filter=filter_, top=page_size)
+        """The events of one filtered query, following nextLink (which keeps the query's
+        options, `$orderby` included). 429s are waited out by the SDK's retry handler, as for
+        every request; other refusals end the read (403: the app lacks AuditLog.Read.All /
+        Directory.Read.All)."""
+        query = ProvisioningRequestBuilder.ProvisioningRequestBuilderGetQueryParameters(
+            filter=filter_, top=page_size, orderby=[orderby] if orderby else None
+        )
         builder = self._client.audit_logs.provisioning
         request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
         read = LogPages([])

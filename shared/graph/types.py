@@ -54,8 +54,14 @@ class JobsReader(Protocol):
         ...
 
     async def provisioning_events(
-        self, filter_: str, *, page_size: int, max_pages: int, deadline: float | None = None
+        self,
+        filter_: str,
+        *,
+        page_size: int,
+        max_pages: int,
+        deadline: float | None = None,
+        orderby: str | None = None,
     ) -> LogPages:
-        """`GET /auditLogs/provisioning?$filter=...`, every page, unless `max_pages` or
-        `deadline` stop it first."""
+        """`GET /auditLogs/provisioning?$filter=...` (and `$orderby=...` when given), every
+        page, unless `max_pages` or `deadline` stop it first."""
         ...

@@ -1,11 +1,14 @@
 """The provisioning logs' errors, end to end: the real SDK reads `/auditLogs/provisioning` from
 the emulator, the poll stores error groups in Azurite, the API serves them. The groups and
 counts must be what the emulator served; reading the same events again counts nothing twice;
-a 403 is reported, not fatal."""
+a backlog or an hour larger than the page budget is caught up over polls, each page read about
+once; an answer out of time order is not counted until read whole; a 403 is reported, not fatal."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -23,6 +26,7 @@ from shared.poll import poll_tenant
 from shared.settings import load_settings
 from shared.storage.store import open_store
 from tests.support.api import api_client
+from tests.support.paths import ROOT
 
 GroupKey = tuple[str, str, str, str]  # jobId, status, action, errorCode
 
@@ -59,24 +63,57 @@ async def api_groups() -> tuple[Counter[GroupKey], list[dict[str, Any]]]:
     return counts, body["value"]
 
 
-async def collect_until_caught_up(emulator: EmulatorServer) -> dict[str, Any]:
-    """Collects until every hour it may read is read (a backlog takes a few runs). Graph's
-    clock is the emulator's, which earlier tests may have moved past the wall clock: the
-    collector is told the emulator's now, as a poll against Graph is told the wall clock."""
+async def collect_polls(emulator: EmulatorServer, *, polls: int = 10, reader: Any = None) -> list[dict[str, Any]]:
+    """Collects until every hour it may read is read (a backlog takes a few runs); each run's
+    section. Graph's clock is the emulator's, which earlier tests may have moved past the wall
+    clock: the collector is told the emulator's now, as a poll against Graph is told the wall
+    clock."""
     from shared.graph.reader import graph_reader
     from shared.provisioning_logs import collect_provisioning_logs
 
-    settings = load_settings()
     now = parse_timestamp(emulator.now())
     assert now is not None
-    for _ in range(10):
+    sections: list[dict[str, Any]] = []
+    for _ in range(polls):
+        settings = load_settings()
         section = await collect_provisioning_logs(
-            settings, graph_reader(settings), open_store(settings), now=now, deadline=time.monotonic() + 120
+            settings, reader or graph_reader(settings), open_store(settings), now=now, deadline=time.monotonic() + 120
         )
         assert section["status"] == "ok", section
+        sections.append(dict(section))
         if section["behindHours"] == 0:
-            return dict(section)
-    raise AssertionError(f"still behind after 10 runs: {section}")
+            return sections
+    raise AssertionError(f"still behind after {polls} runs: {sections[-1]}")
+
+
+async def collect_until_caught_up(emulator: EmulatorServer) -> dict[str, Any]:
+    return (await collect_polls(emulator))[-1]
+
+
+def small_pages(monkeypatch: pytest.MonkeyPatch, page_size: int, pages: int) -> None:
+    """Pages of `page_size` events, `pages` a poll: a backlog the emulator serves quickly."""
+    from shared import provisioning_logs
+
+    monkeypatch.setattr(provisioning_logs, "PAGE_SIZE", page_size)
+    monkeypatch.setenv("PROVISIONING_LOG_PAGES", str(pages))
+
+
+def hour_before(emulator: EmulatorServer, delta: timedelta) -> datetime:
+    """The hour `delta` before the emulator's now began."""
+    now = parse_timestamp(emulator.now())
+    assert now is not None
+    return (now - delta).replace(minute=0, second=0, microsecond=0)
+
+
+class IgnoresOrder:
+    """Graph ignoring `$orderby`: it answers in its own order, newest first."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    async def provisioning_events(self, filter_: str, *, orderby: str | None = None, **limits: Any) -> Any:
+        assert orderby == "activityDateTime asc"
+        return await self._reader.provisioning_events(filter_, **limits)
 
 
 async def test_error_groups_are_what_graph_served_and_a_reread_counts_nothing_twice(
@@ -216,3 +253,89 @@ async def test_alerts_learn_the_collected_codes_then_tell_a_code_new_to_a_job_on
     await run_alerts(store, alert_settings, now=later + timedelta(minutes=10), provisioning_logs=True)
     again = await load_alert_rows(store)
     assert again.states[(sp_a, job_a, "newErrorCode")] == rows.states[(sp_a, job_a, "newErrorCode")]
+
+
+async def test_a_backlog_larger_than_the_page_budget_is_caught_up_reading_each_page_about_once(
+    logs_on: dict[str, str], demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A day of log (the first collection starts a day back), at 100 events a page and 5 pages
+    # a poll: several polls, each cut short by the page budget, most hours larger than it.
+    demo_emulator.freeze_clock(True)
+    demo_emulator.set_generated_tenant(10, 0.5, seed=3, failure_events=2_000)
+    await poll_tenant(dataclasses.replace(load_settings(), provisioning_logs="off"), trigger="test")
+    small_pages(monkeypatch, 100, 5)
+    since = hour_before(demo_emulator, timedelta(days=1))
+    sections = await collect_polls(demo_emulator, polls=30)
+
+    expected = served_groups(demo_emulator.provisioning_events(full=True), isoformat_utc(since), sections[-1]["cursor"])
+    events = sum(expected.values())
+    assert (await api_groups())[0] == expected  # nothing lost, nothing counted twice
+    assert sum(s["eventsRead"] for s in sections) == events
+    minimum = math.ceil(events / 100)
+    pages = sum(s["pagesRead"] for s in sections)
+    assert len(sections) >= 4 and any("resumeAt" in s for s in sections)
+    assert minimum <= pages <= minimum + len(sections), (pages, minimum, sections)
+    assert all(s["unorderedReads"] == 0 and s["pageBudget"] == 5 for s in sections)
+    state = await open_store(load_settings()).load_log_cursor()
+    assert state is not None and state["cursor"] == sections[-1]["cursor"] and "resumeAt" not in state
+
+
+async def test_an_hour_larger_than_the_page_budget_is_finished_over_polls(
+    logs_on: dict[str, str], demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1,200 failures in one hour, three to a second (a cut may end inside a second: that
+    # second is read again), at 100 a page and 3 pages a poll: the hour takes five polls, each
+    # reading on from where the last stopped.
+    template = json.loads((ROOT / "tests/fixtures/graph/provisioning/provisioning_list_failure.json").read_text())
+    demo_emulator.freeze_clock(True)
+    hour = hour_before(demo_emulator, timedelta(hours=3))
+    events = [
+        {
+            **template["value"][0],
+            "id": f"busy-{n:05d}",
+            "activityDateTime": isoformat_utc(hour + (n // 3) * timedelta(seconds=9)),
+        }
+        for n in range(1_200)
+    ]
+    demo_emulator.set_tenant({"tenantId": "t", "servicePrincipals": [], "provisioningEvents": events})
+    small_pages(monkeypatch, 100, 3)
+    store = open_store(load_settings())
+    await store.ensure_error_tables()
+    await store.save_log_cursor({"cursor": isoformat_utc(hour), "windowHours": 6})
+    sections = await collect_polls(demo_emulator, polls=10)
+
+    rows = await store.error_hours_of_days([isoformat_utc(hour)[:10]])
+    assert [(row["hour"], row["count"]) for row in rows] == [(isoformat_utc(hour)[:13], 1_200)]
+    assert (
+        rows[0]["firstSeen"] == events[0]["activityDateTime"] and rows[0]["lastSeen"] == events[-1]["activityDateTime"]
+    )
+    assert len(sections) >= 4 and sections[-1]["cursor"] > isoformat_utc(hour)
+    assert all(s["cursor"] == isoformat_utc(hour) and "resumeAt" in s for s in sections[:-1])
+    assert all("nextPageBudget" not in s for s in sections)  # never stuck: no larger budget needed
+    assert sum(s["pagesRead"] for s in sections) <= 12 + len(sections)
+
+
+async def test_an_answer_out_of_time_order_is_not_counted_until_read_whole(
+    logs_on: dict[str, str], demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Graph ignoring $orderby (newest first): a read cut short says nothing about which hours
+    # are whole, so nothing of it is kept; smaller windows, then more pages, read each hour whole.
+    from shared.graph.reader import graph_reader
+
+    demo_emulator.freeze_clock(True)
+    demo_emulator.set_generated_tenant(10, 0.5, seed=3, failure_events=2_000)
+    await poll_tenant(dataclasses.replace(load_settings(), provisioning_logs="off"), trigger="test")
+    small_pages(monkeypatch, 50, 1)  # an hour holds more than one page
+    store = open_store(load_settings())
+    await store.ensure_error_tables()
+    since = hour_before(demo_emulator, timedelta(hours=4))
+    await store.save_log_cursor({"cursor": isoformat_utc(since), "windowHours": 6})
+    sections = await collect_polls(demo_emulator, polls=40, reader=IgnoresOrder(graph_reader(load_settings())))
+
+    expected = served_groups(demo_emulator.provisioning_events(full=True), isoformat_utc(since), sections[-1]["cursor"])
+    assert sum(expected.values()) > 0
+    assert (await api_groups())[0] == expected
+    assert sum(s["unorderedReads"] for s in sections) > 0 and all("resumeAt" not in s for s in sections)
+    assert any(s["pageBudget"] > 1 for s in sections)  # an hour larger than the budget got more pages
+    unordered = [s for s in sections if s["unorderedReads"]]
+    assert all(s["eventsDiscarded"] > 0 for s in unordered)
