@@ -24,7 +24,7 @@ from shared.domain.provisioning_logs import ErrorGroupHour, hour_of
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.poll import poll_tenant
 from shared.settings import load_settings
-from shared.storage.store import open_store
+from shared.storage.store import Store, open_store
 from tests.support.api import api_client
 from tests.support.paths import ROOT
 
@@ -116,20 +116,25 @@ class IgnoresOrder:
         return await self._reader.provisioning_events(filter_, **limits)
 
 
-async def test_error_groups_are_what_graph_served_and_a_reread_counts_nothing_twice(
-    logs_on: dict[str, str], demo_emulator: EmulatorServer
-) -> None:
-    # The living demo tenant: the hours read are past, so what it served of them holds still.
-    # The jobs first (a poll with the logs off), as the errors endpoints answer known jobs.
+async def collect_twelve_hours(emulator: EmulatorServer) -> tuple[Store, datetime, str, dict[str, Any]]:
+    """The jobs stored first (a poll with the logs off: the errors endpoints answer known jobs),
+    then the living demo tenant's last 12 hours of the log collected (the hours read are past,
+    so what it served of them holds still). Returns the store, the emulator's now, where the
+    collector started, and its last section."""
     await poll_tenant(dataclasses.replace(load_settings(), provisioning_logs="off"), trigger="test")
     store = open_store(load_settings())
     await store.ensure_error_tables()
-    # Where the collector starts (else a day back, to the hour): 12 hours of the log.
-    emulator_now = parse_timestamp(demo_emulator.now())
-    assert emulator_now is not None
-    since = isoformat_utc((emulator_now - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0))
+    now = parse_timestamp(emulator.now())
+    assert now is not None
+    since = isoformat_utc((now - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0))
     await store.save_log_cursor({"cursor": since, "windowHours": 3})
-    first = await collect_until_caught_up(demo_emulator)
+    return store, now, since, await collect_until_caught_up(emulator)
+
+
+async def test_error_groups_are_what_graph_served_and_a_reread_counts_nothing_twice(
+    logs_on: dict[str, str], demo_emulator: EmulatorServer
+) -> None:
+    store, _, since, first = await collect_twelve_hours(demo_emulator)
     state = await store.load_log_cursor()
     assert state is not None and state["cursor"] == first["cursor"] > since
 
@@ -206,14 +211,7 @@ def hour_row(sp_id: str, job_id: str, error_code: str, at: datetime) -> ErrorGro
 async def test_alerts_learn_the_collected_codes_then_tell_a_code_new_to_a_job_once(
     logs_on: dict[str, str], demo_emulator: EmulatorServer
 ) -> None:
-    await poll_tenant(dataclasses.replace(load_settings(), provisioning_logs="off"), trigger="test")
-    store = open_store(load_settings())
-    await store.ensure_error_tables()
-    now = parse_timestamp(demo_emulator.now())
-    assert now is not None
-    since = isoformat_utc((now - timedelta(hours=12)).replace(minute=0, second=0, microsecond=0))
-    await store.save_log_cursor({"cursor": since, "windowHours": 3})
-    collected = await collect_until_caught_up(demo_emulator)
+    store, now, since, collected = await collect_twelve_hours(demo_emulator)
 
     # The first evaluation learns every failure code the polls stored, announcing none.
     alert_settings = load_alert_settings()
