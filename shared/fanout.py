@@ -25,10 +25,11 @@ from shared.domain.changes import JobChanges
 from shared.domain.poll_record import GraphCounts, PollRecord, PollSummary
 from shared.domain.sweep import advance
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
-from shared.domain.work import DISPATCHED, WorkItemPrincipal, WorkProgress, complete_record, cut_items
+from shared.domain.work import DISPATCHED, WorkItemPrincipal, WorkProgress, add_graph_counts, complete_record, cut_items
 from shared.settings import Settings
 from shared.storage.principals import KnownPrincipal
 from shared.storage.store import Store
+from shared.storage.work_items import FAILED_TRY
 from shared.storage.work_queue import work_queue
 
 log = logging.getLogger("entra_sync_monitor.fanout")
@@ -114,24 +115,20 @@ async def dispatch(
 
 
 async def _remember_listing(store: Store, scope: Scope, record: PollRecord) -> None:
-    """A discovery's listing, remembered before its items read anything: new principals
-    (unread), renamed ones, and principals gone forgotten, with their jobs removed."""
+    """A discovery's listing, remembered before its items read anything: renamed principals,
+    and principals gone forgotten, with their jobs removed. New principals are remembered by
+    the item that reads them, with their job count (one write, not two); one whose item never
+    comes back is new again to the next discovery, which reads it first."""
     changed: list[KnownPrincipal] = []
     listed = set(scope.listed)
     names = {sp["id"]: sp for sp in scope.principals}
     for sp_id in scope.listed:
         before = scope.known.get(sp_id)
         sp = names.get(sp_id)
-        if before is None and sp is not None:
-            changed.append({**sp, "jobCount": None})
-        elif (
+        if (
             before is not None
             and sp is not None
-            and (sp["appId"], sp["displayName"])
-            != (
-                before["appId"],
-                before["displayName"],
-            )
+            and (sp["appId"], sp["displayName"]) != (before["appId"], before["displayName"])
         ):
             changed.append({**sp, "jobCount": before["jobCount"]})
     gone = [sp_id for sp_id in scope.known if sp_id not in listed]
@@ -158,7 +155,8 @@ async def complete(
     if found is None or found[0].get("status") != DISPATCHED:
         return None
     dispatched, etag = found
-    stored = await store.item_parts((started_at, poll_id))
+    every = await store.item_parts((started_at, poll_id))
+    stored = [part for part in every if part["outcome"] != FAILED_TRY]
     work: WorkProgress = dict(dispatched.get("work") or {})  # type: ignore[assignment]
     lost = max(0, int(work.get("items", 0)) - len(stored))
     if lost and not lost_ok:
@@ -167,6 +165,10 @@ async def complete(
     record: dict[str, Any] = dict(
         complete_record(dispatched, [part["part"] for part in stored], ended_at=isoformat_utc(now))
     )
+    # Failed tries read Graph too: their requests count (`graph.failedTries` of them).
+    tries = [part["part"].get("graph") for part in every if part["outcome"] == FAILED_TRY]
+    if tries:
+        record["graph"] = {**add_graph_counts([record["graph"], *tries]), "failedTries": len(tries)}
     record["durationSeconds"] = round((now - (parse_timestamp(started_at) or now)).total_seconds(), 3)
     poisoned = sum(1 for part in stored if part["outcome"] == "poisoned")
     record["work"] = {**work, "itemsDone": len(stored) - poisoned, "itemsPoisoned": poisoned, "itemsLost": lost}

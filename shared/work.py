@@ -17,6 +17,7 @@ works on it, renewing the lease, so a worker that dies loses only its lease.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -93,7 +94,10 @@ async def _read_item(settings: Settings, store: Store, item: WorkItem, deadline:
     failure = None
     results: dict[str, Any] = {}
     try:
-        results, failure = await read_and_store(
+        results, failure = await _read_and_store_counted(
+            store,
+            item,
+            counters,
             settings,
             graph_reader(settings),
             store,
@@ -107,30 +111,44 @@ async def _read_item(settings: Settings, store: Store, item: WorkItem, deadline:
             # An invocation's own time; a local poll that does its items also its own deadline.
             deadline=min(time.monotonic() + settings.poll_deadline_seconds, deadline or float("inf")),
         )
-        if item["discovery"]:
-            await _remember_counts(store, item, results)
     except GraphUnavailableError as error:  # no token, or Graph down: recorded, not retried
         failure = error.failure
         record.error(error.kind, str(error), **error.where)
         await _mark_not_observed(settings, store, record, previous, error.failure[:300])
+    if item["discovery"]:
+        await _remember_counts(store, item["principals"], results)
     status = "failed" if failure else ("partial" if record.error_count or record.unfinished else "succeeded")
     part = record.to_dict(status=status, ended_at=datetime.now(UTC), graph=counters.as_dict())
     return part, [sp_id for sp_id in by_id if sp_id not in results]
 
 
-async def _remember_counts(store: Store, item: WorkItem, results: Mapping[str, Any]) -> None:
-    """A discovery item's learning: each answered principal's job count, where it changed."""
+async def _read_and_store_counted(
+    store: Store, item: WorkItem, counters: Any, *args: Any, **kwargs: Any
+) -> tuple[dict[str, Any], str | None]:
+    """read_and_store; a failure that the platform retries leaves a row of the Graph requests
+    this try made, which the retry's part does not hold (best effort: storage may be down)."""
+    try:
+        return await read_and_store(*args, **kwargs)
+    except GraphUnavailableError:
+        raise
+    except Exception:
+        if counters.as_dict()["requests"]:
+            with contextlib.suppress(Exception):
+                await store.save_failed_try((item["pollStartedAt"], item["pollId"]), item["item"], counters.as_dict())
+        raise
+
+
+async def _remember_counts(store: Store, principals: list[Any], results: Mapping[str, Any]) -> None:
+    """A discovery item's learning: each answered principal's job count, where it changed.
+    The dispatch did not store new principals (jobCount None): those without an answer are
+    stored unread, so the sweep counts them as left."""
     changed: list[KnownPrincipal] = []
-    for sp in item["principals"]:
+    for sp in principals:
         result = results.get(sp["id"])
-        if result is not None and result.ok and len(result.body or []) != sp.get("jobCount", -1):
+        count = len(result.body or []) if result is not None and result.ok else None
+        if (count is not None and count != sp.get("jobCount", -1)) or (count is None and sp.get("jobCount") is None):
             changed.append(
-                {
-                    "id": sp["id"],
-                    "appId": sp.get("appId"),
-                    "displayName": sp.get("displayName"),
-                    "jobCount": len(result.body or []),
-                }
+                {"id": sp["id"], "appId": sp.get("appId"), "displayName": sp.get("displayName"), "jobCount": count}
             )
     if changed:
         await store.save_principals(changed)
@@ -183,6 +201,8 @@ async def record_poisoned_item(settings: Settings, content: str | bytes) -> None
         )
         previous, _ = await store.load_jobs_of(ids)
         await _mark_not_observed(settings, store, record, previous, _POISONED_REASON)
+        if envelope.get("discovery") is True and isinstance(principals, list):
+            await _remember_counts(store, [sp for sp in principals if isinstance(sp, dict) and sp.get("id") in ids], {})
         record.not_read = dict.fromkeys(ids, _POISONED_REASON)
         must_read = envelope.get("mustRead")
         record.unfinished = [sp_id for sp_id in ids if isinstance(must_read, list) and sp_id in must_read]
@@ -203,6 +223,7 @@ class QueueOptions:
     """host.json's `extensions.queues`, as the Functions host reads them."""
 
     batch_size: int = 16
+    new_batch_threshold: int = 8  # another batch is fetched once this few are in hand
     max_dequeue_count: int = 5
     visibility_timeout: float = 0.0  # before a failed item is retried
     max_polling_interval: float = 2.0
@@ -227,8 +248,11 @@ def queue_options(env: Mapping[str, str] | None = None, host_json: Path = HOST_J
         if name.startswith(prefix):  # the platform's override of a host.json value
             queues[name[len(prefix) :]] = value
     default = QueueOptions()
+    batch_size = int(queues.get("batchSize", default.batch_size))
     return QueueOptions(
-        batch_size=int(queues.get("batchSize", default.batch_size)),
+        batch_size=batch_size,
+        # The host's default for one core: half the batch.
+        new_batch_threshold=int(queues.get("newBatchThreshold", batch_size // 2)),
         max_dequeue_count=int(queues.get("maxDequeueCount", default.max_dequeue_count)),
         visibility_timeout=_seconds(queues.get("visibilityTimeout", "00:00:00")),
         max_polling_interval=_seconds(queues.get("maxPollingInterval", "00:00:02")),
@@ -278,30 +302,71 @@ class LocalWorker:
     ) -> WorkerTally:
         """Work until `until()` says so, or the queues held nothing at all (none visible, none
         waiting) for `idle_seconds`, or `deadline` (time.monotonic) passes; items in hand are
-        finished first."""
+        finished first.
+
+        As the host does, a batch of `batchSize` messages is fetched whenever no more than
+        `newBatchThreshold` are in hand, so one slow item does not hold up the rest."""
         await self.queue.ensure()
         idle_since = time.monotonic()
-        while deadline is None or time.monotonic() < deadline:
-            if until is not None and await until():
-                break
-            did = await self._round(self.queue.poison, self._poison_one)
-            did += await self._round(self.queue.queue, self._item_one)
-            if did:
-                idle_since = time.monotonic()
-            elif until is None and time.monotonic() - idle_since >= idle_seconds:
-                # Empty, or only items that wait out their retry delay or another worker's
-                # lease (invisible, but counted): those are this worker's to wait for too.
-                if sum(await self.queue.length()) == 0:
+        in_hand: set[asyncio.Task[None]] = set()
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                if until is not None and await until():
                     break
-                idle_since = time.monotonic()
-            else:
-                await asyncio.sleep(min(0.2, self.options.max_polling_interval))
+                fetched = 0
+                if len(in_hand) <= self.options.new_batch_threshold:
+                    fetched = self._start(
+                        in_hand, self.queue.poison, self._poison_one, await self._receive(self.queue.poison)
+                    )
+                    fetched += self._start(
+                        in_hand, self.queue.queue, self._item_one, await self._receive(self.queue.queue)
+                    )
+                if fetched or in_hand:
+                    idle_since = time.monotonic()
+                elif until is None and time.monotonic() - idle_since >= idle_seconds:
+                    # Empty, or only items that wait out their retry delay or another worker's
+                    # lease (invisible, but counted): those are this worker's to wait for too.
+                    if sum(await self.queue.length()) == 0:
+                        break
+                    idle_since = time.monotonic()
+                if in_hand and (fetched == 0 or len(in_hand) > self.options.new_batch_threshold):
+                    # Until one finishes; a while only, so `until` and the queue are looked at again.
+                    await asyncio.wait(
+                        in_hand, timeout=self.options.max_polling_interval, return_when=asyncio.FIRST_COMPLETED
+                    )
+                elif not fetched:
+                    await asyncio.sleep(min(0.2, self.options.max_polling_interval))
+        finally:
+            if in_hand:
+                await asyncio.wait(in_hand)
         return self.tally
 
-    async def _round(self, queue: QueueClient, handle: Callable[[QueueMessage], Awaitable[None]]) -> int:
-        messages = await self.queue.receive(queue, self.options.batch_size, self.lease_seconds)
-        await asyncio.gather(*(self._with_lease(queue, message, handle) for message in messages))
+    async def _receive(self, queue: QueueClient) -> list[QueueMessage]:
+        return await self.queue.receive(queue, self.options.batch_size, self.lease_seconds)
+
+    def _start(
+        self,
+        in_hand: set[asyncio.Task[None]],
+        queue: QueueClient,
+        handle: Callable[[QueueMessage], Awaitable[None]],
+        messages: list[QueueMessage],
+    ) -> int:
+        for message in messages:
+            task = asyncio.create_task(self._with_lease(queue, message, handle))
+            in_hand.add(task)
+            task.add_done_callback(self._finished(in_hand))
         return len(messages)
+
+    def _finished(self, in_hand: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            in_hand.discard(task)
+            # The item's own failure is handled in _with_lease; this is the queue's (deleting
+            # or releasing the message): its lease runs out and the item comes back.
+            if not task.cancelled() and (error := task.exception()) is not None:
+                self.tally.errors.append(f"{type(error).__name__}: {error}"[:300])
+                log.warning("work queue message not settled: %s", error)
+
+        return done
 
     async def _with_lease(
         self, queue: QueueClient, message: QueueMessage, handle: Callable[[QueueMessage], Awaitable[None]]

@@ -28,6 +28,7 @@ class GraphCounts(TypedDict):
     retries: int
     statusCounts: dict[str, int]
     throttledPastDeadline: int
+    failedTries: NotRequired[int]  # a fanned-out poll's item tries that failed after reading Graph
 
 
 class PollSummary(TypedDict):

@@ -146,7 +146,7 @@ def complete_record(dispatched: PollSummary, parts: Iterable[PollSummary], *, en
     ]
     not_read = sorted({sp_id for one in every for sp_id in one.get("servicePrincipalsNotRead") or []})
     record["servicePrincipalsNotRead"] = not_read if record["servicePrincipalsNotReadCount"] <= _NOT_READ_KEPT else None
-    record["graph"] = _graph_sum([one.get("graph") for one in every])
+    record["graph"] = add_graph_counts([one.get("graph") for one in every])
     statuses = {one.get("status") for one in tail}
     if "failed" in statuses and not statuses - {"failed"}:
         status = "failed"  # nothing of it worked
@@ -160,7 +160,8 @@ def complete_record(dispatched: PollSummary, parts: Iterable[PollSummary], *, en
     return completed
 
 
-def _graph_sum(sections: Sequence[Any]) -> GraphCounts:
+def add_graph_counts(sections: Sequence[Any]) -> GraphCounts:
+    """Graph request counts summed (records' or parts' `graph` sections; others skipped)."""
     codes: Counter[str] = Counter()
     totals: Counter[str] = Counter()
     for section in sections:

@@ -9,6 +9,7 @@ completed from them (shared/fanout.py). Retention deletes the parts with their p
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from azure.data.tables import UpdateMode
@@ -21,6 +22,12 @@ from shared.storage.tables import TableSet
 
 def _item_key(item: int) -> str:
     return f"{item:06d}"
+
+
+# A failed try's row (its Graph requests, which its retry does not repeat in its part): keyed
+# after every part ("t" sorts after digits), so that parts are the range below it.
+_TRIES = "try|"
+FAILED_TRY = "failedTry"
 
 
 class WorkItemsTable(TableSet):
@@ -39,6 +46,18 @@ class WorkItemsTable(TableSet):
             mode=UpdateMode.REPLACE,
         )
 
+    async def save_failed_try(self, poll: tuple[str, str], item: int, graph: dict[str, Any]) -> None:
+        """A try of the item that raised after reading Graph: its requests, for the record."""
+        await self.tables["WorkItems"].upsert_entity(
+            {
+                "PartitionKey": poll_row_key(*poll),
+                "RowKey": f"{_TRIES}{_item_key(item)}|{uuid.uuid4()}",
+                "outcome": FAILED_TRY,
+                **pack_document({"part": {"graph": graph}, "unanswered": []}),
+            },
+            mode=UpdateMode.REPLACE,
+        )
+
     async def item_done(self, poll: tuple[str, str], item: int) -> bool:
         rows = await self._query(
             "WorkItems",
@@ -49,11 +68,17 @@ class WorkItemsTable(TableSet):
         return bool(rows)
 
     async def item_count(self, poll: tuple[str, str]) -> int:
-        rows = await self._query("WorkItems", "PartitionKey eq @pk", {"pk": poll_row_key(*poll)}, select=["RowKey"])
+        rows = await self._query(
+            "WorkItems",
+            "PartitionKey eq @pk and RowKey lt @tries",
+            {"pk": poll_row_key(*poll), "tries": _TRIES},
+            select=["RowKey"],
+        )
         return len(rows)
 
     async def item_parts(self, poll: tuple[str, str]) -> list[dict[str, Any]]:
-        """Each stored part: {"outcome", "part", "unanswered"}."""
+        """Each stored part: {"outcome", "part", "unanswered"}; and each failed try's, with
+        outcome FAILED_TRY and a part of its `graph` counts only."""
         rows = await self._query("WorkItems", "PartitionKey eq @pk", {"pk": poll_row_key(*poll)})
         return [{"outcome": row["outcome"], **unpack_document(row)} for row in rows]
 

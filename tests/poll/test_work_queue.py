@@ -13,7 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +92,8 @@ async def test_a_fanned_out_discovery_and_poll_store_what_one_run_stores(
     items = math.ceil(len(tenant["servicePrincipals"]) / ITEM)
     assert dispatched["status"] == DISPATCHED and dispatched["work"]["items"] == items, dispatched
     assert await open_store(settings).last_poll() is None  # a dispatched poll has not ended
+    # New principals are stored by the items that read them (once, with their job count).
+    assert (await open_store(settings).load_principals())[0] == {}
     tally = await work(settings)
     assert tally.items == items and tally.failed == 0, tally.as_dict()
 
@@ -108,6 +112,8 @@ async def test_a_fanned_out_discovery_and_poll_store_what_one_run_stores(
     known, _ = await open_store(settings).load_principals()
     with_jobs = {sp["id"] for sp in tenant["servicePrincipals"] if sp.get("jobs")}
     assert {sp_id for sp_id, row in known.items() if row["jobCount"]} == with_jobs
+    assert set(known) == {sp["id"] for sp in tenant["servicePrincipals"]}
+    assert all(row["jobCount"] is not None for row in known.values())
 
     # A regular poll: only the principals with jobs, nothing new to store.
     regular = await poll_tenant(settings, trigger="test")
@@ -253,10 +259,40 @@ async def test_storage_without_a_queue_service_or_an_unreachable_queue_polls_in_
     assert time.monotonic() - started < 60
 
 
+async def test_an_item_try_that_fails_after_reading_graph_still_counts_its_requests(
+    fanned: dict[str, str], demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AzureFunctionsJobHost__extensions__queues__visibilityTimeout", "00:00:00")
+    tenants.freeze(demo_emulator)
+    settings = load_settings()
+    demo_emulator.reset_stats()
+    dispatched = await poll_tenant(settings, trigger="test", discover=True)
+    # Storage fails once, after the item has read Graph: the platform retries the item.
+    store = open_store(settings)
+    save = store.save_job_changes
+    failures = [RuntimeError("storage went away")]
+
+    async def failing_once(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        await save(*args, **kwargs)
+
+    monkeypatch.setattr(store, "save_job_changes", failing_once)
+    tally = await work(settings)
+    assert tally.failed == 1 and tally.items == dispatched["work"]["items"], tally.as_dict()
+    record = await open_store(settings).last_poll()
+    assert record is not None and record["pollId"] == dispatched["pollId"] and record["status"] == "succeeded"
+    # Every request Graph saw is in the record: the dispatch's, the parts', the failed try's.
+    assert record["graph"]["requests"] == demo_emulator.stats()["requests"]
+    assert record["graph"]["failedTries"] == 1
+
+
 def test_the_local_worker_reads_host_json_and_the_platforms_overrides() -> None:
     host = json.loads((ROOT / "host.json").read_text())["extensions"]["queues"]
     options = queue_options({})
     assert (options.batch_size, options.max_dequeue_count) == (host["batchSize"], host["maxDequeueCount"])
+    assert options.new_batch_threshold == host["newBatchThreshold"]
+    assert queue_options({}, _host_json_without_threshold(host)).new_batch_threshold == host["batchSize"] // 2
     assert options.visibility_timeout == 30.0 and host["visibilityTimeout"] == "00:00:30"
     overridden = queue_options(
         {
@@ -265,3 +301,13 @@ def test_the_local_worker_reads_host_json_and_the_platforms_overrides() -> None:
         }
     )
     assert (overridden.max_dequeue_count, overridden.visibility_timeout) == (2, 86401.5)
+
+
+def _host_json_without_threshold(queues: dict[str, Any]) -> Path:
+    """A host.json whose queues leave newBatchThreshold to the host's default."""
+    folder = Path(tempfile.mkdtemp())
+    path = folder / "host.json"
+    path.write_text(
+        json.dumps({"extensions": {"queues": {k: v for k, v in queues.items() if k != "newBatchThreshold"}}})
+    )
+    return path
