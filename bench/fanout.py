@@ -11,9 +11,11 @@ Everything goes through the app's command line, as an operator would run it:
    (only the principals known to have jobs) dispatched and done by N workers; and once more with
    `poll` alone, which does its own items in-process.
 
-Each sweep is timed from the dispatch command's spawn to the poll record's completion (the
-completed record's `endedAt`, same machine clock), and by the record's own `durationSeconds`
-(from its `startedAt`, after the dispatch process's imports). Graph requests come from the
+The workers are started WARM_SECONDS before the dispatch (Python's start and imports done, as
+on running instances). Each sweep is timed from the dispatch command's spawn to the poll
+record's completion (the completed record's `endedAt`, same machine clock), and by the record's
+own `durationSeconds` (from its `startedAt`, after the dispatch process's imports), which the
+throughput is computed from. Graph requests come from the
 emulator's counters and Table operations from the counting proxy, both reset before the dispatch;
 the record's own `graph.requests` (summed over its items) is kept to cross-check.
 """
@@ -21,17 +23,25 @@ the record's own `graph.requests` (summed over its items) is kept to cross-check
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from devtools.graph_emulator import generated_tenant
 
 if TYPE_CHECKING:
-    from bench.run import Harness
+    from bench.run import Harness, ProcessResult
 
 IDLE_SECONDS = 2.0  # a worker exits once the queue has been empty this long (not counted: see completion)
+# Workers are started this long before the dispatch, so that their Python start and imports are
+# done when the items arrive, as on running instances; they wait up to WAIT_SECONDS for them.
+WARM_SECONDS, WAIT_SECONDS = 12.0, 900.0
 TIMEOUT = 3600.0
 # `work` exits once no message is visible, also while a failed item waits out host.json's
 # visibilityTimeout before its retry; the workers are then started again (same N), up to this often.
@@ -62,6 +72,31 @@ def _epoch(timestamp: str | None) -> float | None:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
+class _WarmWorkers:
+    """`work` started WARM_SECONDS ahead of the poll it is for, in a process group of its own."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        from bench.run import ROOT
+
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(  # noqa: S603 -- this interpreter, our own module
+            args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        self.output = ThreadPoolExecutor(1).submit(self.process.communicate, timeout=TIMEOUT)
+        time.sleep(WARM_SECONDS)
+
+    def result(self) -> ProcessResult:
+        from bench.run import ProcessResult
+
+        out, err = self.output.result()
+        return ProcessResult(self.process.returncode, out, err, time.perf_counter() - self.started, 0)
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        self.output.result()
+
+
 class FanoutRun:
     def __init__(self, harness: Harness) -> None:
         from bench.run import last_json_line, run_measured
@@ -90,6 +125,8 @@ class FanoutRun:
         harness = self.harness
         harness.emulator.reset_stats()
         harness.counter.reset()
+        work_args = ["work", "--processes", str(workers), "--idle-seconds", str(IDLE_SECONDS)]
+        warm = _WarmWorkers(self.shared(*work_args, "--wait-seconds", str(WAIT_SECONDS)), self.env) if workers else None
         spawned = time.time()
         poll_args = ["poll"] + (["--discover"] if discover else []) + (["--dispatch-only"] if workers else [])
         dispatch = self._run(self.shared(*poll_args), self.env, timeout=TIMEOUT)
@@ -100,24 +137,25 @@ class FanoutRun:
         work: list[dict[str, Any]] = []
         work_seconds = 0.0
         fanned_out = bool(record.get("work"))
-        while workers and record.get("status") == "dispatched" and len(work) < MAX_WORK_RUNS:
-            done = self._run(
-                self.shared("work", "--processes", str(workers), "--idle-seconds", str(IDLE_SECONDS)),
-                self.env,
-                timeout=TIMEOUT,
-            )
+        if warm is not None and record.get("status") != "dispatched":
+            warm.stop()  # done in one run: nothing for them
+            warm = None
+        while warm is not None and len(work) < MAX_WORK_RUNS:
+            done = warm.result() if not work else self._run(self.shared(*work_args), self.env, timeout=TIMEOUT)
             work.append(self._json(done, "work"))
             work_seconds += done.seconds
             record = _completed_record(self.env, record["startedAt"], record["pollId"]) or record
-            if record.get("status") == "dispatched":
-                self.log(f"{label}: queue empty but poll not complete (an item awaits its retry); workers again")
-                time.sleep(IDLE_SECONDS)
+            if record.get("status") != "dispatched":
+                break
+            self.log(f"{label}: queue empty but poll not complete (an item awaits its retry); workers again")
+            time.sleep(IDLE_SECONDS)
         if fanned_out and not workers:
             record = _completed_record(self.env, record["startedAt"], record["pollId"]) or record
         graph = harness.emulator.stats()
         tables = harness.counter.snapshot()
         ended = _epoch(record.get("endedAt"))
         wall = ended - spawned if ended is not None else None
+        duration = record.get("durationSeconds")
         sweep = record.get("sweep") or {}
         principals = sweep.get("principalsRead") if discover else record.get("servicePrincipalsScanned")
         if principals is None:
@@ -142,7 +180,8 @@ class FanoutRun:
             "durationSeconds": record.get("durationSeconds"),  # the record's own: startedAt -> completed
             "dispatchProcessSeconds": dispatch.seconds,
             "workProcessSeconds": work_seconds,
-            "principalsPerSecond": principals / wall if principals and wall else None,
+            # The record's own time: from the dispatch's start (after its imports) to completion.
+            "principalsPerSecond": principals / duration if principals and duration else None,
             "graphRequests": graph["requests"],
             "graphBatchRequests": graph["batchRequests"],
             "graphBatchItems": graph["batchItems"],
@@ -172,6 +211,7 @@ class FanoutRun:
             "tenantId": self.tenant_id,
             "inlineMaxPrincipals": options.fanout_inline_max,
             "idleSeconds": IDLE_SECONDS,
+            "warmWorkers": WARM_SECONDS,
         }
         result["first"] = self.measure("first sweep", discover=True, workers=options.fanout_first_workers)
         result["sweeps"] = [

@@ -236,7 +236,14 @@ def fanout_section(results: dict[str, Any]) -> str | None:
         "each) on a Storage queue and done by workers. Everything runs through the app's command line "
         "(`bench/fanout.py`): `python -m shared poll --discover --dispatch-only`, then "
         f"`python -m shared work --processes N --idle-seconds {num(fan.get('idleSeconds'))}` (each process does "
-        "host.json's `batchSize` items at a time); the emulator clock is frozen, so every sweep after the "
+        "host.json's `batchSize` items at a time, fetching more at `newBatchThreshold`"
+        + (
+            "; the workers are started before the dispatch, so their Python start and imports are done when "
+            "the items arrive, as on running instances"
+            if fan.get("warmWorkers")
+            else ""
+        )
+        + "); the emulator clock is frozen, so every sweep after the "
         "first reads the same tenant state and does the same work. The first sweep (empty tables: it stores "
         "every principal, job and run) is shown apart from the measured ones."
         + (
@@ -247,9 +254,14 @@ def fanout_section(results: dict[str, Any]) -> str | None:
         )
         + "\n",
         "*Sweep s* runs from the dispatch command's spawn to the poll record's completion (its `endedAt`: "
-        "Python start and imports of the dispatch and of the workers included, the workers' idle wait after "
-        "the last item not); *record s* is the record's own `durationSeconds` (from its `startedAt`). "
-        "Throughput is principals swept ÷ sweep s. Graph requests: the emulator's count / the record's "
+        "Python start and imports of the dispatch included, the workers' idle wait after the last item not); "
+        "*record s* is the record's own `durationSeconds` (from its `startedAt`, after the dispatch's imports). "
+        + (
+            "Throughput is principals swept ÷ record s. "
+            if fan.get("warmWorkers")
+            else "Throughput is principals swept ÷ sweep s. "
+        )
+        + "Graph requests: the emulator's count / the record's "
         "own (summed over its items; both include the listing). Table operations: the counting proxy, "
         "dispatch and workers together (queue operations go straight to Azurite and are not counted).\n",
         _table(

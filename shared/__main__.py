@@ -47,30 +47,35 @@ async def _close_clients() -> None:
     await close_work_queue()
 
 
-async def _work(lease_seconds: int, idle_seconds: float) -> dict[str, Any]:
+async def _work(lease_seconds: int, idle_seconds: float, wait_seconds: float) -> dict[str, Any]:
     from shared.work import LocalWorker, queue_options
 
     try:
         tally = await LocalWorker(load_settings(), queue_options(), lease_seconds=lease_seconds).run(
-            idle_seconds=idle_seconds
+            idle_seconds=idle_seconds, wait_seconds=wait_seconds
         )
         return tally.as_dict()
     finally:
         await _close_clients()
 
 
-def _command_work(processes: int, lease_seconds: int, idle_seconds: float) -> int:
+def _command_work(processes: int, lease_seconds: int, idle_seconds: float, wait_seconds: float) -> int:
     try:
         load_settings()
         if processes > 1:
             from shared.work import run_processes
 
             tallies = run_processes(
-                processes, ["--lease-seconds", str(lease_seconds), "--idle-seconds", str(idle_seconds)]
+                processes,
+                [
+                    *("--lease-seconds", str(lease_seconds)),
+                    *("--idle-seconds", str(idle_seconds)),
+                    *("--wait-seconds", str(wait_seconds)),
+                ],
             )
             print(json.dumps({"processes": tallies}, separators=(",", ":")))
             return 0 if all("exitCode" not in tally for tally in tallies) else 1
-        result = asyncio.run(_work(lease_seconds, idle_seconds))
+        result = asyncio.run(_work(lease_seconds, idle_seconds, wait_seconds))
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -152,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         "--lease-seconds", type=int, default=60, help="how long a taken item stays invisible between renewals"
     )
     work.add_argument("--idle-seconds", type=float, default=5.0, help="stop after the queues stay empty this long")
+    work.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=0.0,
+        help="before the first item, wait this long for one (workers started ahead of a poll)",
+    )
     commands.add_parser("retention", help="delete history older than RETENTION_DAYS")
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
@@ -162,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "poll":
         return _command_poll(args.discover, args.dispatch_only)
     if args.command == "work":
-        if args.processes < 1 or args.lease_seconds < 1 or args.idle_seconds < 0:
-            parser.error("--processes and --lease-seconds must be at least 1, --idle-seconds not negative")
-        return _command_work(args.processes, args.lease_seconds, args.idle_seconds)
+        if args.processes < 1 or args.lease_seconds < 1 or args.idle_seconds < 0 or args.wait_seconds < 0:
+            parser.error("--processes and --lease-seconds must be at least 1, --idle/--wait-seconds not negative")
+        return _command_work(args.processes, args.lease_seconds, args.idle_seconds, args.wait_seconds)
     if args.command == "retention":
         return _command_retention()
     return _command_serve(args.host, args.port)

@@ -194,8 +194,7 @@ async def complete(
 async def _advance_sweep(store: Store, unanswered: set[str], *, lost: bool, now: str) -> dict[str, Any]:
     """The sweep after a dispatched discovery: every listed principal was sent out, so all
     but those without an answer are covered (with items lost, which is unknown: none)."""
-    known, sweep = await store.load_principals()
-    listed = sorted(known)
+    listed, sweep = await store.load_principal_ids()
     covered: set[str] = set() if lost else set(listed) - unanswered
     moved = advance(sweep, listed, covered, now) if covered else sweep
     if moved != sweep:

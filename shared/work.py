@@ -298,16 +298,18 @@ class LocalWorker:
         *,
         until: Callable[[], Awaitable[bool]] | None = None,
         idle_seconds: float = 5.0,
+        wait_seconds: float = 0.0,
         deadline: float | None = None,
     ) -> WorkerTally:
         """Work until `until()` says so, or the queues held nothing at all (none visible, none
         waiting) for `idle_seconds`, or `deadline` (time.monotonic) passes; items in hand are
-        finished first.
+        finished first. Until the first item comes, empty queues count as idle only after
+        `wait_seconds` (a worker started ahead of the poll it is for).
 
         As the host does, a batch of `batchSize` messages is fetched whenever no more than
         `newBatchThreshold` are in hand, so one slow item does not hold up the rest."""
         await self.queue.ensure()
-        idle_since = time.monotonic()
+        idle_since = time.monotonic() + max(0.0, wait_seconds - idle_seconds)
         in_hand: set[asyncio.Task[None]] = set()
         try:
             while deadline is None or time.monotonic() < deadline:

@@ -5,7 +5,7 @@ the sweep under way began, when the last full sweep ended: shared/domain/sweep.p
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -21,11 +21,23 @@ class KnownPrincipal(TypedDict):
     jobCount: int | None  # None: listed, its jobs not read yet
 
 
+_PRINCIPAL = ("RowKey", "id", "appId", "displayName", "jobCount")
+_SWEEP = ("cursor", "sweepStartedAt", "completedAt")  # the marker row's
+
+
+def _sweep_state(rows: Iterable[dict[str, Any]]) -> SweepState:
+    marker = next((row for row in rows if row["RowKey"] == DISCOVERY_MARKER), None) or {}
+    return SweepState(marker.get("cursor") or "", marker.get("sweepStartedAt"), marker.get("completedAt"))
+
+
 class PrincipalsTable(TableSet):
     async def load_principals(self) -> tuple[dict[str, KnownPrincipal], SweepState]:
         """The service principals discovery listed, by id (with their job count once read),
         and the sweep's state."""
-        rows = await self._query("ServicePrincipals", "PartitionKey eq @pk", {"pk": self.tenant_id})
+        # Only the columns read: a large tenant's rows cost client CPU for every one.
+        rows = await self._query(
+            "ServicePrincipals", "PartitionKey eq @pk", {"pk": self.tenant_id}, select=[*_PRINCIPAL, *_SWEEP]
+        )
         principals: dict[str, KnownPrincipal] = {
             row["id"]: {
                 "id": row["id"],
@@ -36,9 +48,14 @@ class PrincipalsTable(TableSet):
             for row in rows
             if row["RowKey"] != DISCOVERY_MARKER
         }
-        marker = next((row for row in rows if row["RowKey"] == DISCOVERY_MARKER), None) or {}
-        sweep = SweepState(marker.get("cursor") or "", marker.get("sweepStartedAt"), marker.get("completedAt"))
-        return principals, sweep
+        return principals, _sweep_state(rows)
+
+    async def load_principal_ids(self) -> tuple[list[str], SweepState]:
+        """`load_principals` with the ids only (about a third of its cost): sorted."""
+        rows = await self._query(
+            "ServicePrincipals", "PartitionKey eq @pk", {"pk": self.tenant_id}, select=["RowKey", "id", *_SWEEP]
+        )
+        return sorted(row["id"] for row in rows if row["RowKey"] != DISCOVERY_MARKER), _sweep_state(rows)
 
     async def save_principals(
         self, principals: Sequence[KnownPrincipal], *, remove: Iterable[str] = (), sweep: SweepState | None = None
