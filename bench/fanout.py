@@ -79,7 +79,7 @@ class _WarmWorkers:
         from bench.run import ROOT
 
         self.started = time.perf_counter()
-        self.process = subprocess.Popen(  # noqa: S603 -- this interpreter, our own module
+        self.process = subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
         self.output = ThreadPoolExecutor(1).submit(self.process.communicate, timeout=TIMEOUT)
