@@ -326,9 +326,10 @@ def fanout_section(results: dict[str, Any]) -> str | None:
             )
         )
     out.append(
-        "\nA failed item try is retried by the queue after host.json's `visibilityTimeout`; `python -m shared "
-        "work` exits once no message is visible, also while a failed item waits for its retry, so the harness "
-        "starts the same N workers again until the poll completes (*work runs*); the wait is in *sweep s*.\n"
+        "\nA failed item try is retried by the queue after host.json's `visibilityTimeout` (30 s), and that wait "
+        "is in *sweep s*: `python -m shared work` stays while a message it cannot see yet is still counted. "
+        "Should the workers exit with the poll still incomplete, the harness starts the same N workers again "
+        "(*work runs*).\n"
     )
     if fan.get("run"):
         run = fan["run"]
