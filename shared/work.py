@@ -94,10 +94,7 @@ async def _read_item(settings: Settings, store: Store, item: WorkItem, deadline:
     failure = None
     results: dict[str, Any] = {}
     try:
-        results, failure = await _read_and_store_counted(
-            store,
-            item,
-            counters,
+        results, failure = await read_and_store(
             settings,
             graph_reader(settings),
             store,
@@ -115,27 +112,18 @@ async def _read_item(settings: Settings, store: Store, item: WorkItem, deadline:
         failure = error.failure
         record.error(error.kind, str(error), **error.where)
         await _mark_not_observed(settings, store, record, previous, error.failure[:300])
+    except Exception:
+        # The platform retries the item; the Graph requests of this try are kept for the
+        # record, since the retry's part does not hold them (best effort: storage may be down).
+        if counters.as_dict()["requests"]:
+            with contextlib.suppress(Exception):
+                await store.save_failed_try((item["pollStartedAt"], item["pollId"]), item["item"], counters.as_dict())
+        raise
     if item["discovery"]:
         await _remember_counts(store, item["principals"], results)
     status = "failed" if failure else ("partial" if record.error_count or record.unfinished else "succeeded")
     part = record.to_dict(status=status, ended_at=datetime.now(UTC), graph=counters.as_dict())
     return part, [sp_id for sp_id in by_id if sp_id not in results]
-
-
-async def _read_and_store_counted(
-    store: Store, item: WorkItem, counters: Any, *args: Any, **kwargs: Any
-) -> tuple[dict[str, Any], str | None]:
-    """read_and_store; a failure that the platform retries leaves a row of the Graph requests
-    this try made, which the retry's part does not hold (best effort: storage may be down)."""
-    try:
-        return await read_and_store(*args, **kwargs)
-    except GraphUnavailableError:
-        raise
-    except Exception:
-        if counters.as_dict()["requests"]:
-            with contextlib.suppress(Exception):
-                await store.save_failed_try((item["pollStartedAt"], item["pollId"]), item["item"], counters.as_dict())
-        raise
 
 
 async def _remember_counts(store: Store, principals: list[Any], results: Mapping[str, Any]) -> None:

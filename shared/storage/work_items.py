@@ -14,7 +14,7 @@ from typing import Any
 
 from azure.data.tables import UpdateMode
 
-from shared.domain.poll_record import PollSummary
+from shared.domain.poll_record import GraphCounts, PollSummary
 from shared.storage.documents import pack_document, unpack_document
 from shared.storage.keys import inverted_ticks, poll_row_key
 from shared.storage.tables import TableSet
@@ -46,7 +46,7 @@ class WorkItemsTable(TableSet):
             mode=UpdateMode.REPLACE,
         )
 
-    async def save_failed_try(self, poll: tuple[str, str], item: int, graph: dict[str, Any]) -> None:
+    async def save_failed_try(self, poll: tuple[str, str], item: int, graph: GraphCounts) -> None:
         """A try of the item that raised after reading Graph: its requests, for the record."""
         await self.tables["WorkItems"].upsert_entity(
             {
