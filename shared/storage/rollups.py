@@ -75,7 +75,9 @@ class RollupsTables(TableSet):
         entities = []
         for day in sorted(set(days)):
             start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-            filter_, parameters = run_filter(since=start, until=start + timedelta(days=1))
+            # 9999-12-31 (a run dated at the end of time) has no next day: no upper bound.
+            until = start + timedelta(days=1) if start.date() < date.max else None
+            filter_, parameters = run_filter(since=start, until=until)
             rows = await self._query("Executions", filter_, {**parameters, "pk": partition})
             runs = [unpack_document(row) for row in rows]
             by_state: dict[str, int] = {}
