@@ -173,12 +173,13 @@ async def record_poisoned_item(settings: Settings, content: str | bytes) -> None
     poll_id, number = envelope["pollId"], envelope["item"]
     poll = (envelope["pollStartedAt"], poll_id)
     if not await store.item_done(poll, number):
-        principals = envelope.get("principals")
-        ids = (
-            [sp["id"] for sp in principals if isinstance(sp, dict) and isinstance(sp.get("id"), str)]
-            if isinstance(principals, list)
+        listed = envelope.get("principals")
+        principals = (
+            [sp for sp in listed if isinstance(sp, dict) and isinstance(sp.get("id"), str)]
+            if isinstance(listed, list)
             else []
         )
+        ids = [sp["id"] for sp in principals]
         started = datetime.now(UTC)
         record = PollRecord(poll_id, settings.tenant_id, started, "workItem")
         record.error(
@@ -189,8 +190,8 @@ async def record_poisoned_item(settings: Settings, content: str | bytes) -> None
         )
         previous, _ = await store.load_jobs_of(ids)
         await _mark_not_observed(settings, store, record, previous, _POISONED_REASON)
-        if envelope.get("discovery") is True and isinstance(principals, list):
-            await _remember_counts(store, [sp for sp in principals if isinstance(sp, dict) and sp.get("id") in ids], {})
+        if envelope.get("discovery") is True:
+            await _remember_counts(store, principals, {})
         record.not_read = dict.fromkeys(ids, _POISONED_REASON)
         must_read = envelope.get("mustRead")
         record.unfinished = [sp_id for sp_id in ids if isinstance(must_read, list) and sp_id in must_read]
