@@ -185,7 +185,11 @@ class FanoutRun:
             "graphRequests": graph["requests"],
             "graphBatchRequests": graph["batchRequests"],
             "graphBatchItems": graph["batchItems"],
+            "graphItemsByPath": graph.get("itemsByPath"),
+            "graphStatusCounts": graph.get("statusCounts"),
             "recordGraphRequests": (record.get("graph") or {}).get("requests"),
+            # Item tries that failed, from the record: also those of `poll` doing its own items.
+            "recordFailedTries": (record.get("graph") or {}).get("failedTries", 0),
             "graphRequestsPerJob": graph["requests"] / jobs if jobs else None,
             "tableRequests": tables.http_requests,
             "tableOperations": tables.total(),

@@ -40,6 +40,15 @@ STORAGE_CLIENT_OPTIONS: dict[str, Any] = {
     "read_timeout": 60,
 }
 
+# A transaction is a POST, which azure-core never sends again after a dropped connection: it
+# cannot know whether the server applied it. Ours upsert or delete whole rows, so a second send
+# is safe; without it, a connection the service closed while idle fails the whole poll or work
+# item (seen under load in the benchmark, where each failed item read its principals again).
+# (The queue SDK's own retry policy already retries any method.)
+RETRY_POST: dict[str, Any] = {
+    "retry_on_methods": frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
+}
+
 Entity = dict[str, Any]
 
 
@@ -71,7 +80,9 @@ async def upsert_entities(client: TableClient, entities: Sequence[Entity]) -> No
             await client.upsert_entity(chunk[0], mode=UpdateMode.REPLACE)
             continue
         try:
-            await client.submit_transaction([("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk])
+            await client.submit_transaction(
+                [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in chunk], **RETRY_POST
+            )
         except TableTransactionError:
             # Azure rejects a transaction with two operations on one entity; fall back.
             for row in chunk:
@@ -82,7 +93,8 @@ async def delete_entities(client: TableClient, rows: Sequence[Entity]) -> None:
     """Delete rows (PartitionKey and RowKey present) in transactions of one partition."""
     for chunk in transaction_chunks(rows):
         await client.submit_transaction(
-            [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in chunk]
+            [("delete", {"PartitionKey": r["PartitionKey"], "RowKey": r["RowKey"]}) for r in chunk],
+            **RETRY_POST,
         )
 
 

@@ -15,7 +15,9 @@ class RecordingTable:
         self.transactions: list[list[dict[str, Any]]] = []
         self.single: list[dict[str, Any]] = []
 
-    async def submit_transaction(self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+    async def submit_transaction(
+        self, operations: list[tuple[str, dict[str, Any], dict[str, Any]]], **kwargs: Any
+    ) -> None:
         self.transactions.append([entity for _, entity, _ in operations])
 
     async def upsert_entity(self, entity: dict[str, Any], mode: Any = None) -> None:
