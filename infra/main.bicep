@@ -17,8 +17,11 @@ param environmentName string
 })
 param location string
 
-@description('Object ID of the deploying user or service principal. When set, it gets the app identity\'s data-plane roles for local debugging; leave empty in production.')
+@description('Object ID of the deploying user or service principal (azd passes it). Gets the app identity\'s data-plane roles only with grantDeployerDataRoles.')
 param principalId string = ''
+
+@description('Give principalId the app identity\'s storage and telemetry data roles, for local debugging against the deployed account. Off by default; leave off in production.')
+param grantDeployerDataRoles bool = false
 
 @description('Grant the app identity the Microsoft Graph application permissions it needs. The deployer must be allowed to grant app roles (Privileged Role Administrator or Global Administrator); set false to grant them by hand (docs/deploy.md).')
 param grantGraphPermissions bool = true
@@ -43,6 +46,12 @@ param servicePrincipalIds string = ''
 
 @description('API_REQUIRED_ROLE: with App Service Authentication on, the app role a caller of /api/v1 must hold; empty accepts any signed-in caller.')
 param apiRequiredRole string = ''
+
+@description('API_WRITE_ROLE: the app role a signed-in caller must hold to write (mute, unmute); empty: no signed-in caller may write. Needs apiAuthClientId (sign-in).')
+param apiWriteRole string = ''
+
+@description('API_KEY_ONLY_WRITES: without sign-in (apiAuthClientId empty), let anyone holding the function key write. Off by default.')
+param apiKeyOnlyWrites bool = false
 
 @description('CORS_ALLOWED_ORIGINS: comma-separated browser origins allowed to call the API (or *); empty sends no CORS headers.')
 param corsAllowedOrigins string = ''
@@ -131,12 +140,37 @@ param httpPerInstanceConcurrency int = 1
 @maxValue(32)
 param queueBatchSize int = 4
 
+// Network exposure (docs/deploy.md#hardening-and-private-networking). Enabled keeps today's public endpoints;
+// Disabled needs the VNet integration, private endpoints and DNS zones these templates do not create.
+// Microsoft.Storage/storageAccounts properties.publicNetworkAccess
+// (learn.microsoft.com/azure/templates/microsoft.storage/storageaccounts).
+@description('Public network access to the storage account: Enabled, or Disabled (private endpoints for blob, queue and table plus VNet integration of the app required first).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param storagePublicNetworkAccess string = 'Enabled'
+
+@description('Public network access to the Function app (its API, /api/health and scm): Enabled, or Disabled (reachable through a private endpoint only).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param appPublicNetworkAccess string = 'Enabled'
+
+@description('Resource ID of the key vault holding the alert webhook secrets. When set, the app identity gets Key Vault Secrets User on it (the vault must use Azure RBAC); empty: grant it by hand (docs/alerts.md).')
+param alertKeyVaultResourceId string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-api-${resourceToken}'
 var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>; the vault may
+// live in another resource group. Only split when set: an empty ID must not fail the template.
+var grantsAlertKeyVault = !empty(alertKeyVaultResourceId)
+var alertKeyVaultSegments = grantsAlertKeyVault ? split(alertKeyVaultResourceId, '/') : []
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
   name: 'rg-${environmentName}'
@@ -169,9 +203,9 @@ module storage 'br/public:avm/res/storage/storage-account:0.8.3' = {
     allowSharedKeyAccess: false
     minimumTlsVersion: 'TLS1_2'
     dnsEndpointType: 'Standard'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: storagePublicNetworkAccess
     networkAcls: {
-      defaultAction: 'Allow'
+      defaultAction: storagePublicNetworkAccess == 'Disabled' ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
     blobServices: {
@@ -208,6 +242,7 @@ module api 'app/api.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     identityId: identity.outputs.resourceId
     identityClientId: identity.outputs.clientId
+    publicNetworkAccess: appPublicNetworkAccess
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
@@ -219,6 +254,8 @@ module api 'app/api.bicep' = {
     retentionDays: retentionDays
     servicePrincipalIds: servicePrincipalIds
     apiRequiredRole: apiRequiredRole
+    apiWriteRole: apiWriteRole
+    apiKeyOnlyWrites: apiKeyOnlyWrites
     corsAllowedOrigins: corsAllowedOrigins
     apiAuthClientId: apiAuthClientId
     healthMaxAgeSeconds: healthMaxAgeSeconds
@@ -246,6 +283,17 @@ module rbac 'app/rbac.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     managedIdentityPrincipalId: identity.outputs.principalId
     userPrincipalId: principalId
+    grantUserRoles: grantDeployerDataRoles
+  }
+}
+
+// The alert targets are Key Vault references resolved as the app identity (app/api.bicep).
+module alertKeyVaultAccess 'app/key-vault-rbac.bicep' = if (grantsAlertKeyVault) {
+  name: 'alertKeyVaultAccess'
+  scope: resourceGroup(grantsAlertKeyVault ? alertKeyVaultSegments[2] : subscription().subscriptionId, grantsAlertKeyVault ? alertKeyVaultSegments[4] : rg.name)
+  params: {
+    keyVaultName: grantsAlertKeyVault ? last(alertKeyVaultSegments) : ''
+    principalId: identity.outputs.principalId
   }
 }
 

@@ -136,12 +136,23 @@ CORE_SETTINGS: Catalogue = {
         "Provisioning log pages a poll reads at most (1-1000); a backlog is caught up over later polls.", "20"
     ),
     "API_REQUIRED_ROLE": SettingSpec(
-        "With App Service Authentication on: the app role a caller of /api/v1 must hold (empty: any signed-in caller)."
+        "The app role a caller of /api/v1 must hold to read (empty: any signed-in caller); needs sign-in on."
+    ),
+    "API_WRITE_ROLE": SettingSpec(
+        "The app role a caller must hold to write (mute, unmute); empty: no signed-in caller may write. "
+        "Needs sign-in on."
+    ),
+    "API_KEY_ONLY_WRITES": SettingSpec(
+        "true: without sign-in, anyone with the function key may write (mute, unmute). Off by default.", "false"
+    ),
+    "API_SIGN_IN_ENABLED": SettingSpec(
+        "true: App Service Authentication is on (infra/ sets it with the sign-in it deploys, since Flex "
+        "Consumption need not set WEBSITE_AUTH_ENABLED). Only with sign-in on is the X-MS-CLIENT-PRINCIPAL "
+        "header trusted and a signed-in caller required.",
+        "false",
     ),
     "WEBSITE_AUTH_ENABLED": SettingSpec(
-        "Set by the platform when App Service Authentication is on; only then does the API trust "
-        "the X-MS-CLIENT-PRINCIPAL header and require a signed-in caller.",
-        "false",
+        "Injected by App Service when App Service Authentication is on; never set it yourself.",
     ),
     "CORS_ALLOWED_ORIGINS": SettingSpec(
         "Comma-separated origins (https://portal.contoso.com) browsers may call the API from, "
@@ -203,8 +214,10 @@ class Settings:
     retention_days: int
     # The HTTP API's own (defaults keep Settings(...) calls that predate them working).
     poll_schedule: str = "0 */5 * * * *"
-    auth_enabled: bool = False
+    auth_enabled: bool = False  # sign-in (App Service Authentication) is on
     api_required_role: str | None = None
+    api_write_role: str | None = None
+    api_key_only_writes: bool = False
     cors_allowed_origins: tuple[str, ...] = ()
     health_max_age_seconds: int | None = None
     health_rules: HealthRules = field(default_factory=HealthRules)
@@ -382,11 +395,26 @@ def _cors_allowed_origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return origins
 
 
+def read_bool(env: Mapping[str, str], name: str) -> bool | None:
+    """true or false (any case); None when unset and without a default."""
+    raw = read_setting(env, name)
+    if raw is None:
+        return None
+    if raw.lower() not in ("true", "false"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return raw.lower() == "true"
+
+
 def _auth_enabled(env: Mapping[str, str]) -> bool:
-    raw = (read_setting(env, "WEBSITE_AUTH_ENABLED") or "false").lower()
-    if raw not in ("true", "false"):
-        raise SettingsError(f"WEBSITE_AUTH_ENABLED must be true or false, got {raw!r}")
-    return raw == "true"
+    """Sign-in is on when the platform or the deployment says so; when they disagree, the
+    caller's header cannot be trusted and the app refuses to start serving (fails closed)."""
+    platform, deployment = read_bool(env, "WEBSITE_AUTH_ENABLED"), read_bool(env, "API_SIGN_IN_ENABLED")
+    if platform is False and deployment:
+        raise SettingsError(
+            "API_SIGN_IN_ENABLED is true but the platform says App Service Authentication is off "
+            "(WEBSITE_AUTH_ENABLED=false): turn sign-in on, or set API_SIGN_IN_ENABLED to false"
+        )
+    return bool(platform or deployment)
 
 
 def _health_max_age(env: Mapping[str, str]) -> int | None:
@@ -454,6 +482,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_schedule=read_setting(env, "POLL_SCHEDULE") or "",
         auth_enabled=_auth_enabled(env),
         api_required_role=read_setting(env, "API_REQUIRED_ROLE"),
+        api_write_role=read_setting(env, "API_WRITE_ROLE"),
+        api_key_only_writes=bool(read_bool(env, "API_KEY_ONLY_WRITES")),
         cors_allowed_origins=_cors_allowed_origins(env),
         health_max_age_seconds=_health_max_age(env),
         work_queue_name=_work_queue_name(env, table_prefix),

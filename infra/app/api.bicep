@@ -47,6 +47,8 @@ param retentionSchedule string
 param retentionDays string
 param servicePrincipalIds string
 param apiRequiredRole string
+param apiWriteRole string
+param apiKeyOnlyWrites bool
 param corsAllowedOrigins string
 param healthMaxAgeSeconds string
 param alertRules string
@@ -68,6 +70,15 @@ param workItemPrincipals int
 
 @description('PROVISIONING_LOGS: off, counts or samples.')
 param provisioningLogs string
+
+// Microsoft.Web/sites properties.publicNetworkAccess (learn.microsoft.com/azure/templates/microsoft.web/sites):
+// Disabled leaves the app, its API and its scm endpoint reachable through a private endpoint only.
+@description('Public network access to the app: Enabled, or Disabled (private endpoint only, docs/deploy.md).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -110,10 +121,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    publicNetworkAccess: publicNetworkAccess
     // Key Vault references (the alert targets) resolve as the user-assigned identity.
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
+      // No ftpsState: Flex Consumption rejects Site.SiteConfig.FtpsState as invalid for its sites
+      // (ARM "site configuration properties ... for Flex Consumption sites is invalid"; see
+      // functions-app-settings#flex-consumption-plan-deprecations). FTP is closed below instead.
       appSettings: [
         // Functions host storage, identity-based (no connection string, no key).
         {
@@ -188,6 +203,20 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'API_REQUIRED_ROLE'
           value: apiRequiredRole
+        }
+        {
+          name: 'API_WRITE_ROLE'
+          value: apiWriteRole
+        }
+        {
+          name: 'API_KEY_ONLY_WRITES'
+          value: string(apiKeyOnlyWrites)
+        }
+        // Sign-in as deployed below (authsettingsV2): the app learns it from its own deployment,
+        // since Flex Consumption is not documented to inject WEBSITE_AUTH_ENABLED.
+        {
+          name: 'API_SIGN_IN_ENABLED'
+          value: string(!empty(apiAuthClientId))
         }
         {
           name: 'CORS_ALLOWED_ORIGINS'
@@ -287,6 +316,25 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         version: '3.11'
       }
     }
+  }
+}
+
+// Basic (username/password) publishing off for FTP and for scm: deployments sign in with Entra ID
+// (azd, Core Tools). Microsoft.Web/sites/basicPublishingCredentialsPolicies 'ftp' and 'scm'
+// (learn.microsoft.com/azure/templates/microsoft.web/sites/basicpublishingcredentialspolicies-ftp, -scm).
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: functionApp
+  name: 'scm'
+  properties: {
+    allow: false
   }
 }
 

@@ -1,4 +1,4 @@
-// Data-plane roles for the app identity (and, when given, the deployer for local debugging).
+// Data-plane roles for the app identity (and, only when asked for, the deployer for local debugging).
 // Names are guid()s of scope, principal and role, so re-deploying is idempotent.
 
 param storageAccountName string
@@ -9,6 +9,11 @@ param managedIdentityPrincipalId string
 
 @description('Object ID of a user or service principal that gets the same roles, for local debugging; empty for none.')
 param userPrincipalId string = ''
+
+@description('Give userPrincipalId the data-plane roles. Off by default: a deployer needs no access to the app\'s data.')
+param grantUserRoles bool = false
+
+var grantsUser = grantUserRoles && !empty(userPrincipalId)
 
 // Built-in role definitions.
 var storageRoleIds = [
@@ -47,7 +52,7 @@ resource identityMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-
 }
 
 // No principalType: the deployer may be a user or a service principal (CI).
-resource userStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in storageRoleIds: if (!empty(userPrincipalId)) {
+resource userStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for roleId in storageRoleIds: if (grantsUser) {
   name: guid(storageAccount.id, userPrincipalId, roleId)
   scope: storageAccount
   properties: {
@@ -56,7 +61,7 @@ resource userStorageRoles 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }]
 
-resource userMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+resource userMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantsUser) {
   name: guid(applicationInsights.id, userPrincipalId, monitoringMetricsPublisherRoleId)
   scope: applicationInsights
   properties: {

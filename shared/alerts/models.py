@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.alerts.records import NOTIFICATION_KINDS, RULES, SEVERITIES, TARGET_KINDS, RuleName
+from shared.api.models import Actor
 from shared.domain.model import one_of
 
 MAX_MUTE_HOURS = 24 * 365
@@ -52,6 +53,7 @@ class Mute(_Model):
     until: str
     reason: str | None
     createdAt: str
+    createdBy: Actor | None = Field(None, description="who made the mute (null for mutes older than the audit)")
 
 
 class MuteList(_Model):
@@ -86,6 +88,7 @@ class UnmuteRequest(BaseModel):
     servicePrincipalId: str = Field(min_length=1, max_length=100)
     jobId: str = Field(min_length=1, max_length=400)
     rule: RuleName | None = Field(None, description="omit to remove every mute of the job")
+    reason: str | None = Field(None, max_length=500)
 
 
 class UnmuteResult(_Model):

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 from shared.alerts.error_codes import KnownCode
+from shared.domain.model import Actor
 from shared.domain.timestamps import parse_timestamp
 
 # Rule names, in the order a person reads them; also the order of notifications of one job.
@@ -131,6 +132,7 @@ class MuteRow(TypedDict):
     until: str
     reason: str | None
     createdAt: str
+    createdBy: NotRequired[Actor]  # absent from mutes made before writes were audited
 
 
 def alert_id(tenant_id: str, service_principal_id: str, job_id: str, rule: str) -> str:

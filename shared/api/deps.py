@@ -3,25 +3,28 @@ request), the store, the caller check, the current minute, and the pages of a li
 
 FastAPI solves each dependency once per request, so `SettingsDep`, `StoreDep` and the caller
 check share one reading of the settings, the same one the CORS middleware made
-(`http.request_settings`). A bad setting answers 503 naming it, on every route but
-`/api/health` (which says `misconfigured` instead).
+(`http.request_settings`). A bad setting answers 503 on every route but `/api/health`
+(which says `misconfigured` instead); the setting is named in the log only, since nobody
+has been authorized yet.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, TypeGuard, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
-from shared.api.auth import PRINCIPAL_HEADER, AccessDenied, authorize
+from shared.api.auth import PRINCIPAL_HEADER, AccessDenied, AccessPolicy, Caller, authorize
 from shared.api.http import request_settings
 from shared.api.paging import ContinuationError, issue, redeem
 from shared.settings import Settings, SettingsError
 from shared.storage.store import Store, open_store
 
 API_PREFIX = "/api/v1"
+log = logging.getLogger("entra_sync_monitor.api")
 Position = TypeVar("Position")
 
 
@@ -29,7 +32,10 @@ async def get_settings(request: Request) -> Settings:
     try:
         return request_settings(request.scope)
     except SettingsError as error:
-        raise HTTPException(503, f"The app is misconfigured: {error}") from None
+        # Answered before anyone is authorized (the check itself needs the settings): no details
+        # for the caller, whoever it is; the log names the setting.
+        log.error("the app is misconfigured: %s", error)
+        raise HTTPException(503, "The app is misconfigured: its log names the setting to fix") from None
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -42,17 +48,31 @@ async def get_store(settings: SettingsDep) -> Store:
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-async def require_caller(request: Request, settings: SettingsDep) -> None:
-    """The App Service Authentication check of /api/v1 (docs/api.md, "Who may call it")."""
+def _check(request: Request, settings: Settings, *, write: bool) -> Caller:
+    policy = AccessPolicy(
+        sign_in=settings.auth_enabled,
+        read_role=settings.api_required_role,
+        write_role=settings.api_write_role,
+        key_only_writes=settings.api_key_only_writes,
+    )
     try:
-        authorize(
-            auth_enabled=settings.auth_enabled,
-            required_role=settings.api_required_role,
-            header=request.headers.get(PRINCIPAL_HEADER),
-        )
+        return authorize(policy, request.headers.get(PRINCIPAL_HEADER), write=write)
     except AccessDenied as denied:
         headers = {"WWW-Authenticate": 'Bearer realm="App Service Authentication"'} if denied.status == 401 else None
         raise HTTPException(denied.status, denied.detail, headers=headers) from None
+
+
+async def require_caller(request: Request, settings: SettingsDep) -> Caller:
+    """The read check of /api/v1 (docs/api.md, "Who may call it")."""
+    return _check(request, settings, write=False)
+
+
+async def require_writer(request: Request, settings: SettingsDep) -> Caller:
+    """The write check (mutes, job actions): the read check, then the write role."""
+    return _check(request, settings, write=True)
+
+
+WriterDep = Annotated[Caller, Depends(require_writer)]
 
 
 def minute(now: datetime | None = None) -> datetime:

@@ -7,7 +7,7 @@
   setting needs no restart); none when it is empty.
 - The settings are read once per request (`request_settings`): whoever asks first, this
   middleware or a route's dependency, loads them, and the rest of the request reuses them (or
-  the SettingsError, which the route answers as a 503 naming the setting).
+  the SettingsError, which the route answers as a 503, naming the setting in the log only).
 - CSV is the JSON page's `value` flattened, one run per row, with a header row.
 """
 

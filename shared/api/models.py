@@ -69,6 +69,8 @@ if TYPE_CHECKING:  # what the type checker knows of the derived models
 
     class Job(_Model): ...
 
+    class Actor(_Model): ...
+
     class Event(_Model): ...
 
     class ObjectSample(_Model): ...
@@ -81,6 +83,7 @@ else:
     Quarantine = _derive(model.Quarantine)
     Progress = _derive(model.Progress)
     Job = _derive(model.Job)
+    Actor = _derive(model.Actor)
     Event = _derive(model.Event)
     ObjectSample = _derive(provisioning_logs.ObjectSample)
     ErrorGroup = _derive(provisioning_logs.ErrorGroup)

@@ -34,6 +34,9 @@ EventKind = Literal[
     "quarantineLeft",
     "healthChanged",
     "jobRemoved",
+    # Writes through the API, audited (who, when, what, why): not transitions Graph reported.
+    "alertsMuted",
+    "alertsUnmuted",
 ]
 # In the order one poll's transitions of a job are told (the timeline sorts ties by it).
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
@@ -155,12 +158,20 @@ class ServicePrincipal(TypedDict):
     displayName: str | None
 
 
+class Actor(TypedDict):
+    """Who made a write through the API."""
+
+    name: Annotated[str | None, Described("the signed-in principal's name, or 'function key'")]
+    objectId: Annotated[str | None, Described("the signed-in principal's Entra object id; null with the function key")]
+    via: Annotated[str, Described("signIn or functionKey")]
+
+
 class Event(TypedDict):
-    """A state transition of a job."""
+    """A state transition of a job, or a write to it through the API (audited: actor, reason)."""
 
     servicePrincipalId: str
     jobId: str
-    at: Annotated[str, Described("when the poll that saw the change observed it")]
+    at: Annotated[str, Described("when the poll that saw the change observed it, or the write was made")]
     kind: Annotated[str, Described(one_of(EVENT_KINDS))]
     previous: str | None
     current: str | None
@@ -169,6 +180,8 @@ class Event(TypedDict):
         str,
         Described(
             "when the state this event leaves was first observed; for jobAppeared, when the job "
-            "was removed before (empty the first time)"
+            "was removed before (empty the first time); for a write, when it was made"
         ),
     ]
+    actor: NotRequired[Annotated[Actor | None, Described("who made the write (writes only)")]]
+    reason: NotRequired[Annotated[str | None, Described("why, as the writer gave it (writes only)")]]

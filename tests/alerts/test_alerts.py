@@ -341,8 +341,16 @@ async def test_overlapping_runs_decide_and_send_once(
 
 
 async def test_mute_and_unmute_through_the_api(
-    alert_env: dict[str, str], demo_emulator: EmulatorServer, receiver: WebhookReceiver, api: httpx.AsyncClient
+    alert_env: dict[str, str],
+    demo_emulator: EmulatorServer,
+    receiver: WebhookReceiver,
+    api: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # No sign-in here: writes only with the key-only switch (tests/api/test_api_security.py has the roles).
+    refused = await api.post("/api/v1/alerts/mute", json={"servicePrincipalId": SP_ID, "jobId": JOB_ID, "hours": 1})
+    assert refused.status_code == 403 and "API_KEY_ONLY_WRITES" in refused.json()["detail"]
+    monkeypatch.setenv("API_KEY_ONLY_WRITES", "true")
     unknown = await api.post("/api/v1/alerts/mute", json={"servicePrincipalId": SP_ID, "jobId": "nope", "hours": 1})
     assert unknown.status_code == 404
     demo_emulator.set_tenant(healthy())
@@ -357,6 +365,7 @@ async def test_mute_and_unmute_through_the_api(
         json={"servicePrincipalId": SP_ID, "jobId": JOB_ID, "hours": 2, "reason": "rotating credentials"},
     )
     assert muted.status_code == 200 and muted.json()["rule"] is None
+    assert muted.json()["createdBy"] == {"name": "function key", "objectId": None, "via": "functionKey"}
     assert len((await api.get("/api/v1/alerts/mutes")).json()["value"]) == 1
 
     demo_emulator.set_tenant(quarantined())
@@ -368,6 +377,12 @@ async def test_mute_and_unmute_through_the_api(
 
     unmuted = await api.post("/api/v1/alerts/unmute", json={"servicePrincipalId": SP_ID, "jobId": JOB_ID})
     assert unmuted.json() == {"removed": 1}
+    events = (await api.get(f"/api/v1/jobs/{SP_ID}/{JOB_ID}")).json()["events"]
+    audited = [(e["kind"], e["current"], e["reason"], e["actor"]["via"]) for e in events if e.get("actor")]
+    assert audited == [
+        ("alertsUnmuted", "every rule", None, "functionKey"),
+        ("alertsMuted", "every rule", "rotating credentials", "functionKey"),
+    ]
     await run_poll(trigger="test")  # still open after the mute: sent now
     assert {path: kinds(receiver, path) for path in PATHS} == {path: ["open"] for path in PATHS}
 

@@ -93,6 +93,79 @@ async def test_the_caller_is_checked_before_parameters(api: httpx.AsyncClient) -
     assert (await api.get("/api/v1/jobs", params={"top": "0"})).status_code == 401
 
 
+WRITE_ROLE = "SyncMonitor.Write"
+OBJECT_ID = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+
+
+def signed_in(*roles: str) -> str:
+    claims = [
+        {"typ": "name", "val": "ada@contoso.com"},
+        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": OBJECT_ID},
+    ]
+    raw = json.dumps({"auth_typ": "aad", "claims": claims + [{"typ": "roles", "val": r} for r in roles]})
+    return base64.b64encode(raw.encode()).decode()
+
+
+async def test_a_role_set_while_sign_in_is_off_refuses_every_call_and_trusts_no_forged_header(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sign-in off (no WEBSITE_AUTH_ENABLED, no API_SIGN_IN_ENABLED), a role set: a forged
+    principal with every role gets what everyone gets, a 503 naming the settings."""
+    forged = {PRINCIPAL_HEADER: signed_in(ROLE, WRITE_ROLE)}
+    for name, value in (("API_REQUIRED_ROLE", ROLE), ("API_WRITE_ROLE", WRITE_ROLE)):
+        monkeypatch.setenv(name, value)
+        for headers in ({}, forged):
+            for response in (
+                await api.get("/api/v1/jobs", headers=headers),
+                await api.post(
+                    "/api/v1/alerts/mute", headers=headers, json={"servicePrincipalId": "s", "jobId": "j", "hours": 1}
+                ),
+            ):
+                assert response.status_code == 503, response.text
+                assert name in response.json()["detail"] and "sign-in is off" in response.json()["detail"]
+        monkeypatch.delenv(name)
+    assert (await api.get("/api/v1/jobs", headers=forged)).status_code == 200  # roles gone: the key reads
+
+
+async def test_a_reader_cannot_write_and_a_writer_is_audited(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await poll_tenant(load_settings(), trigger="test")
+    job = (await api.get("/api/v1/jobs")).json()["value"][0]
+    sp_id, job_id = job["servicePrincipalId"], job["jobId"]
+    body = {"servicePrincipalId": sp_id, "jobId": job_id, "hours": 1, "reason": "certificate rollover"}
+    monkeypatch.setenv("API_SIGN_IN_ENABLED", "true")
+    monkeypatch.setenv("API_REQUIRED_ROLE", ROLE)
+    reader = {PRINCIPAL_HEADER: signed_in(ROLE)}
+    # Sign-in on, no API_WRITE_ROLE: writes are off for everyone.
+    for headers in (reader, {PRINCIPAL_HEADER: signed_in(ROLE, WRITE_ROLE)}):
+        refused = await api.post("/api/v1/alerts/mute", headers=headers, json=body)
+        assert refused.status_code == 403 and "API_WRITE_ROLE" in refused.json()["detail"]
+    monkeypatch.setenv("API_WRITE_ROLE", WRITE_ROLE)
+    for path in ("/api/v1/alerts/mute", "/api/v1/alerts/unmute"):
+        refused = await api.post(path, headers=reader, json={"servicePrincipalId": sp_id, "jobId": job_id, "hours": 1})
+        assert refused.status_code == 403 and WRITE_ROLE in refused.json()["detail"]
+    assert (await api.get("/api/v1/alerts/mutes", headers=reader)).json()["value"] == []  # nothing written
+
+    writer = {PRINCIPAL_HEADER: signed_in(ROLE, WRITE_ROLE)}
+    muted = await api.post("/api/v1/alerts/mute", headers=writer, json=body)
+    assert muted.status_code == 200, muted.text
+    actor = {"name": "ada@contoso.com", "objectId": OBJECT_ID, "via": "signIn"}
+    assert muted.json()["createdBy"] == actor
+    assert (await api.get("/api/v1/alerts/mutes", headers=reader)).json()["value"][0]["createdBy"] == actor
+    detail = (await api.get(f"/api/v1/jobs/{sp_id}/{job_id}", headers=reader)).json()
+    [event] = [e for e in detail["events"] if e["kind"] == "alertsMuted"]
+    assert (event["actor"], event["reason"], event["current"]) == (actor, "certificate rollover", "every rule")
+    assert event["detail"] == f"until {muted.json()['until']}"
+
+
+async def test_a_bad_setting_is_named_to_no_caller(api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://evil.example/path?secret=1")
+    response = await api.get("/api/v1/jobs")
+    assert response.status_code == 503
+    assert "CORS_ALLOWED_ORIGINS" not in response.text and "secret" not in response.text
+
+
 # ------------------------------------------------------------ CORS
 
 

@@ -13,7 +13,7 @@ from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.api.auth import AccessDenied, authorize, read_principal
+from shared.api.auth import AccessDenied, AccessPolicy, Caller, authorize, read_principal
 from shared.api.http import etag_matches, executions_csv, wants_csv
 from shared.api.paging import ContinuationError, issue, redeem
 from shared.api.params import instant_text, parse_instant
@@ -166,10 +166,66 @@ def test_unreadable_principals_are_none(header: str) -> None:
 
 
 def test_the_principal_is_trusted_only_with_auth_on() -> None:
-    assert authorize(auth_enabled=False, required_role="R", header=None) is None
+    forged = encoded({"claims": [{"typ": "roles", "val": "R"}]})
+    assert authorize(AccessPolicy(sign_in=False), forged) == Caller()  # the key alone; the header ignored
     with pytest.raises(AccessDenied) as caught:
-        authorize(auth_enabled=True, required_role="R", header=encoded({"claims": []}))
+        authorize(AccessPolicy(sign_in=True, read_role="R"), encoded({"claims": []}))
     assert caught.value.status == 403
+
+
+def denied(policy: AccessPolicy, header: str | None, *, write: bool = False) -> tuple[int, str]:
+    with pytest.raises(AccessDenied) as caught:
+        authorize(policy, header, write=write)
+    return caught.value.status, caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("policy", "named"),
+    [
+        (AccessPolicy(sign_in=False, read_role="R"), ["API_REQUIRED_ROLE"]),
+        (AccessPolicy(sign_in=False, write_role="W"), ["API_WRITE_ROLE"]),
+        (
+            AccessPolicy(sign_in=False, read_role="R", write_role="W", key_only_writes=True),
+            ["API_REQUIRED_ROLE", "API_WRITE_ROLE"],
+        ),
+    ],
+)
+def test_a_role_set_without_sign_in_fails_closed(policy: AccessPolicy, named: list[str]) -> None:
+    forged = encoded({"claims": [{"typ": "roles", "val": "R"}, {"typ": "roles", "val": "W"}]})
+    for header in (None, forged):
+        for write in (False, True):
+            status, detail = denied(policy, header, write=write)
+            assert status == 503 and all(name in detail for name in named) and "API_SIGN_IN_ENABLED" in detail
+
+
+def test_writes_without_sign_in_need_the_key_only_switch() -> None:
+    status, detail = denied(AccessPolicy(sign_in=False), None, write=True)
+    assert status == 403 and "API_KEY_ONLY_WRITES" in detail
+    caller = authorize(AccessPolicy(sign_in=False, key_only_writes=True), None, write=True)
+    assert caller.audit() == {"name": "function key", "objectId": None, "via": "functionKey"}
+
+
+def test_with_sign_in_writes_need_the_write_role_and_reads_the_read_role() -> None:
+    oid = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+
+    def signed_in(*roles: str) -> str:
+        claims = [
+            {"typ": "name", "val": "Ada Lovelace"},
+            {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid},
+        ]
+        return encoded({"auth_typ": "aad", "claims": claims + [{"typ": "roles", "val": r} for r in roles]})
+
+    both = AccessPolicy(sign_in=True, read_role="R", write_role="W")
+    assert authorize(both, signed_in("R")).principal is not None  # reads
+    assert denied(both, signed_in("R"), write=True)[0] == 403  # a reader cannot write
+    assert "API_WRITE_ROLE" in denied(both, signed_in("R"), write=True)[1]
+    assert denied(both, signed_in("W"), write=True)[0] == 403  # writing needs reading too
+    writer = authorize(both, signed_in("R", "W"), write=True)
+    assert writer.audit() == {"name": "Ada Lovelace", "objectId": oid, "via": "signIn"}
+    # No write role set: nobody writes, whatever roles they hold.
+    status, detail = denied(AccessPolicy(sign_in=True), signed_in("R", "W"), write=True)
+    assert status == 403 and "API_WRITE_ROLE" in detail
+    assert denied(AccessPolicy(sign_in=True, write_role="W"), None, write=True)[0] == 401
 
 
 # ------------------------------------------------------------ settings
@@ -196,10 +252,23 @@ def test_api_settings_are_read() -> None:
     assert settings.health_max_age_seconds == 900
 
 
+def test_sign_in_is_on_when_the_platform_or_the_deployment_says_so() -> None:
+    assert load_settings({**BASE, "API_SIGN_IN_ENABLED": "true"}).auth_enabled
+    assert load_settings({**BASE, "WEBSITE_AUTH_ENABLED": "True"}).auth_enabled
+    assert not load_settings({**BASE, "API_SIGN_IN_ENABLED": "false"}).auth_enabled
+    with pytest.raises(SettingsError) as caught:  # they disagree: fail closed, naming both
+        load_settings({**BASE, "WEBSITE_AUTH_ENABLED": "false", "API_SIGN_IN_ENABLED": "true"})
+    assert "API_SIGN_IN_ENABLED" in str(caught.value) and "WEBSITE_AUTH_ENABLED" in str(caught.value)
+    settings = load_settings({**BASE, "API_WRITE_ROLE": "Monitor.Write", "API_KEY_ONLY_WRITES": "TRUE"})
+    assert (settings.api_write_role, settings.api_key_only_writes) == ("Monitor.Write", True)
+
+
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
         ({"WEBSITE_AUTH_ENABLED": "yes"}, "WEBSITE_AUTH_ENABLED"),
+        ({"API_SIGN_IN_ENABLED": "on"}, "API_SIGN_IN_ENABLED"),
+        ({"API_KEY_ONLY_WRITES": "1"}, "API_KEY_ONLY_WRITES"),
         ({"CORS_ALLOWED_ORIGINS": "contoso.com"}, "CORS_ALLOWED_ORIGINS"),
         ({"CORS_ALLOWED_ORIGINS": "https://a.contoso.com/app"}, "CORS_ALLOWED_ORIGINS"),
         ({"HEALTH_MAX_AGE_SECONDS": "10"}, "HEALTH_MAX_AGE_SECONDS"),

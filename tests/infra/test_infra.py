@@ -3,7 +3,8 @@
 Every file parses with tree-sitter-bicep; the Function app sets only settings catalogued in
 `shared.settings.SETTINGS` (plus a few of the Functions platform's own) and every required one;
 role assignments and Microsoft Graph grants are exactly the least-privilege set; nothing under
-infra/ looks like a key or a secret.
+infra/ looks like a key or a secret; basic publishing credentials are off, and public network access,
+the deployer's data roles and the alert vault's Secrets User role are parameters with safe defaults.
 
 One module, over 400 lines, on purpose: every test shares the parsed Bicep trees (parsed once,
 `bicep()` is cached) and the catalogue joins; split, each file would parse the templates again.
@@ -50,6 +51,9 @@ BUILTIN_ROLES = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
+# Read secret contents, on the alert webhooks' vault only (app/key-vault-rbac.bicep).
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+ROLE_ASSIGNMENT_FILES = {"app/rbac.bicep", "app/key-vault-rbac.bicep"}
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # Least privilege: read provisioning jobs, enumerate service principals (app role ids, every tenant).
 GRAPH_APP_ROLES = {
@@ -399,6 +403,19 @@ def test_app_service_authentication_is_optional_and_secretless() -> None:
     assert "clientSecret" not in text(body)
 
 
+def test_the_app_is_told_sign_in_is_on_exactly_when_the_sign_in_is_deployed() -> None:
+    """The app cannot count on Flex Consumption injecting WEBSITE_AUTH_ENABLED: its deployment
+    says so, under the same condition as the authsettingsV2 resource (shared/api/auth.py)."""
+    settings = app_settings()
+    [(declaration, _)] = resources(bicep("app/api.bicep"), "Microsoft.Web/sites/config@")
+    assert "if (!empty(apiAuthClientId))" in text(declaration)
+    assert text(settings["API_SIGN_IN_ENABLED"]) == "string(!empty(apiAuthClientId))"
+    assert "WEBSITE_AUTH_ENABLED" not in settings  # the platform's to set, never ours
+    assert text(settings["API_KEY_ONLY_WRITES"]) == "string(apiKeyOnlyWrites)"
+    key_only = main_parameter_for("apiKeyOnlyWrites")
+    assert key_only is not None and text(key_only).endswith("bool = false")  # writes need a role unless asked
+
+
 def test_setting_values_match_what_the_code_expects() -> None:
     settings = app_settings()
     assert literal(settings["GRAPH_AUTH"]) == "managed_identity" in GRAPH_AUTH_MODES
@@ -603,10 +620,11 @@ def test_role_assignments_are_the_builtin_roles_only() -> None:
     assert string_guids(bicep("app/graph-permissions.bicep")) == graph_ids
     log_ids = {GRAPH_APP_ID, *PROVISIONING_LOG_APP_ROLES.values()}
     assert string_guids(bicep("app/provisioning-log-permissions.bicep")) == log_ids
-    others = set().union(*(string_guids(bicep(r)) for r in bicep_files() if r != "app/rbac.bicep"))
-    assert others <= graph_ids | log_ids, f"unexpected ids outside rbac.bicep: {others - graph_ids - log_ids}"
+    assert string_guids(bicep("app/key-vault-rbac.bicep")) == {KEY_VAULT_SECRETS_USER}
+    others = set().union(*(string_guids(bicep(r)) for r in bicep_files() if r not in ROLE_ASSIGNMENT_FILES))
+    assert others <= graph_ids | log_ids, f"unexpected ids outside the role files: {others - graph_ids - log_ids}"
     for relative in bicep_files():
-        if relative != "app/rbac.bicep":
+        if relative not in ROLE_ASSIGNMENT_FILES:
             assert not resources(bicep(relative), "Microsoft.Authorization/roleAssignments@")
 
 
@@ -861,3 +879,145 @@ def test_every_timer_schedule_setting_is_deployed_and_in_the_sample() -> None:
         assert name in SETTINGS and SETTINGS[name].default
         assert sample[name] == SETTINGS[name].default
         assert f"name: '{name}'" in api
+
+
+# --- (g) Hardening: publishing credentials, network exposure, opt-in access ---------------------
+
+
+def function_app_site() -> Node:
+    [(_, site)] = resources(bicep("app/api.bicep"), "Microsoft.Web/sites@")
+    return site
+
+
+def allowed_values(decl: Node) -> list[str | None]:
+    allowed = decorators(decl).get("allowed")
+    assert allowed is not None and allowed.type == "array", f"{symbol(decl)} has no @allowed list"
+    return [literal(item) for item in code_children(allowed)]
+
+
+def test_basic_publishing_credentials_are_off_for_ftp_and_scm() -> None:
+    api = bicep("app/api.bicep")
+    policies = resources(api, "Microsoft.Web/sites/basicPublishingCredentialsPolicies@")
+    by_name = {literal(lookup(body, "name")): (decl, body) for decl, body in policies}
+    assert set(by_name) == {"ftp", "scm"} and len(policies) == 2
+    [(site_decl, _)] = resources(api, "Microsoft.Web/sites@")
+    for name, (decl, body) in by_name.items():
+        value = after_equals(decl)
+        assert value is not None and value.type == "object", f"{name}: the policy must not be conditional"
+        assert text(lookup(body, "parent")) == symbol(site_decl), name
+        assert text(lookup(body, "properties", "allow")) == "false", name
+
+
+def test_ftps_state_is_not_set_because_flex_consumption_rejects_it() -> None:
+    """ARM answers "site configuration properties (Site.SiteConfig.FtpsState, ...) for Flex Consumption
+
+    sites is invalid" on the stamps that validate it, so FTP is closed by the ftp policy instead.
+    """
+    site_config = lookup(function_app_site(), "properties", "siteConfig")
+    assert site_config is not None
+    assert "ftpsState" not in properties(site_config)
+    assert literal(lookup(site_config, "minTlsVersion")) == "1.2"
+
+
+@pytest.mark.parametrize("parameter", ["storagePublicNetworkAccess", "appPublicNetworkAccess"])
+def test_public_network_access_is_a_parameter_that_keeps_public_access_by_default(parameter: str) -> None:
+    decl = declarations(bicep("main.bicep"), "parameter_declaration")[parameter]
+    assert literal(after_equals(decl)) == "Enabled"
+    assert allowed_values(decl) == ["Enabled", "Disabled"]
+    assert literal(decorators(decl).get("description"))
+
+
+def test_storage_account_takes_its_public_network_access_from_the_parameter() -> None:
+    [storage] = [
+        decl
+        for decl in declarations_all(bicep("main.bicep"), "module_declaration")
+        if (decl_string(decl) or "").startswith("br/public:avm/res/storage/storage-account:")
+    ]
+    params = lookup(after_equals(storage), "params")
+    assert text(lookup(params, "publicNetworkAccess")) == "storagePublicNetworkAccess"
+    # Closed to the public, the firewall denies by default too; open, it stays as it was.
+    assert (
+        text(lookup(params, "networkAcls", "defaultAction"))
+        == "storagePublicNetworkAccess == 'Disabled' ? 'Deny' : 'Allow'"
+    )
+
+
+def test_function_app_takes_its_public_network_access_from_the_parameter() -> None:
+    assert text(lookup(function_app_site(), "properties", "publicNetworkAccess")) == "publicNetworkAccess"
+    api_decl = declarations(bicep("app/api.bicep"), "parameter_declaration")["publicNetworkAccess"]
+    assert literal(after_equals(api_decl)) == "Enabled"
+    assert allowed_values(api_decl) == ["Enabled", "Disabled"]
+    main_decl = main_parameter_for("publicNetworkAccess")
+    assert main_decl is not None and symbol(main_decl) == "appPublicNetworkAccess"
+
+
+def test_deployer_data_roles_are_opt_in() -> None:
+    main = bicep("main.bicep")
+    param = declarations(main, "parameter_declaration")["grantDeployerDataRoles"]
+    assert text(after_equals(param)) == "false"
+    rbac_params = lookup(module_body(main, "app/rbac.bicep"), "params")
+    assert text(lookup(rbac_params, "grantUserRoles")) == "grantDeployerDataRoles"
+    assert text(lookup(rbac_params, "userPrincipalId")) == "principalId"
+
+    rbac = bicep("app/rbac.bicep")
+    assert text(after_equals(declarations(rbac, "parameter_declaration")["grantUserRoles"])) == "false"
+    gate = text(after_equals(declarations(rbac, "variable_declaration")["grantsUser"]))
+    assert gate == "grantUserRoles && !empty(userPrincipalId)"
+    for decl, body in resources(rbac, "Microsoft.Authorization/roleAssignments@"):
+        value = after_equals(decl)
+        assert value is not None
+        conditional = "if (grantsUser)" in text(value)
+        if text(lookup(body, "properties", "principalId")) == "userPrincipalId":
+            assert conditional, f"{symbol(decl)} must wait for grantDeployerDataRoles"
+        else:
+            assert not conditional and value.type != "if_statement", f"{symbol(decl)}: the app always needs it"
+
+
+def test_parameters_file_maps_the_hardening_switches_to_safe_defaults() -> None:
+    document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    values = {name: entry["value"] for name, entry in document["parameters"].items()}
+    assert values["grantDeployerDataRoles"] == "${GRANT_DEPLOYER_DATA_ROLES=false}"
+    assert values["storagePublicNetworkAccess"] == "${STORAGE_PUBLIC_NETWORK_ACCESS=Enabled}"
+    assert values["appPublicNetworkAccess"] == "${APP_PUBLIC_NETWORK_ACCESS=Enabled}"
+    assert values["alertKeyVaultResourceId"] == "${ALERT_KEY_VAULT_RESOURCE_ID}"
+
+
+def test_alert_key_vault_gets_secrets_user_for_the_app_identity_only_when_named() -> None:
+    main = bicep("main.bicep")
+    param = declarations(main, "parameter_declaration")["alertKeyVaultResourceId"]
+    assert literal(after_equals(param)) == ""
+    variables = declarations(main, "variable_declaration")
+    assert text(after_equals(variables["grantsAlertKeyVault"])) == "!empty(alertKeyVaultResourceId)"
+    # An empty ID is never split, so leaving it out cannot fail the deployment.
+    assert text(after_equals(variables["alertKeyVaultSegments"])).startswith("grantsAlertKeyVault ? split(")
+
+    [decl] = [d for d in declarations_all(main, "module_declaration") if decl_string(d) == "app/key-vault-rbac.bicep"]
+    gate = after_equals(decl)
+    assert gate is not None and gate.type == "if_statement"
+    assert text(gate).startswith("if (grantsAlertKeyVault)")
+    body = unwrap_body(gate)
+    scope = text(lookup(body, "scope"))
+    assert (
+        scope.startswith("resourceGroup(")
+        and "alertKeyVaultSegments[2]" in scope
+        and "alertKeyVaultSegments[4]" in scope
+    )
+    [identity] = [
+        d
+        for d in declarations_all(main, "module_declaration")
+        if (decl_string(d) or "").startswith("br/public:avm/res/managed-identity/user-assigned-identity:")
+    ]
+    assert text(lookup(body, "params", "principalId")) == f"{symbol(identity)}.outputs.principalId"
+
+    vault_rbac = bicep("app/key-vault-rbac.bicep")
+    [(vault, vault_body)] = resources(vault_rbac, "Microsoft.KeyVault/vaults@")
+    assert any(c.type == "existing" for c in vault.children), "look the vault up, never create it"
+    assert text(lookup(vault_body, "name")) == "keyVaultName"
+    [(_, assignment)] = resources(vault_rbac, "Microsoft.Authorization/roleAssignments@")
+    assert text(lookup(assignment, "scope")) == symbol(vault)
+    assert text(lookup(assignment, "name")).startswith("guid(")
+    definition = text(lookup(assignment, "properties", "roleDefinitionId"))
+    assert definition == "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUserRoleId)"
+    assert var_literal(vault_rbac, "keyVaultSecretsUserRoleId") == KEY_VAULT_SECRETS_USER
+    assert text(lookup(assignment, "properties", "principalId")) == "principalId"
+    assert literal(lookup(assignment, "properties", "principalType")) == "ServicePrincipal"

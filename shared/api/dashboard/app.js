@@ -25,6 +25,8 @@
     quarantineLeft: 'Left quarantine',
     healthChanged: 'Health changed',
     jobRemoved: 'Job removed',
+    alertsMuted: 'Alerts muted',
+    alertsUnmuted: 'Alerts unmuted',
   };
   const SEVERITY_RANK = { critical: 0, error: 1, warning: 2, info: 3 };
   const SERIES = [
@@ -714,7 +716,15 @@
       timeEl(event.at, { cls: 'event-time' }),
       el('div', { class: 'event-body' },
         el('strong', { text: EVENT_LABEL[event.kind] || event.kind }), change ? ': ' : null, change,
-        event.detail ? el('p', { class: 'muted', text: event.detail }) : null));
+        event.detail ? el('p', { class: 'muted', text: event.detail }) : null,
+        event.actor ? el('p', { class: 'muted event-actor' }, auditText(event)) : null));
+  }
+
+  // Who made a write through the API, and why (the audit trail; text only, never markup).
+  function auditText(event) {
+    const who = event.actor.name || event.actor.objectId || 'unknown caller';
+    const id = event.actor.objectId && event.actor.name ? ` (${event.actor.objectId})` : '';
+    return `by ${who}${id}` + (event.reason ? ` — “${event.reason}”` : '');
   }
 
   function renderRunsTable() {

@@ -2,11 +2,15 @@
 
 GET /alerts (open and recently resolved, filterable), GET /alerts/mutes, POST /alerts/mute,
 POST /alerts/unmute and GET /alerts/notifications (the outbox: what was sent where, and what
-is still being retried). Reads and writes only the alert tables; never sends anything.
+is still being retried). Reads and writes only the alert tables, and the job's timeline for
+the audit of each write; never sends anything. A write needs the write check (`WriterDep`:
+API_WRITE_ROLE, or API_KEY_ONLY_WRITES without sign-in), on top of the read check every
+route here has.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -25,14 +29,19 @@ from shared.alerts.models import (
 )
 from shared.alerts.records import MuteRow, mute_covers, mute_in_force
 from shared.alerts.store import delete_mutes, list_alerts, list_outbox, load_mutes, save_mute
-from shared.api.deps import StoreDep
+from shared.api.deps import StoreDep, WriterDep
 from shared.api.models import Problem
+from shared.domain.audit import audit_event, audit_log_line
+from shared.domain.model import Actor, EventKind
 from shared.domain.timestamps import isoformat_utc
+from shared.storage.store import Store
 
 router = APIRouter(tags=["alerts"])
+audit_log = logging.getLogger("entra_sync_monitor.audit")
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "A parameter or the body is malformed"},
+    403: {"model": Problem, "description": "Reading is allowed but writing is not (API_WRITE_ROLE)"},
     503: {"model": Problem, "description": "The app is misconfigured or its storage is unreachable"},
 }
 
@@ -108,7 +117,7 @@ async def get_mutes(
     response_model=Mute,
     responses={**_PROBLEMS, 404: {"model": Problem, "description": "No such job"}},
 )
-async def mute(body: MuteRequest, store: StoreDep) -> MuteRow:
+async def mute(body: MuteRequest, store: StoreDep, caller: WriterDep) -> MuteRow:
     """Mute a job's alerts (every rule, or one) until a time or for some hours. Muted alerts
     still open and resolve (GET /alerts shows them); nothing about them is sent while the mute
     lasts, a resolve included. An alert still open when the mute ends is sent then."""
@@ -130,16 +139,61 @@ async def mute(body: MuteRequest, store: StoreDep) -> MuteRow:
         "until": isoformat_utc(until),
         "reason": body.reason,
         "createdAt": isoformat_utc(now),
+        "createdBy": caller.audit(),
     }
     await save_mute(store, row)
+    await _audit(
+        store,
+        body.servicePrincipalId,
+        body.jobId,
+        "alertsMuted",
+        row["createdBy"],
+        row["createdAt"],
+        body.reason,
+        current=body.rule or "every rule",
+        detail=f"until {row['until']}",
+    )
     return row
 
 
 @router.post("/alerts/unmute", response_model=UnmuteResult, responses=_PROBLEMS)
-async def unmute(body: UnmuteRequest, store: StoreDep) -> dict[str, int]:
+async def unmute(body: UnmuteRequest, store: StoreDep, caller: WriterDep) -> dict[str, int]:
     """Remove the job's mute of one rule, or (no rule) every mute of the job. An alert that
     opened during the mute and is still open is sent by the next poll."""
-    return {"removed": await delete_mutes(store, body.servicePrincipalId, body.jobId, body.rule)}
+    removed = await delete_mutes(store, body.servicePrincipalId, body.jobId, body.rule)
+    if removed:  # nothing changed, nothing to audit
+        await _audit(
+            store,
+            body.servicePrincipalId,
+            body.jobId,
+            "alertsUnmuted",
+            caller.audit(),
+            isoformat_utc(datetime.now(UTC)),
+            body.reason,
+            current=body.rule or "every rule",
+            detail=f"{removed} mute{'s' if removed != 1 else ''} removed",
+        )
+    return {"removed": removed}
+
+
+async def _audit(
+    store: Store,
+    service_principal_id: str,
+    job_id: str,
+    kind: EventKind,
+    actor: Actor,
+    at: str,
+    reason: str | None,
+    *,
+    current: str,
+    detail: str,
+) -> None:
+    """The write in the job's timeline and the audit log line (shared/domain/audit.py)."""
+    event = audit_event(
+        service_principal_id, job_id, kind, actor=actor, at=at, reason=reason, current=current, detail=detail
+    )
+    await store.save_events([event])
+    audit_log.info("audit %s", audit_log_line(event))
 
 
 @router.get("/alerts/notifications", response_model=NotificationList, responses=_PROBLEMS)
