@@ -85,11 +85,24 @@ def recovered() -> dict[str, Any]:
     return tenant(last=execution("r3", recent(1)))
 
 
+def runs_text(block: dict[str, Any]) -> str:
+    """A Teams RichTextBlock's text (the cards hold no TextBlock: their runs take no Markdown)."""
+    return "".join(run["text"] for run in block["inlines"])
+
+
+def teams_facts(card: dict[str, Any]) -> dict[str, str]:
+    """The card's fact rows (ColumnSets of TextRuns, not a FactSet), name to value."""
+    [container] = [block for block in card["body"] if block["type"] == "Container"]
+    return {
+        runs_text(row["columns"][0]["items"][0]): runs_text(row["columns"][1]["items"][0]) for row in container["items"]
+    }
+
+
 def kind_of(request: Received) -> str:
     body = request.json()
     if "kind" in body:  # the generic webhook
         return str(body["kind"])
-    text = body["attachments"][0]["content"]["body"][0]["text"] if "attachments" in body else body["text"]
+    text = runs_text(body["attachments"][0]["content"]["body"][0]) if "attachments" in body else body["text"]
     return LABEL_KINDS[text.split(":", 1)[0]]
 
 
@@ -186,13 +199,11 @@ async def test_payloads_are_what_teams_slack_and_a_signed_webhook_take(
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
     card = attachment["content"]
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
-    assert {block["type"] for block in card["body"]} == {"TextBlock", "FactSet"}
+    assert {block["type"] for block in card["body"]} == {"RichTextBlock", "Container"}
     assert card["actions"] == [
         {"type": "Action.OpenUrl", "title": "Troubleshoot in Entra", "url": "https://portal.azure.com/#troubleshoot"}
     ]
-    facts = {
-        fact["title"]: fact["value"] for block in card["body"] if block["type"] == "FactSet" for fact in block["facts"]
-    }
+    facts = teams_facts(card)
     assert facts["reason"] == "EncounteredQuarantineException"
     assert facts["days left before Entra disables it"] == "about 28"
 
@@ -210,6 +221,49 @@ async def test_payloads_are_what_teams_slack_and_a_signed_webhook_take(
     assert not verify_signature("another-secret-0123456789", hook.headers, hook.body)
     stale = int(hook.header(TIMESTAMP_HEADER) or 0) + 3600
     assert not verify_signature(SECRET, hook.headers, hook.body, now=stale)  # replayed an hour later
+
+
+async def test_hostile_names_and_errors_arrive_inert_and_the_portal_button_still_works(
+    alert_env: dict[str, str], demo_emulator: EmulatorServer, receiver: WebhookReceiver
+) -> None:
+    """What a hostile app owner or SCIM target writes reaches no receiver as a link or a mention
+    (shared/alerts/escaping.py names the Slack and Teams pages this follows)."""
+    lure = "https://evil.example.com/login"
+    hostile = quarantined()
+    principal = hostile["servicePrincipals"][0]
+    principal["displayName"] = f"Contoso [Sign in again]({lure}) <!channel> <at>CEO</at> *urgent*"
+    quarantine = principal["jobs"][0]["status"]["quarantine"]
+    quarantine["reason"] = f"`Expired` @here\nReset at www.evil.com/reset <{lure}|Microsoft>"
+    quarantine["error"]["message"] = f"<b>Re-consent</b> at {lure}\r\n" + "x" * 5_000
+    demo_emulator.set_tenant(hostile)
+    await run_poll(trigger="test")
+
+    [teams] = receiver.accepted("/teams")
+    card = teams.json()["attachments"][0]["content"]
+    assert {block["type"] for block in card["body"]} == {"RichTextBlock", "Container"}  # no Markdown element
+    shown = " ".join([runs_text(card["body"][0]), *teams_facts(card).values()])
+    assert "evil[.]example[.]com" in shown and "‹at›CEO‹/at›" in shown and "[@]here" in shown
+    assert card["actions"][0]["url"] == "https://portal.azure.com/#troubleshoot"
+
+    [slack] = receiver.accepted("/slack")
+    message = slack.json()
+    assert message["mrkdwn"] is False and "&lt;!channel&gt;" in message["text"]
+    assert {obj["type"] for block in message["blocks"] for obj in _text_objects(block)} == {"plain_text"}
+
+    [hook] = receiver.accepted("/hook")
+    generic = hook.json()
+    assert generic["job"]["servicePrincipalName"] == principal["displayName"]  # data stays raw
+    assert "\n" not in generic["alert"]["headline"] and "[@]here" in generic["alert"]["headline"]
+
+    for request in (teams, slack):
+        raw = request.body.decode("utf-8")
+        assert lure not in raw and "www.evil.com" not in raw and "<!channel>" not in raw and "@here" not in raw
+    assert lure not in generic["alert"]["summary"] and lure not in generic["alert"]["headline"]
+
+
+def _text_objects(block: dict[str, Any]) -> list[dict[str, Any]]:
+    found = [block["text"]] if isinstance(block.get("text"), dict) else []
+    return found + list(block.get("fields", [])) + [e for e in block.get("elements", []) if "url" not in e]
 
 
 async def test_a_receiver_that_fails_twice_then_succeeds_gets_the_alert_once(
