@@ -50,6 +50,9 @@ param apiRequiredRole string = ''
 @description('API_WRITE_ROLE: the app role a signed-in caller must hold to write (mute, unmute); empty: no signed-in caller may write. Needs apiAuthClientId (sign-in).')
 param apiWriteRole string = ''
 
+@description('ACTIONS_ENABLED: operator actions (restart, pause, start a job) through the API for callers with the write role; also grants the app identity Synchronization.ReadWrite.All (with grantGraphPermissions). Off by default: least privilege.')
+param actionsEnabled bool = false
+
 @description('API_KEY_ONLY_WRITES: without sign-in (apiAuthClientId empty), let anyone holding the function key write. Off by default.')
 param apiKeyOnlyWrites bool = false
 
@@ -256,6 +259,7 @@ module api 'app/api.bicep' = {
     apiRequiredRole: apiRequiredRole
     apiWriteRole: apiWriteRole
     apiKeyOnlyWrites: apiKeyOnlyWrites
+    actionsEnabled: actionsEnabled
     corsAllowedOrigins: corsAllowedOrigins
     apiAuthClientId: apiAuthClientId
     healthMaxAgeSeconds: healthMaxAgeSeconds
@@ -307,6 +311,14 @@ module graphPermissions 'app/graph-permissions.bicep' = if (grantGraphPermission
 
 module provisioningLogPermissions 'app/provisioning-log-permissions.bicep' = if (grantGraphPermissions && provisioningLogs != 'off') {
   name: 'provisioningLogPermissions'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
+module actionPermissions 'app/action-permissions.bicep' = if (grantGraphPermissions && actionsEnabled) {
+  name: 'actionPermissions'
   scope: rg
   params: {
     principalId: identity.outputs.principalId

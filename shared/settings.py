@@ -145,6 +145,11 @@ CORE_SETTINGS: Catalogue = {
     "API_KEY_ONLY_WRITES": SettingSpec(
         "true: without sign-in, anyone with the function key may write (mute, unmute). Off by default.", "false"
     ),
+    "ACTIONS_ENABLED": SettingSpec(
+        "true: operator actions (restart, pause, start a job) through the API, for callers with the "
+        "write role; needs the Graph permission Synchronization.ReadWrite.All. Off by default.",
+        "false",
+    ),
     "API_SIGN_IN_ENABLED": SettingSpec(
         "true: App Service Authentication is on (infra/ sets it with the sign-in it deploys, since Flex "
         "Consumption need not set WEBSITE_AUTH_ENABLED). Only with sign-in on is the X-MS-CLIENT-PRINCIPAL "
@@ -218,6 +223,7 @@ class Settings:
     api_required_role: str | None = None
     api_write_role: str | None = None
     api_key_only_writes: bool = False
+    actions_enabled: bool = False
     cors_allowed_origins: tuple[str, ...] = ()
     health_max_age_seconds: int | None = None
     health_rules: HealthRules = field(default_factory=HealthRules)
@@ -484,6 +490,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_required_role=read_setting(env, "API_REQUIRED_ROLE"),
         api_write_role=read_setting(env, "API_WRITE_ROLE"),
         api_key_only_writes=bool(read_bool(env, "API_KEY_ONLY_WRITES")),
+        actions_enabled=bool(read_bool(env, "ACTIONS_ENABLED")),
         cors_allowed_origins=_cors_allowed_origins(env),
         health_max_age_seconds=_health_max_age(env),
         work_queue_name=_work_queue_name(env, table_prefix),

@@ -56,7 +56,9 @@ async def _graph(request: Request, state: EmulatorState) -> Response:
     delay_ms = state.latency_ms + state.faults.latency_ms + response.delay_ms
     if delay_ms > 0:
         await asyncio.sleep(delay_ms / 1000)
-    data = json.dumps(response.body, separators=(",", ":"), ensure_ascii=False).encode()
+    data = (
+        b"" if response.status == 204 else json.dumps(response.body, separators=(",", ":"), ensure_ascii=False).encode()
+    )
     if response.truncate:
         data = data[: len(data) // 2]  # a 200 whose JSON is cut: what a dropped stream looks like
     if response.drop:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from . import provisioning as plog
+from .actions import ACTIONS, ResetScopeError, parse_reset_scope
 from .clock import error_date
 from .faults import FaultOutcome
 from .state import EmulatorState
@@ -35,6 +36,7 @@ LIST_SPS = "/servicePrincipals"
 GET_SP = "/servicePrincipals/{id}"
 LIST_JOBS = "/servicePrincipals/{id}/synchronization/jobs"
 GET_JOB = "/servicePrincipals/{id}/synchronization/jobs/{id}"
+JOB_ACTION = "/servicePrincipals/{id}/synchronization/jobs/{id}/{action}"  # restart, pause, start
 BATCH = "/$batch"
 LIST_PROVISIONING = "/auditLogs/provisioning"
 
@@ -164,6 +166,8 @@ def _route(segments: list[str]) -> tuple[str | None, list[str], str]:
             return LIST_JOBS, ids, ""
         if len(rest) == 3:
             return GET_JOB, [*ids, rest[2]], ""
+        if len(rest) == 4 and rest[3].lower() in ACTIONS:
+            return JOB_ACTION, [*ids, rest[2], rest[3].lower()], ""
         return None, ids, rest[3]
     bad = rest[1] if rest[0].lower() == "synchronization" and len(rest) > 1 else rest[0]
     return None, ids, bad
@@ -212,7 +216,7 @@ def _dispatch(ctx: _Context, route: str | None, ids: list[str], unknown: str, no
         if request.method != "POST":
             return _error(ctx, 405, norm)
         return handle_batch(ctx)
-    if request.method != "GET":
+    if request.method != ("POST" if route == JOB_ACTION else "GET"):
         return _error(ctx, 405, norm)
     tenant = ctx.state.tenant
     if route == LIST_SPS:
@@ -236,6 +240,10 @@ def _dispatch(ctx: _Context, route: str | None, ids: list[str], unknown: str, no
         context = f"{base}/$metadata#servicePrincipals{_select_suffix(select)}/$entity"
         return _ok({"@odata.context": context, **_project(sp, select)}, norm)
     jobs = tenant.jobs(index, ctx.state.clock.now())
+    if isinstance(jobs, list):
+        jobs = [ctx.state.actions.apply(str(sp["id"]), job) for job in jobs]
+    if route == JOB_ACTION:
+        return _job_action(ctx, str(sp["id"]), jobs, ids[1], ids[2], norm)
     sp_context = f"{base}/$metadata#servicePrincipals('{sp['id']}')/synchronization/jobs"
     if route == LIST_JOBS:
         return _ok({"@odata.context": sp_context, "value": jobs}, norm)
@@ -243,6 +251,26 @@ def _dispatch(ctx: _Context, route: str | None, ids: list[str], unknown: str, no
         if isinstance(job, Mapping) and str(job.get("id", "")).lower() == ids[1].lower():
             return _ok({"@odata.context": f"{sp_context}/$entity", **job}, norm)
     return _error(ctx, 404, norm, ref=ids[1])
+
+
+def _job_action(ctx: _Context, sp_id: str, jobs: Any, job_id: str, action: str, norm: str) -> GraphResponse:
+    """POST .../jobs/{id}/restart|pause|start: 204 No Content, the effect kept in state.actions."""
+    path = norm.replace("{action}", action)
+    found = [job for job in jobs if isinstance(job, Mapping) and str(job.get("id", "")).lower() == job_id.lower()]
+    if not found:
+        return _error(ctx, 404, path, ref=job_id)
+    scopes: frozenset[str] = frozenset()
+    if action == "restart":
+        try:
+            body = json.loads(ctx.request.body or b"{}")
+            criteria = body.get("criteria") if isinstance(body, dict) else None
+            if criteria is not None and not isinstance(criteria, dict):
+                raise ResetScopeError("criteria must be an object")
+            scopes = parse_reset_scope((criteria or {}).get("resetScope"))
+        except (ValueError, ResetScopeError) as error:
+            return _error(ctx, 400, path, str(error), code="BadRequest")
+    ctx.state.actions.take(sp_id, str(found[0]["id"]), action, ctx.state.clock.now(), scopes)
+    return GraphResponse(204, None, path, {"Cache-Control": "no-cache"})
 
 
 def _find(tenant: TenantView, key: str) -> int | None:

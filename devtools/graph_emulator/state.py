@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .actions import JobActions
 from .clock import Clock
 from .demo import demo_tenant
 from .faults import FaultConfig
@@ -27,6 +28,7 @@ class EmulatorState:
         self._faults = FaultConfig()
         self._tenant: TenantView = as_view(tenant if tenant is not None else demo_tenant())
         self._provisioning: ProvisioningLog | None = None
+        self.actions = JobActions()  # restart, pause, start: their effects on the jobs served
 
     @property
     def tenant(self) -> TenantView:
@@ -38,6 +40,7 @@ class EmulatorState:
         with self._lock:
             self._tenant = view
             self._provisioning = None
+        self.actions.clear()  # a new tenant starts with no actions taken
 
     @property
     def provisioning(self) -> ProvisioningLog:
@@ -60,7 +63,11 @@ class EmulatorState:
 
     def snapshot(self) -> dict[str, Any]:
         """The tenant as served right now, jobs materialised: the ground truth for tests."""
-        return self.tenant.snapshot(self.clock.now())
+        snapshot = self.tenant.snapshot(self.clock.now())
+        for sp in snapshot.get("servicePrincipals", []):
+            if isinstance(sp, dict) and isinstance(sp.get("jobs"), list):
+                sp["jobs"] = [self.actions.apply(str(sp.get("id", "")), job) for job in sp["jobs"]]
+        return snapshot
 
     @property
     def faults(self) -> FaultConfig:

@@ -49,6 +49,7 @@ param servicePrincipalIds string
 param apiRequiredRole string
 param apiWriteRole string
 param apiKeyOnlyWrites bool
+param actionsEnabled bool
 param corsAllowedOrigins string
 param healthMaxAgeSeconds string
 param alertRules string
@@ -211,6 +212,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'API_KEY_ONLY_WRITES'
           value: string(apiKeyOnlyWrites)
+        }
+        {
+          name: 'ACTIONS_ENABLED'
+          value: string(actionsEnabled)
         }
         // Sign-in as deployed below (authsettingsV2): the app learns it from its own deployment,
         // since Flex Consumption is not documented to inject WEBSITE_AUTH_ENABLED.

@@ -29,7 +29,7 @@ from shared.api.http import ConditionalGetMiddleware, SettingsCorsMiddleware, pr
 from shared.api.openapi import build_openapi
 from shared.api.paging import ContinuationError
 from shared.api.params import problems
-from shared.api.routes import alerts, dashboard, errors, executions, health, jobs, summary
+from shared.api.routes import actions, alerts, dashboard, errors, executions, health, jobs, summary
 from shared.storage.store import close_store
 
 log = logging.getLogger("entra_sync_monitor.api")
@@ -86,6 +86,7 @@ def create_app() -> FastAPI:
     # The alert endpoints (docs/alerts.md) answer to the same caller checks as the rest of /api/v1;
     # the dashboard page (docs/dashboard.md) holds no data and calls the API like any portal.
     app.include_router(alerts.router, prefix=API_PREFIX, dependencies=caller, responses=problems(401, 403))
+    app.include_router(actions.router, prefix=API_PREFIX, dependencies=caller)
     app.include_router(dashboard.router)
     app.include_router(health.router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -74,14 +74,23 @@ PROBLEM_TITLES = {
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
+    409: "Conflict",
+    429: "Too many requests",
     500: "Internal server error",
+    502: "Bad gateway",
     503: "Service unavailable",
 }
 
 
-def problem(status: int, detail: str | None = None, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """An RFC 9457 problem response."""
+def problem(
+    status: int,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    """An RFC 9457 problem response (`extensions`: members of its own, e.g. Graph's answer)."""
     body = {"type": "about:blank", "title": PROBLEM_TITLES.get(status, "Error"), "status": status, "detail": detail}
+    body.update(extensions or {})
     return JSONResponse(
         body, status_code=status, media_type=PROBLEM_JSON, headers={"Cache-Control": "no-store", **(headers or {})}
     )

@@ -28,6 +28,9 @@ _PROBLEM_TEXT = {
     401: "App Service Authentication is on and there is no signed-in caller",
     403: "The caller lacks the app role API_REQUIRED_ROLE names",
     404: "No such job",
+    409: "A request with this requestId is being handled, or the id was used for another action",
+    429: "This job had an action less than a minute ago; Retry-After says when to try again",
+    502: "Graph failed or did not answer; the same request (same requestId) may be sent again",
     503: "The app is misconfigured or its storage is unreachable; `detail` says which",
 }
 

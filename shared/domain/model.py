@@ -37,6 +37,9 @@ EventKind = Literal[
     # Writes through the API, audited (who, when, what, why): not transitions Graph reported.
     "alertsMuted",
     "alertsUnmuted",
+    "jobRestarted",
+    "jobPaused",
+    "jobStarted",
 ]
 # In the order one poll's transitions of a job are told (the timeline sorts ties by it).
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)

@@ -254,6 +254,27 @@ class GraphReader:
             except APIError as error:
                 return self._api_error_result(error)
 
+    # ------------------------------------------------------------ operator actions
+
+    async def job_action(self, sp_id: str, job_id: str, action: str, body: dict[str, Any] | None) -> ItemResult:
+        """POST .../synchronization/jobs/{job}/restart, /pause or /start (shared/actions.py):
+        status 204 when Graph took it, else Graph's error (or status 0: no answer). Never
+        retried after a lost answer: the caller's request id makes a repeat safe instead."""
+        job = self._client.service_principals.by_service_principal_id(sp_id).synchronization.jobs
+        builder = job.by_synchronization_job_id(job_id)
+        action_builder = {"restart": builder.restart, "pause": builder.pause, "start": builder.start}[action]
+        request = RequestInformation(Method.POST, action_builder.url_template, action_builder.path_parameters)
+        request.headers.try_add("Accept", "application/json")
+        if body is not None:
+            request.set_stream_content(json.dumps(body).encode(), "application/json")
+        try:
+            await self._adapter.send_no_response_content_async(request, _ERROR_MAP)
+        except APIError as error:
+            return self._api_error_result(error)
+        except httpx.TransportError as error:
+            return ItemResult(0, None, TRANSPORT_ERROR, f"Graph did not answer: {type(error).__name__}")
+        return ItemResult(204, None)
+
     async def batch_get(self, urls: dict[str, str], *, deadline: float | None = None) -> dict[str, ItemResult]:
         """GET every URL (relative to the version root) in $batch calls of 20. A batch that
         gets no answer fails its own items; if no request got any answer, Graph is down."""

@@ -30,6 +30,7 @@ from shared.process_cache import ProcessCache
 from shared.settings import Settings
 from shared.storage.api_keys import ApiKeysTable
 from shared.storage.events import EventsTable
+from shared.storage.job_actions import JobActionsTable
 from shared.storage.jobs import JobsTable
 from shared.storage.polls import PollsTable
 from shared.storage.principals import PrincipalsTable
@@ -54,6 +55,7 @@ class Store(
     PollsTable,
     PrincipalsTable,
     ApiKeysTable,
+    JobActionsTable,
     WorkItemsTable,
     ProvisioningErrorsTables,
 ):

@@ -43,7 +43,7 @@ def test_descriptions_and_nested_shapes_come_from_the_domain() -> None:
     assert {"$ref": "#/$defs/Execution"} in last
     assert schema["$defs"]["Event"]["properties"]["kind"]["description"] == (
         "jobAppeared, statusCodeChanged, quarantineEntered, quarantineReasonChanged, quarantineLeft, "
-        "healthChanged or jobRemoved"
+        "healthChanged, jobRemoved, alertsMuted, alertsUnmuted, jobRestarted, jobPaused or jobStarted"
     )
 
 

@@ -65,6 +65,8 @@ PROVISIONING_LOG_APP_ROLES = {
     "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
     "Directory.Read.All": "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
 }
+# Only with ACTIONS_ENABLED (the admin's choice): what restart, pause and start need.
+ACTION_APP_ROLES = {"Synchronization.ReadWrite.All": "9b50c33d-700f-43b1-b2eb-87e89b703581"}
 GUID = re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b")
 
 # --- The one allow-listed construct ------------------------------------------------------------
@@ -621,8 +623,11 @@ def test_role_assignments_are_the_builtin_roles_only() -> None:
     log_ids = {GRAPH_APP_ID, *PROVISIONING_LOG_APP_ROLES.values()}
     assert string_guids(bicep("app/provisioning-log-permissions.bicep")) == log_ids
     assert string_guids(bicep("app/key-vault-rbac.bicep")) == {KEY_VAULT_SECRETS_USER}
+    action_ids = {GRAPH_APP_ID, *ACTION_APP_ROLES.values()}
+    assert string_guids(bicep("app/action-permissions.bicep")) == action_ids
     others = set().union(*(string_guids(bicep(r)) for r in bicep_files() if r not in ROLE_ASSIGNMENT_FILES))
-    assert others <= graph_ids | log_ids, f"unexpected ids outside the role files: {others - graph_ids - log_ids}"
+    allowed = graph_ids | log_ids | action_ids
+    assert others <= allowed, f"unexpected ids outside the role files: {others - allowed}"
     for relative in bicep_files():
         if relative not in ROLE_ASSIGNMENT_FILES:
             assert not resources(bicep(relative), "Microsoft.Authorization/roleAssignments@")
@@ -758,6 +763,7 @@ def test_bicepconfig_pins_the_graph_extension() -> None:
     [
         ("app/graph-permissions.bicep", GRAPH_APP_ROLES),
         ("app/provisioning-log-permissions.bicep", PROVISIONING_LOG_APP_ROLES),
+        ("app/action-permissions.bicep", ACTION_APP_ROLES),
     ],
 )
 def test_graph_grants_are_exactly_the_least_privilege_roles(relative: str, expected: dict[str, str]) -> None:
@@ -817,6 +823,19 @@ def test_provisioning_log_permissions_are_granted_only_when_the_admin_turns_them
     assert text(gate).startswith("if (grantGraphPermissions && provisioningLogs != 'off')")
     param = declarations(main, "parameter_declaration")["provisioningLogs"]
     assert text(after_equals(param)) == "'off'"
+
+
+def test_the_write_permission_is_granted_only_when_the_admin_turns_actions_on() -> None:
+    main = bicep("main.bicep")
+    [decl] = [
+        d for d in declarations_all(main, "module_declaration") if decl_string(d) == "app/action-permissions.bicep"
+    ]
+    gate = after_equals(decl)
+    assert gate is not None and gate.type == "if_statement"
+    assert text(gate).startswith("if (grantGraphPermissions && actionsEnabled)")
+    param = declarations(main, "parameter_declaration")["actionsEnabled"]
+    assert text(after_equals(param)) == "false"
+    assert text(app_settings()["ACTIONS_ENABLED"]) == "string(actionsEnabled)"  # the app and the grant agree
 
 
 # --- (f) Parameters and outputs ----------------------------------------------------------------

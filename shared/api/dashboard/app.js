@@ -27,6 +27,9 @@
     jobRemoved: 'Job removed',
     alertsMuted: 'Alerts muted',
     alertsUnmuted: 'Alerts unmuted',
+    jobRestarted: 'Restart requested',
+    jobPaused: 'Pause requested',
+    jobStarted: 'Start requested',
   };
   const SEVERITY_RANK = { critical: 0, error: 1, warning: 2, info: 3 };
   const SERIES = [
