@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.alerts.records import NOTIFICATION_KINDS, RULES, SEVERITIES, TARGET_KINDS, RuleName
-from shared.api.models import Actor
+from shared.domain.contract import Actor
 from shared.domain.model import one_of
 
 MAX_MUTE_HOURS = 24 * 365

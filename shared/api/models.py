@@ -5,57 +5,15 @@ Graph's names are kept for Graph's data; everything else is camelCase.
 
 from __future__ import annotations
 
-from types import UnionType
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, Union, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import model, provisioning_logs
-from shared.domain.model import Described, HealthValue
-
-
-class _Model(BaseModel):
-    # The contract says no other properties, and answers keep to it: a field a newer poll
-    # stores that the contract does not list yet is dropped, not served (and never a 500).
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"additionalProperties": False})
-
-
-# ---------------------------------------------------------------- the domain's shapes
-# Derived from shared/domain/model.py, where each is declared once (with its descriptions).
-
-
-def _api_type(hint: Any) -> Any:
-    """A domain type hint with each domain shape (a TypedDict) replaced by its API model."""
-    if get_origin(hint) is Annotated:
-        return _api_type(get_args(hint)[0])
-    if isinstance(hint, type) and hint in _DERIVED:
-        return _DERIVED[hint]
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (Union, UnionType):
-        return Union[tuple(_api_type(arg) for arg in args)]  # noqa: UP007 (built from a tuple)
-    if origin in (list, dict):
-        return origin[tuple(_api_type(arg) for arg in args)]
-    return hint
-
-
-def _derive(shape: Any) -> type[_Model]:
-    """The API model of a domain shape: the same fields in the same order, required where the
-    shape requires them; a NotRequired field (absent from older records) answers null."""
-    fields: dict[str, Any] = {}
-    for name, hint in get_type_hints(shape, include_extras=True).items():
-        required = get_origin(hint) is not NotRequired  # not __required_keys__: wrong for string hints
-        if not required:
-            hint = get_args(hint)[0]
-        metadata = get_args(hint)[1:] if get_origin(hint) is Annotated else ()
-        described = [m.text for m in metadata if isinstance(m, Described)]
-        default = ... if required else None
-        fields[name] = (_api_type(hint), Field(default, description=described[0] if described else None))
-    model = create_model(shape.__name__, __base__=_Model, __doc__=shape.__doc__, **fields)
-    _DERIVED[shape] = model
-    return model
-
-
-_DERIVED: dict[Any, type[_Model]] = {}
+from shared.domain.contract import Actor as Actor  # the alert models use it too
+from shared.domain.contract import ContractModel as _Model
+from shared.domain.contract import derive as _derive
+from shared.domain.model import HealthValue
 
 if TYPE_CHECKING:  # what the type checker knows of the derived models
 
@@ -69,8 +27,6 @@ if TYPE_CHECKING:  # what the type checker knows of the derived models
 
     class Job(_Model): ...
 
-    class Actor(_Model): ...
-
     class Event(_Model): ...
 
     class ObjectSample(_Model): ...
@@ -83,7 +39,6 @@ else:
     Quarantine = _derive(model.Quarantine)
     Progress = _derive(model.Progress)
     Job = _derive(model.Job)
-    Actor = _derive(model.Actor)
     Event = _derive(model.Event)
     ObjectSample = _derive(provisioning_logs.ObjectSample)
     ErrorGroup = _derive(provisioning_logs.ErrorGroup)

@@ -16,7 +16,9 @@ ALLOWED = {
     "graph": {"domain", "graph", "settings", "process_cache"},
     "storage": {"domain", "storage", "settings", "process_cache"},
     "alerts": {"domain", "storage", "settings", "alerts", "process_cache"},
-    "api": {"domain", "storage", "settings", "alerts", "api", "process_cache"},
+    "api": {"domain", "storage", "settings", "alerts", "api", "process_cache", "actions"},
+    # graph only inside the action (the HTTP path never loads msgraph at import)
+    "actions": {"domain", "storage", "settings"},
     "discovery": {"domain", "graph", "storage", "settings"},
     "poll": {"domain", "graph", "storage", "settings", "alerts", "discovery", "fanout", "provisioning_logs"},
     "provisioning_logs": {"domain", "graph", "storage", "settings"},
