@@ -4,7 +4,8 @@ the reader's guide.
 
 `create_app` puts together: the routers, one per resource in `routes/` (`jobs`,
 `executions`, `summary` and `alerts` under /api/v1 behind the caller check, `health` open,
-the `dashboard` page); the problem answers for every error; the middleware (ETags and 304s,
+the `dashboard` page, and the OpenAPI document with its UI, `reference`, behind the caller
+check too); the problem answers for every error; the middleware (ETags and 304s,
 CORS from a setting: `http`); and the exact OpenAPI document (`openapi`). What the routes
 share is elsewhere: dependencies (settings once per request, store, caller check, the
 minute, paging) in `deps`, parameters in `params`, jobs as of now in `current`, the pure job
@@ -29,7 +30,7 @@ from shared.api.http import ConditionalGetMiddleware, SettingsCorsMiddleware, pr
 from shared.api.openapi import build_openapi
 from shared.api.paging import ContinuationError
 from shared.api.params import problems
-from shared.api.routes import actions, alerts, dashboard, errors, executions, health, jobs, summary
+from shared.api.routes import actions, alerts, dashboard, errors, executions, health, jobs, reference, summary
 from shared.storage.store import close_store
 
 log = logging.getLogger("entra_sync_monitor.api")
@@ -74,8 +75,9 @@ def create_app() -> FastAPI:
         title="Entra Sync Monitor API",
         version=__version__,
         description="Tenant-wide state and history of Microsoft Entra provisioning jobs.",
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # Served by routes/reference.py, behind the caller check and without FastAPI's CDN page.
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -88,6 +90,7 @@ def create_app() -> FastAPI:
     app.include_router(alerts.router, prefix=API_PREFIX, dependencies=caller, responses=problems(401, 403))
     app.include_router(actions.router, prefix=API_PREFIX, dependencies=caller)
     app.include_router(dashboard.router)
+    app.include_router(reference.router, dependencies=caller)
     app.include_router(health.router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ConditionalGetMiddleware)

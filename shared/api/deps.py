@@ -18,7 +18,7 @@ from typing import Annotated, TypeGuard, TypeVar
 from fastapi import Depends, HTTPException, Request
 
 from shared.api.auth import PRINCIPAL_HEADER, AccessDenied, AccessPolicy, Caller, authorize
-from shared.api.http import request_settings
+from shared.api.http import request_settings, without_function_key
 from shared.api.paging import ContinuationError, issue, redeem
 from shared.settings import Settings, SettingsError
 from shared.storage.store import Store, open_store
@@ -114,12 +114,12 @@ class Pages:
     async def next_link(
         self, endpoint: str, query: Mapping[str, object], position: object, **pinned: object
     ) -> str | None:
-        """This URL with a signed token for the page at `position` (and `pinned` parameters);
-        None when there is no next page (no position)."""
+        """This URL, less the function key (`?code=`), with a signed token for the page at
+        `position` (and `pinned` parameters); None when there is no next page (no position)."""
         if position is None:
             return None
         token = issue(await self.store.api_signing_key(), endpoint, query, position)
-        return str(self.request.url.include_query_params(**pinned, continuation=token))
+        return str(without_function_key(self.request.url).include_query_params(**pinned, continuation=token))
 
 
 PagesDep = Annotated[Pages, Depends()]

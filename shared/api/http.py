@@ -18,8 +18,9 @@ import hashlib
 import io
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import URL, Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,7 +31,9 @@ from shared.settings import Settings, SettingsError, load_settings
 PROBLEM_JSON = "application/problem+json"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 CACHE_CONTROL = "private, max-age=30"
-CONDITIONAL_PATHS = ("/api/v1/", "/api/openapi.json")
+CONDITIONAL_PATHS = ("/api/v1/", "/api/openapi.json", "/api/docs")
+# The query parameter the Functions host takes the function key from, in any case (as it reads it).
+FUNCTION_KEY_PARAMETER = "code"
 CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "if-none-match", "x-functions-key")
 CORS_EXPOSE_HEADERS = ("etag", "link", "retry-after")
 
@@ -189,6 +192,17 @@ class SettingsCorsMiddleware:
             except SettingsError:
                 origins = ()  # the request itself answers 503 naming the setting
         await (self._handler(origins) if origins else self.app)(scope, receive, send)
+
+
+def without_function_key(url: URL) -> URL:
+    """`url` less the function key: a URL the API hands out (`nextLink`, CSV `Link`) never
+    carries the caller's key on, whichever way the caller sent it."""
+    kept = [
+        (name, value)
+        for name, value in parse_qsl(url.query, keep_blank_values=True)
+        if name.lower() != FUNCTION_KEY_PARAMETER
+    ]
+    return url.replace(query=urlencode(kept))
 
 
 def csv_page(body: str, filename: str, next_link: str | None) -> Response:

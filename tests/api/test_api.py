@@ -279,6 +279,33 @@ async def test_a_token_pages_only_the_query_it_came_from(api: httpx.AsyncClient,
         assert_problem(await api.get(url, params={"continuation": token, **params}), 400, "another query")
 
 
+def query_names(url: str) -> set[str]:
+    return {name.lower() for name in parse_qs(urlsplit(url).query, keep_blank_values=True)}
+
+
+@pytest.mark.parametrize("key_parameter", ["code", "Code"])  # the Functions host reads it in any case
+async def test_the_function_key_in_a_request_is_never_copied_into_next_link_or_link(
+    api: httpx.AsyncClient, jobs: list[dict[str, Any]], key_parameter: str
+) -> None:
+    """A portal that sent `?code=` does not find its key in the URLs the API hands back (which
+    end up in logs, caches and shared links); it pages on with x-functions-key."""
+    key = "the-callers-function-key"
+    job = await busiest_job(api, jobs)
+    wide = {"from": "2000-01-01", "to": "2100-01-01"}
+    pages = [("/api/v1/jobs", {}, False), (job_path(job) + "/executions", {}, True), ("/api/v1/executions", wide, True)]
+    for url, params, has_csv in pages:
+        asked = {"top": 1, key_parameter: key, **params}
+        next_link = (await api.get(url, params=asked)).json()["nextLink"]
+        handed_out = [next_link]
+        if has_csv:
+            link = (await api.get(url, params={**asked, "format": "csv"})).headers["link"]
+            handed_out.append(link.removeprefix("<").removesuffix('>; rel="next"'))
+        for handed in handed_out:
+            assert key not in handed and "code" not in query_names(handed), handed
+            assert {"top", "continuation"} | set(params) <= query_names(handed), "the rest of the query stays"
+        assert (await api.get(next_link)).status_code == 200
+
+
 # ------------------------------------------------------------ ETag, 304, Cache-Control
 
 

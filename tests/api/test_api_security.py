@@ -83,9 +83,20 @@ async def test_with_auth_on_and_no_role_set_any_signed_in_caller_may_call(
 
 
 @pytest.mark.usefixtures("auth_on")
-async def test_with_auth_on_health_and_the_document_stay_open(api: httpx.AsyncClient) -> None:
-    assert (await api.get("/api/openapi.json")).status_code == 200
+async def test_with_auth_on_health_stays_open(api: httpx.AsyncClient) -> None:
     assert (await api.get("/api/health")).status_code in (200, 503)
+
+
+@pytest.mark.usefixtures("auth_on")
+@pytest.mark.parametrize(
+    "path", ["/api/openapi.json", "/api/docs", "/api/docs/reference.js", "/api/docs/swagger-ui.css"]
+)
+async def test_the_document_and_its_ui_answer_to_the_caller_check_of_api_v1(api: httpx.AsyncClient, path: str) -> None:
+    refused = await api.get(path)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (await api.get(path, headers={PRINCIPAL_HEADER: principal("Other.Role")})).status_code == 403
+    assert (await api.get(path, headers={PRINCIPAL_HEADER: principal(ROLE)})).status_code == 200
 
 
 @pytest.mark.usefixtures("auth_on")

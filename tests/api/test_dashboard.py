@@ -67,7 +67,12 @@ async def test_the_page_is_served_with_a_strict_policy(client: httpx.AsyncClient
 
 
 @pytest.mark.parametrize(
-    ("name", "media_type"), [("app.js", "text/javascript; charset=utf-8"), ("app.css", "text/css; charset=utf-8")]
+    ("name", "media_type"),
+    [
+        ("key.js", "text/javascript; charset=utf-8"),
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("app.css", "text/css; charset=utf-8"),
+    ],
 )
 async def test_the_assets_are_served_from_the_package(client: httpx.AsyncClient, name: str, media_type: str) -> None:
     response = await client.get(f"{DASHBOARD_PATH}/{name}")
@@ -106,10 +111,14 @@ async def test_the_page_needs_no_caller_check_but_its_data_does(
 def test_the_page_uses_no_inline_code_no_markup_from_data_and_no_other_host() -> None:
     html = (DASHBOARD_DIR / "index.html").read_text()
     script = (DASHBOARD_DIR / "app.js").read_text()
+    key_script = (DASHBOARD_DIR / "key.js").read_text()
     css = (DASHBOARD_DIR / "app.css").read_text()
-    assert re.findall(r"<script\b[^>]*>", html) == ['<script src="dashboard/app.js" defer>']
+    assert re.findall(r"<script\b[^>]*>", html) == [
+        '<script src="dashboard/key.js" defer>',
+        '<script src="dashboard/app.js" defer>',
+    ]
     assert "<style" not in html and not re.search(r"\sstyle=|\son[a-z]+=", html)
-    for text in (html, script, css):
+    for text in (html, script, key_script, css):
         # The one other host: the script links out to an object in the Entra admin center (a new
         # tab; nothing is loaded from there, and the CSP's default-src 'self' would refuse it).
         allowed = r"www\.w3\.org/2000/svg" + (r"|entra\.microsoft\.com/#view/" if text is script else "")
@@ -117,8 +126,22 @@ def test_the_page_uses_no_inline_code_no_markup_from_data_and_no_other_host() ->
         assert "@import" not in text and "url(" not in text.replace("data:", "")
     # API text reaches the page only as text: no HTML parsing of strings at all.
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
-        assert sink not in script, sink
-    assert "console." not in script  # nothing logged: the function key can never end up there
+        assert sink not in script + key_script, sink
+    assert "console." not in script + key_script  # nothing logged: the function key can never end up there
+
+
+def test_the_key_is_read_once_kept_for_the_tab_and_sent_only_as_a_header() -> None:
+    """Static half of the browser test's checks: key.js moves `?code=` into sessionStorage and out
+    of the address bar; app.js reads the key from there only and sends it as x-functions-key."""
+    key_script = (DASHBOARD_DIR / "key.js").read_text()
+    script = (DASHBOARD_DIR / "app.js").read_text()
+    assert "sessionStorage.setItem" in key_script and "history.replaceState" in key_script
+    assert "name.toLowerCase() === 'code'" in key_script  # ?Code= too, as the Functions host reads it
+    assert "'code'" not in script and "location.search" not in script, "app.js never reads the key from the URL"
+    assert script.count("FunctionKey.value") == 1 and "headers['x-functions-key'] = KEY" in script
+    # The sign-in redirect and followed nextLinks go through withoutKey: no key in a URL it builds.
+    assert "const back = FunctionKey.withoutKey(window.location.href);" in script
+    assert "return FunctionKey.withoutKey(link);" in script
 
 
 def test_the_files_go_into_the_deployment_package() -> None:
@@ -129,12 +152,15 @@ def test_the_files_go_into_the_deployment_package() -> None:
         "shared/api/dashboard",
         "shared/api/dashboard/index.html",
         "shared/api/dashboard/app.js",
+        "shared/api/dashboard/key.js",
+        "shared/api/reference/index.html",
+        "shared/api/reference/reference.js",
     ):
         parts = path.split("/")
         assert not any(Path(part).match(pattern.rstrip("/")) for pattern in patterns for part in parts), (
             f"{path} is excluded by .funcignore"
         )
-    assert {p.name for p in DASHBOARD_DIR.iterdir()} >= {"index.html", "app.js", "app.css"}
+    assert {p.name for p in DASHBOARD_DIR.iterdir()} >= {"index.html", "key.js", "app.js", "app.css"}
 
 
 # ------------------------------------------------------------ in a real browser

@@ -573,6 +573,8 @@ describe('dashboard', () => {
       await page.goto(`${PAGE}?code=${key}`);
       await waitForRows(page, jobs.length);
       await page.locator('#status').filter({ hasText: 'Updated at' }).waitFor();
+      assert.equal(page.url(), PAGE, 'the key is taken out of the address bar');
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('entraSyncMonitor.functionKey')), key);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
       assert.equal(await page.locator('#jobs-body tr').first().evaluate((row) => getComputedStyle(row).display), 'block');
@@ -594,10 +596,77 @@ describe('dashboard', () => {
         assert.ok(!request.url().includes(key), 'the key is never in an API URL');
       }
       assert.ok(!(await page.content()).includes(key), 'the key is never written into the page');
+
+      // Loaded again in this tab without ?code=, the page still has the key: sessionStorage.
+      const seen = requests.length;
+      await page.goto(PAGE);
+      await waitForRows(page, jobs.length);
+      const again = requests.slice(seen).filter((request) => request.resourceType() === 'fetch');
+      assert.ok(again.length >= 2);
+      for (const request of again) assert.equal(request.headers()['x-functions-key'], key, request.url());
       assert.ok(!problems.some((problem) => problem.includes(key)));
       assert.deepEqual(problems, []);
     } catch (error) {
       await shot(page, 'phone-failure.png').catch(() => {});
+      throw error;
+    }
+  });
+
+  test('signing in after a 401 sends the browser to /.auth/login with no key in any URL', async () => {
+    const key = `test-key-${Math.random().toString(36).slice(2)}`;
+    const { page, requests } = await open('sign-in', { viewport: { width: 1280, height: 800 } });
+    const unauthorized = { status: 401, contentType: 'application/problem+json', body: '{"status":401,"detail":"sign in"}' };
+    await page.route(/\/api\/v1\/(summary|jobs|alerts)/, (route) => route.fulfill(unauthorized));
+    await page.route(/\/\.auth\/login\//, (route) => route.fulfill({ status: 200, contentType: 'text/plain', body: 'login' }));
+    try {
+      await page.goto(`${PAGE}/?code=${key}#job/a/b`); // by the trailing-slash redirect, which keeps the query
+      const signIn = page.getByRole('button', { name: 'Sign in' });
+      await signIn.waitFor();
+      assert.equal(page.url(), `${PAGE}#job/a/b`, 'the address bar keeps the view, not the key');
+      const [login] = await Promise.all([page.waitForRequest(/\/\.auth\/login\/aad/), signIn.click()]);
+      const back = new URL(login.url()).searchParams.get('post_login_redirect_uri');
+      assert.equal(back, `${new URL(PAGE).pathname}#job/a/b`);
+      for (const request of requests) {
+        // The URL typed in (and its trailing-slash redirect) is the one place the key may be.
+        if (request.isNavigationRequest() && request.url().startsWith(PAGE)) continue;
+        assert.ok(!request.url().includes(key), `no key in ${request.url()}`);
+      }
+    } catch (error) {
+      await shot(page, 'sign-in-failure.png').catch(() => {});
+      throw error;
+    }
+  });
+});
+
+describe('API reference', () => {
+  test('Swagger UI from the app under its CSP: the document, "Try it out", the key as a header only', async () => {
+    const key = `test-key-${Math.random().toString(36).slice(2)}`;
+    const docs = `${ORIGIN}/api/docs`;
+    const { page, problems, requests } = await open('reference', { viewport: { width: 1280, height: 800 } });
+    try {
+      const response = await page.goto(`${docs}?code=${key}`);
+      assert.match(response.headers()['content-security-policy'], /script-src 'self'/);
+      await page.locator('.opblock-summary-path', { hasText: '/api/v1/summary' }).first().waitFor();
+      assert.equal(page.url(), docs, 'the key is taken out of the address bar');
+      assert.ok(await page.locator('.opblock').count() >= 5);
+
+      await page.locator('.opblock-summary', { hasText: '/api/v1/summary' }).first().click();
+      await page.getByRole('button', { name: 'Try it out' }).click();
+      await page.getByRole('button', { name: 'Execute' }).click();
+      await page.locator('.live-responses-table .response-col_status', { hasText: '200' }).waitFor();
+      await shot(page, 'reference.png', false);
+
+      const calls = requests.filter((request) => ['fetch', 'xhr'].includes(request.resourceType()));
+      assert.ok(calls.some((request) => request.url().endsWith('/api/openapi.json')), 'the document');
+      assert.ok(calls.some((request) => new URL(request.url()).pathname === '/api/v1/summary'), '"Try it out"');
+      for (const request of calls) {
+        assert.equal(request.headers()['x-functions-key'], key, request.url());
+        assert.ok(!request.url().includes(key), 'the key is never in an API URL');
+      }
+      assert.ok(!(await page.content()).includes(key), 'the key is never shown (the curl line included)');
+      assert.deepEqual(problems, [], 'no CSP violation, no request to another host');
+    } catch (error) {
+      await shot(page, 'reference-failure.png').catch(() => {});
       throw error;
     }
   });

@@ -1,7 +1,7 @@
 // Entra Sync Monitor dashboard: reads only the public API (/api/v1/...), the JSON a portal gets.
 // Hand-written, no framework, no build step. Every text from the API goes in with textContent
-// (el() below), never as markup. The function key (?code= in this page's URL) is sent as the
-// x-functions-key header and is never logged or written into the page.
+// (el() below), never as markup. The function key (FunctionKey, from key.js, loaded first) is
+// sent as the x-functions-key header only: never in a URL, the console or the page.
 'use strict';
 
 (() => {
@@ -61,7 +61,7 @@
   const ENTRA_SYSTEMS = new Set(['azure active directory', 'microsoft entra id']);
   const LOG_PERMISSIONS = 'AuditLog.Read.All and Directory.Read.All';
 
-  const KEY = new URLSearchParams(window.location.search).get('code') || '';
+  const KEY = FunctionKey.value;
 
   const state = {
     jobs: [],
@@ -268,10 +268,10 @@
     return response.json();
   }
 
-  // A nextLink made same-origin and relative (the page may sit behind a proxy that renames hosts).
+  // A nextLink made same-origin and relative (the page may sit behind a proxy that renames hosts),
+  // with no key in it even if an older API put one there.
   function sameOrigin(link) {
-    const url = new URL(link, window.location.href);
-    return url.pathname + url.search;
+    return FunctionKey.withoutKey(link);
   }
 
   async function allJobs() {
@@ -318,8 +318,8 @@
         class: 'button secondary',
         text: 'Sign in',
         onclick: () => {
-          // Built on click, so the page URL (which may hold the key) is never in the DOM.
-          const back = window.location.pathname + window.location.search + window.location.hash;
+          // Back to this view after signing in; the key stays in sessionStorage, never in this URL.
+          const back = FunctionKey.withoutKey(window.location.href);
           window.location.assign(`/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent(back)}`);
         },
       }));
