@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -49,7 +50,9 @@ EXECUTION_COLUMNS = (
 )
 JOB_COLUMNS = ("servicePrincipalId", "servicePrincipalName", "jobId")
 ERROR_COLUMNS = ("errorCode", "errorMessage", "errorTenantActionable")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet may read a cell as a formula by: these characters first, in any Unicode
+# form NFKC folds to them (full-width ＝＋－＠, small ﹦﹢﹣), and the minus sign.
+_FORMULA_START = frozenset("=+-@\u2212")
 
 _SETTINGS = "entra_sync_monitor.settings"  # the request's settings, in the scope's state
 
@@ -244,11 +247,22 @@ def cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    # A cell Excel would read as a formula (=, +, -, @) is text here: Graph's error messages
-    # come from target systems, which are not to be trusted with a spreadsheet.
-    if isinstance(value, str) and text.startswith(_FORMULA_START):
+    # A cell a spreadsheet could read as a formula is text here: Graph's error messages come
+    # from target systems, which are not to be trusted with a spreadsheet.
+    if isinstance(value, str) and may_be_formula(text):
         return "'" + text
     return text
+
+
+def may_be_formula(text: str) -> bool:
+    """True when `text` starts with a formula character (=, +, -, @ or a Unicode form of one) or
+    with whitespace or a control character (tab, CR, LF, ...), behind which a spreadsheet that
+    trims the cell would find one. Numbers that are strings ("-3") are defused too: a CSV cell
+    is text to us."""
+    if not text:
+        return False
+    first = text[0]
+    return first.isspace() or not first.isprintable() or unicodedata.normalize("NFKC", first)[:1] in _FORMULA_START
 
 
 def executions_csv(rows: Iterable[Mapping[str, Any]], *, with_job: bool) -> str:

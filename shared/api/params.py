@@ -21,7 +21,10 @@ from shared.api.models import Problem
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-KNOWN_STATES = {state.lower(): state for state in ("Succeeded", "Failed", "EntryLevelErrors")}
+# synchronizationTaskExecution.state as Graph documents it, and the sentinel Graph answers in
+# place of a member added after the client's contract (evolvable enums).
+RUN_STATES = ("Succeeded", "Failed", "EntryLevelErrors", "unknownFutureValue")
+KNOWN_STATES = {state.lower(): state for state in RUN_STATES}
 _INSTANT = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2}))?$")
 _PROBLEM_TEXT = {
     400: "A parameter is malformed; `detail` names it",
@@ -70,8 +73,7 @@ States = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
     Query(
         max_length=10,
-        description="Only runs in these states (repeat to allow several): Succeeded, Failed, EntryLevelErrors, "
-        "or a newer value Graph sends",
+        description="Only runs in these states (repeat to allow several), in any case: " + ", ".join(RUN_STATES),
     ),
 ]
 Format = Annotated[
@@ -116,8 +118,15 @@ def instant_text(instant: datetime) -> str:
 
 
 def run_states(values: Sequence[str] | None) -> list[str]:
-    """Graph's spelling for the states it documents, whatever the case; others as given."""
-    return list(dict.fromkeys(KNOWN_STATES.get(value.lower(), value) for value in values or ()))
+    """Graph's spelling of each state, whatever the case given; 400 for one Graph does not
+    document (a typo would otherwise match nothing, silently)."""
+    states = []
+    for value in values or ():
+        state = KNOWN_STATES.get(value.lower())
+        if state is None:
+            raise HTTPException(400, f"state must be one of {', '.join(RUN_STATES)}; got {value[:64]!r}")
+        states.append(state)
+    return list(dict.fromkeys(states))
 
 
 def empty_window(start: datetime, end: datetime) -> HTTPException:

@@ -115,6 +115,12 @@ class RollupsTables(TableSet):
             )
         await self._upsert_all("TenantDays", entities)
 
+    async def first_run_day(self, on_or_after: str) -> str | None:
+        """The earliest day on or after `on_or_after` that has a TenantDays row: one row read."""
+        filter_, parameters = "PartitionKey eq @pk and RowKey ge @first", {"pk": self.tenant_id, "first": on_or_after}
+        rows, _ = await self._read_page("TenantDays", filter_, parameters, top=1)
+        return str(rows[0]["RowKey"]) if rows else None
+
     async def run_days(self, first_day: str | None = None, last_day: str | None = None) -> list[DayRollup]:
         """TenantDays rows of days in [first_day, last_day] (either open), oldest first, with
         `day`, `runs`, `byState` (dict) and the three counts as plain ints."""

@@ -12,7 +12,9 @@ import pytest
 
 from devtools.azurite import AzuriteServer
 from devtools.graph_emulator import EmulatorServer
+from shared.api.routes import executions
 from shared.poll import run_poll
+from shared.storage.store import Store
 from tests.support.api import api_client, follow, seeded
 from tests.support.tenants import at, job, run, tenant
 
@@ -119,8 +121,7 @@ async def test_a_default_window_is_pinned_in_the_next_link(api: httpx.AsyncClien
         (["Failed"], ["b2", "b1", "a2"]),
         (["failed"], ["b2", "b1", "a2"]),
         (["Failed", "EntryLevelErrors"], ["b2", "a3", "b1", "a2"]),
-        (["PartialSuccess"], []),
-        (["' or state ne '"], []),
+        (["unknownFutureValue"], []),
     ],
 )
 async def test_the_failure_feed(api: httpx.AsyncClient, states: list[str], expected: list[str]) -> None:
@@ -128,6 +129,71 @@ async def test_the_failure_feed(api: httpx.AsyncClient, states: list[str], expec
     assert names((await api.get("/api/v1/executions", params=params)).json()["value"]) == expected
     paged = await follow(api, str(httpx.URL("/api/v1/executions", params=[*params, ("top", "1")])))
     assert names(paged) == expected
+
+
+@pytest.mark.parametrize("state", ["PartialSuccess", "Failed ", "' or state ne '", "Failed,Succeeded", "\u0000"])
+@pytest.mark.parametrize("path", ["/api/v1/executions", f"/api/v1/jobs/{SCIM_SP}/scim.a/executions"])
+async def test_a_state_that_is_not_a_run_state_is_a_400_listing_the_known_ones(
+    api: httpx.AsyncClient, path: str, state: str
+) -> None:
+    """A typo would otherwise match nothing, and look like a tenant with no failures."""
+    response = await api.get(path, params=[("state", "Failed"), ("state", state)])
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert "state must be one of Succeeded, Failed, EntryLevelErrors, unknownFutureValue" in detail
+
+
+@pytest.fixture
+def table_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """The days each feed request read from RunsByTime and TenantDays, counted at the Store."""
+    reads: dict[str, list[str]] = {"runs": [], "rollups": []}
+    runs_page, run_days = Store.runs_by_time_page, Store.run_days
+
+    async def counted_runs(self: Store, day: str, **kwargs: Any) -> Any:
+        reads["runs"].append(day)
+        return await runs_page(self, day, **kwargs)
+
+    async def counted_days(self: Store, first_day: str | None = None, last_day: str | None = None) -> Any:
+        assert first_day and last_day, "a bounded range of rollups"
+        reads["rollups"].extend([first_day, last_day])
+        return await run_days(self, first_day, last_day)
+
+    monkeypatch.setattr(Store, "runs_by_time_page", counted_runs)
+    monkeypatch.setattr(Store, "run_days", counted_days)
+    return reads
+
+
+async def test_a_window_from_year_one_reads_only_the_days_with_history(
+    api: httpx.AsyncClient, table_reads: dict[str, list[str]]
+) -> None:
+    """from=0001-01-01 starts at the first day anything was rolled up: one page, a few reads."""
+    params = {"from": "0001-01-01", "state": "Failed"}
+    page = (await api.get("/api/v1/executions", params=params)).json()
+    assert names(page["value"]) == ["b2", "b1", "a2"] and page["nextLink"] is None
+    first_day = RUNS["a1"]["timeBegan"][:10]
+    assert table_reads["rollups"] == [first_day, NOW.date().isoformat()]
+    assert len(table_reads["runs"]) <= 3, table_reads  # the days with failures, and today
+
+
+@pytest.mark.parametrize("days_per_page", [1, 2])
+async def test_each_feed_request_looks_at_a_bounded_number_of_days(
+    api: httpx.AsyncClient, table_reads: dict[str, list[str]], monkeypatch: pytest.MonkeyPatch, days_per_page: int
+) -> None:
+    """However long the window, one request reads at most FEED_DAYS_PER_PAGE days and goes on
+    by nextLink, with a short or empty page if it must: nothing lost, nothing twice."""
+    monkeypatch.setattr(executions, "FEED_DAYS_PER_PAGE", days_per_page)
+    url: str | None = str(httpx.URL("/api/v1/executions", params={"from": "0001-01-01", "top": 1000}))
+    seen: list[str] = []
+    pages = 0
+    while url:
+        table_reads["runs"].clear()
+        page = (await api.get(url)).json()
+        assert len(set(table_reads["runs"])) <= days_per_page, table_reads
+        seen += names(page["value"])
+        url, pages = page["nextLink"], pages + 1
+    assert seen == NEWEST_FIRST
+    history_days = (NOW.date() - date.fromisoformat(RUNS["a1"]["timeBegan"][:10])).days + 1
+    assert pages == -(-history_days // days_per_page)
 
 
 async def test_from_is_inclusive_and_to_exclusive(api: httpx.AsyncClient) -> None:

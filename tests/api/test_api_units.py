@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.api.auth import AccessDenied, AccessPolicy, Caller, authorize, read_principal
-from shared.api.http import etag_matches, executions_csv, wants_csv
+from shared.api.http import cell, etag_matches, executions_csv, wants_csv
 from shared.api.paging import ContinuationError, issue, redeem
 from shared.api.params import instant_text, parse_instant
 from shared.domain.timestamps import datetime_ticks, isoformat_utc, timestamp_ticks
@@ -98,6 +98,41 @@ def test_csv_flattens_errors_and_defuses_formulas() -> None:
     assert parsed["errorCode"] == "'@SUM(1)"
     assert parsed["errorMessage"] == 'a, "quoted"\nline'
     assert (parsed["errorTenantActionable"], parsed["escrowDelta"], parsed["timeEnded"]) == ("true", "-3", "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "=1+1",
+        "+1",
+        "-1",
+        "@SUM(1)",
+        "\t=1",
+        "\r=1",
+        "\n=1",
+        " =1",
+        "\u00a0=1",
+        "\u3000=1",
+        "\u200b=1",
+        "\uff1d1+1",  # full-width =
+        "\uff0b1",  # full-width +
+        "\uff0d1",  # full-width -
+        "\uff20SUM(1)",  # full-width @
+        "\ufe661",  # small =
+        "\u22121",  # minus sign
+    ],
+)
+def test_every_formula_lead_is_defused(text: str) -> None:
+    assert cell(text) == "'" + text
+
+
+@pytest.mark.parametrize("text", ["", "plain", "Failed", "1+1", "ｆｕｌｌ", "é=1", "'quoted"])
+def test_other_text_is_left_as_it_is(text: str) -> None:
+    assert cell(text) == text
+
+
+def test_numbers_are_not_text_to_defuse() -> None:
+    assert (cell(-3), cell(0.5), cell(True), cell(None)) == ("-3", "0.5", "true", "")
 
 
 # ------------------------------------------------------------ times
