@@ -291,9 +291,9 @@ def fanout_section(results: dict[str, Any]) -> str | None:
         out.append(
             f"\nThroughput against 1 worker, measured in the same run: {growth}. The machine has {cores} cores, "
             "shared by the workers, Azurite (Table and Queue, Node) and the Graph emulator (one Python process "
-            "that also serves the 40 ms latency as sleeps); past 2 worker processes the CPU, not Graph's "
-            "latency, bounds a sweep, so 4 workers cannot be expected to add much over 2 here (on the platform "
-            "each instance has its own CPU).\n"
+            "that also serves the 40 ms latency as sleeps), so past as many worker processes as cores the "
+            "machine's CPU, not Graph's latency, is what limits the growth here (on the platform each instance "
+            "has its own CPU).\n"
         )
     regular = fan.get("regular") or []
     if regular:
