@@ -193,7 +193,8 @@ async def _feed_days(
     top_date = date.fromisoformat(top_day)
     low_day = max(first_day, (top_date - span).isoformat() if top_date - date.min > span else first_day)
     listed = {row["day"] for row in await store.run_days(low_day, top_day) if _counts_runs(row, states)}
-    days += sorted(listed | {top_day}, reverse=True)
+    today = now.date().isoformat()  # its rollup may trail a poll writing right now, too
+    days += sorted(listed | {top_day} | ({today} if low_day <= today <= top_day else set()), reverse=True)
     return days, ((date.fromisoformat(low_day) - timedelta(days=1)).isoformat() if low_day > first_day else None)
 
 
