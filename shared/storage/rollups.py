@@ -31,7 +31,8 @@ Operation = tuple[str, Entity] | tuple[str, Entity, dict[str, Any]]  # one of a 
 
 def _tally(run: Execution) -> list[Any]:
     """What a JobDays row counts of one run: its state and Graph's three counts."""
-    return [run.get("state") or "unknown", *(int(run.get(name) or 0) for name in _COUNTS)]
+    counts = (run.get("countImported"), run.get("countExported"), run.get("countEscrowed"))
+    return [run.get("state") or "unknown", *(int(count or 0) for count in counts)]
 
 
 def _by_state(tallies: Iterable[list[Any]]) -> dict[str, int]:
@@ -110,7 +111,7 @@ class RollupsTables(TableSet):
             async for entity in self.tables["JobDays"].query_entities(
                 "PartitionKey eq @pk", parameters={"pk": day_partition(self.tenant_id, day)}
             ):
-                stored[entity["RowKey"]] = (dict(entity), entity.metadata["etag"])
+                stored[entity["RowKey"]] = (dict(entity), str(entity.metadata["etag"]))
         except ResourceNotFoundError:
             pass
         limit = asyncio.Semaphore(_RECOUNT_CONCURRENCY)

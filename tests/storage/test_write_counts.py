@@ -1,0 +1,70 @@
+"""What a poll costs in table operations, counted outside the app: the benchmark's counting
+proxy (bench/table_counter.py) stands between the app and Azurite, so each operation of a
+`$batch` counts once, as in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from bench.table_counter import TableCounter
+from devtools.azurite import AzuriteServer
+from devtools.graph_emulator import EmulatorServer
+from shared.poll import run_poll
+from shared.settings import load_settings
+from shared.storage.store import close_store, open_store
+
+CYCLE_SECONDS = 2400  # one provisioning cycle: the second poll sees each job's next run
+
+
+@pytest.fixture
+def counter(app_env: dict[str, str], azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[TableCounter]:
+    with TableCounter(azurite.port) as proxy:
+        endpoint = azurite.table_endpoint.replace(f":{azurite.port}/", f":{proxy.port}/")
+        monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string.replace(azurite.table_endpoint, endpoint))
+        yield proxy
+
+
+async def test_a_changed_poll_recounts_no_job_day_from_its_runs(
+    counter: TableCounter, app_env: dict[str, str], demo_emulator: EmulatorServer
+) -> None:
+    demo_emulator.freeze_clock()
+    await run_poll(trigger="test")
+    demo_emulator.advance_clock(CYCLE_SECONDS)
+    counter.reset()
+    record = await run_poll(trigger="test")
+    counts = counter.snapshot()
+    demo_emulator.freeze_clock(False)
+
+    assert record["status"] == "succeeded" and record["runsStored"] > 0
+    prefix = app_env["TABLE_PREFIX"]
+    reads = {table.removeprefix(prefix): n for table, n in counts.by_table("query").items()}
+    written = counts.total("write") + counts.total("delete")
+    # The JobDays rows come from one query per touched day (and the TenantDays sum from one
+    # more), not from a recount of each changed job's Executions rows of that day.
+    assert "Executions" not in reads
+    days = len({run["timeBegan"][:10] for run in await _stored_runs()})
+    assert reads.get("JobDays", 0) <= 2 * days
+    # Every other read is a fixed cost of the poll (stored jobs, principals, last poll, alerts).
+    assert counts.total("query") <= 2 * days + FIXED_READS
+    assert counts.total() == written + counts.total("query") + counts.total("table")
+
+    # And the rollups still count exactly the stored runs.
+    store = open_store(load_settings())
+    assert sum(day["runs"] for day in await store.run_days()) == len(await _stored_runs())
+    await close_store()  # before the proxy stops
+
+
+# Stored jobs (2 pages' worth of calls: poll and alerts), service principals, the last poll,
+# and the alert tables (2 each).
+FIXED_READS = 10
+
+
+async def _stored_runs() -> list[dict[str, str]]:
+    store = open_store(load_settings())
+    runs = []
+    for job in await store.list_jobs():
+        page, _ = await store.executions_page(job["servicePrincipalId"], job["jobId"], top=1000)
+        runs.extend(page)
+    return runs  # type: ignore[return-value]
