@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import UpdateMode
 
 from shared.domain.changes import StoredJob, job_content_hash
 from shared.domain.model import Job
@@ -43,21 +40,14 @@ class JobsTable(TableSet):
             **pack_document(job),
         }
 
-    async def save_jobs(self, jobs: Sequence[Job]) -> None:
-        await self._upsert_all("Jobs", [self.job_entity(job) for job in jobs])
-
-    async def remove_job(self, service_principal_id: str, job_id: str, removed_at: str) -> None:
-        """A removed job leaves the current state for a tombstone (when it was removed); its
-        runs, rollups and events stay."""
-        await self.tables["Jobs"].upsert_entity(
-            {
-                "PartitionKey": self.tenant_id,
-                "RowKey": job_key(service_principal_id, job_id),
-                "jobId": job_id,
-                "removedAt": removed_at,
-            },
-            mode=UpdateMode.REPLACE,
-        )
+    def tombstone_entity(self, service_principal_id: str, job_id: str, removed_at: str) -> Entity:
+        """A removed job's row: only when it was removed. Its runs, rollups and events stay."""
+        return {
+            "PartitionKey": self.tenant_id,
+            "RowKey": job_key(service_principal_id, job_id),
+            "jobId": job_id,
+            "removedAt": removed_at,
+        }
 
     async def list_jobs(self) -> list[Job]:
         rows = await self._query("Jobs", "PartitionKey eq @pk", {"pk": self.tenant_id})

@@ -73,9 +73,12 @@ class Store(JobsTable, RunsTables, RollupsTables, EventsTable, PollsTable, Princ
             await self.refresh_tenant_days(days)
         await self.save_events(changes.events)
         # Current state last: only now are these jobs' runs and events known to be stored.
-        await self.save_jobs([write.job for write in changes.writes])
-        for job in changes.removed:
-            await self.remove_job(job["servicePrincipalId"], job["jobId"], changes.removed_at)
+        # One tenant partition: the states and tombstones go in transactions of 100.
+        await self._upsert_all(
+            "Jobs",
+            [self.job_entity(write.job) for write in changes.writes]
+            + [self.tombstone_entity(j["servicePrincipalId"], j["jobId"], changes.removed_at) for j in changes.removed],
+        )
 
 
 _stores = ProcessCache[Store]()
