@@ -1,6 +1,7 @@
 """`<p>JobDays` (PK tenant|UTC day, RK job key) and `<p>TenantDays` (PK tenant, RK day): runs
-per day by state, with Graph's counts summed. Recounted from the rows, never incremented, so
-repeated or overlapping polls converge."""
+per day by state, with Graph's counts summed. A JobDays row keeps the runs it counts and is
+merged by run id (or recounted from Executions), TenantDays is summed from JobDays; never
+incremented, so repeated or overlapping polls converge (docs/tables.md says why)."""
 
 from __future__ import annotations
 
