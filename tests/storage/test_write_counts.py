@@ -4,15 +4,20 @@ proxy (bench/table_counter.py) stands between the app and Azurite, so each opera
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from bench.table_counter import TableCounter
 from devtools.azurite import AzuriteServer
 from devtools.graph_emulator import EmulatorServer
+from shared.domain.changes import JobWrite, RunWrite
 from shared.poll import run_poll
 from shared.settings import load_settings
+from shared.storage.keys import day_partition, job_key
 from shared.storage.store import close_store, open_store
 
 CYCLE_SECONDS = 2400  # one provisioning cycle: the second poll sees each job's next run
@@ -68,3 +73,26 @@ async def _stored_runs() -> list[dict[str, str]]:
         page, _ = await store.executions_page(job["servicePrincipalId"], job["jobId"], top=1000)
         runs.extend(page)
     return runs  # type: ignore[return-value]
+
+
+async def test_overlapping_writes_of_one_job_day_keep_both_polls_runs(app_env: dict[str, str]) -> None:
+    """Two polls merge different runs into one JobDays row at once: the write that finds the
+    row changed since its read reads it again, so the row counts both runs."""
+    store = open_store(load_settings())
+    await store.ensure_tables()
+    job: Any = {"servicePrincipalId": "sp", "jobId": "job"}
+    day = "2026-03-01"
+    await store.tables["JobDays"].upsert_entity(
+        {"PartitionKey": day_partition(store.tenant_id, day), "RowKey": job_key("sp", "job"), "countedRuns": "{}"}
+    )
+
+    def write(activity: str) -> JobWrite:
+        run: Any = {"activityIdentifier": activity, "timeBegan": f"{day}T10:00:00Z", "state": "Succeeded"}
+        return JobWrite(job, [RunWrite(run, None)], [], [])
+
+    await asyncio.gather(store.save_job_days([write("a")]), store.save_job_days([write("b")]))
+    row = await store.tables["JobDays"].get_entity(day_partition(store.tenant_id, day), job_key("sp", "job"))
+    assert row["runs"] == 2 and sorted(json.loads(row["countedRuns"])) == ["a", "b"]
+    await store.save_job_days([write("a")])  # a repeated poll: the same row
+    again = await store.tables["JobDays"].get_entity(day_partition(store.tenant_id, day), job_key("sp", "job"))
+    assert (again["runs"], again["countedRuns"]) == (row["runs"], row["countedRuns"])
