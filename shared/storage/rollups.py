@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypedDict
 
@@ -91,22 +91,29 @@ def _sum_days(rows: Iterable[DayRollup], *, day: str) -> DayRollup:
 
 
 class RollupsTables(TableSet):
-    async def save_job_days(self, writes: Sequence[JobWrite]) -> None:
+    async def save_job_days(
+        self, writes: Sequence[JobWrite], stored_before: Mapping[tuple[str, str], list[Execution]] | None = None
+    ) -> None:
         """Bring the JobDays rows of the days these writes touch up to date, after their runs
         are stored. Each row keeps the runs it counts (`countedRuns`: activityIdentifier ->
         state and counts), so a row is this poll's runs put into the stored row by id, not
         incremented: a repeated poll writes the same row. The stored rows come from one query
         per day (not one per job); a job-day with no row yet, or a row without `countedRuns`,
-        is recounted from its Executions rows. Every write is conditional (If-Match the row
+        is recounted from its Executions rows: from `stored_before` (job key and day -> the
+        runs stored before this poll's write, when they were read for a predecessor) with this
+        write's runs put in, or else by a query. Every write is conditional (If-Match the row
         as read, or insert-only): a row another poll wrote in between is read again and
         merged again, so no poll's runs are lost and overlapping polls converge."""
         by_day: dict[str, list[JobWrite]] = {}
         for write in writes:
             for day in write.days:
                 by_day.setdefault(day, []).append(write)
-        await asyncio.gather(*(self._save_day(day, day_writes) for day, day_writes in sorted(by_day.items())))
+        before = stored_before or {}
+        await asyncio.gather(*(self._save_day(day, day_writes, before) for day, day_writes in sorted(by_day.items())))
 
-    async def _save_day(self, day: str, writes: Sequence[JobWrite]) -> None:
+    async def _save_day(
+        self, day: str, writes: Sequence[JobWrite], stored_before: Mapping[tuple[str, str], list[Execution]]
+    ) -> None:
         stored: dict[str, tuple[Entity, str]] = {}
         try:
             async for entity in self.tables["JobDays"].query_entities(
@@ -118,9 +125,10 @@ class RollupsTables(TableSet):
         limit = asyncio.Semaphore(_RECOUNT_CONCURRENCY)
 
         async def operation(write: JobWrite) -> Operation:
-            row, etag = stored.get(job_key(write.job["servicePrincipalId"], write.job["jobId"]), (None, ""))
+            key = job_key(write.job["servicePrincipalId"], write.job["jobId"])
+            row, etag = stored.get(key, (None, ""))
             async with limit:
-                entity = await self._job_day_entity(write, day, row)
+                entity = await self._job_day_entity(write, day, row, stored_before.get((key, day)))
             if row is None:
                 return ("create", entity)
             return ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": _UNCHANGED})
@@ -157,21 +165,25 @@ class RollupsTables(TableSet):
         # Still contended: a recount from the rows, as every write did before rows kept their runs.
         await table.upsert_entity(await self._job_day_entity(write, day, None), mode=UpdateMode.REPLACE)
 
-    async def _job_day_entity(self, write: JobWrite, day: str, row: Entity | None) -> Entity:
-        """The job's JobDays row of `day`: the stored row's runs with this write's runs of the
-        day put in and its runs of other days (moved) taken out; or, without such a row, a
-        recount of the job's Executions rows of that day (which already hold this write)."""
+    async def _job_day_entity(
+        self, write: JobWrite, day: str, row: Entity | None, before: list[Execution] | None = None
+    ) -> Entity:
+        """The job's JobDays row of `day`: the runs the stored row counts, or without such a
+        row the runs stored on that day (`before` this write, or read now), with this write's
+        runs of the day put in by id and its runs of other days (moved) taken out."""
         job = write.job
         if row is not None and row.get("countedRuns"):
             counted: dict[str, list[Any]] = json.loads(row["countedRuns"])
-            for run_write in write.runs:
-                run = run_write.run
-                if run_began(run)[:10] == day:
-                    counted[run_id(run)] = _tally(run)
-                else:
-                    counted.pop(run_id(run), None)
+        elif before is not None:
+            counted = {run_id(run): _tally(run) for run in before}
         else:
             counted = await self._recount_job_day(job, day)
+        for run_write in write.runs:
+            run = run_write.run
+            if run_began(run)[:10] == day:
+                counted[run_id(run)] = _tally(run)
+            else:
+                counted.pop(run_id(run), None)
         entity: Entity = {
             "PartitionKey": day_partition(self.tenant_id, day),
             "RowKey": job_key(job["servicePrincipalId"], job["jobId"]),

@@ -23,11 +23,13 @@ import asyncio
 from collections.abc import Callable
 
 from shared.domain.changes import JobChanges, JobWrite
+from shared.domain.model import Execution
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 from shared.storage.api_keys import ApiKeysTable
 from shared.storage.events import EventsTable
 from shared.storage.jobs import JobsTable
+from shared.storage.keys import job_key
 from shared.storage.polls import PollsTable
 from shared.storage.principals import PrincipalsTable
 from shared.storage.rollups import RollupsTables
@@ -56,10 +58,14 @@ class Store(JobsTable, RunsTables, RollupsTables, EventsTable, PollsTable, Princ
         each job's run count once stored."""
         limit = asyncio.Semaphore(_STORE_CONCURRENCY)
         by_time: list[Entity] = []
+        stored_before: dict[tuple[str, str], list[Execution]] = {}
 
         async def store_runs(write: JobWrite) -> None:
             async with limit:
-                by_time.extend(await self._save_executions(write.job, write.runs))
+                rows, before = await self._save_executions(write)
+                by_time.extend(rows)
+                key = job_key(write.job["servicePrincipalId"], write.job["jobId"])
+                stored_before.update({(key, day): runs for day, runs in before.items()})
                 if write.moved_runs:
                     await self._delete_runs(write.job, write.moved_runs)
                 on_runs_stored(len(write.runs))
@@ -67,7 +73,7 @@ class Store(JobsTable, RunsTables, RollupsTables, EventsTable, PollsTable, Princ
         with_runs = [write for write in changes.writes if write.runs]
         await asyncio.gather(*(store_runs(write) for write in with_runs))
         await self._upsert_all("RunsByTime", by_time)
-        await self.save_job_days(with_runs)
+        await self.save_job_days(with_runs, stored_before)
         days = {day for write in with_runs for day in write.days}
         if days:
             await self.refresh_tenant_days(days)
