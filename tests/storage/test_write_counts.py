@@ -31,11 +31,15 @@ def counter(app_env: dict[str, str], azurite: AzuriteServer, monkeypatch: pytest
         yield proxy
 
 
-async def test_a_changed_poll_recounts_no_job_day_from_its_runs(
+async def test_table_reads_of_a_first_and_a_changed_poll(
     counter: TableCounter, app_env: dict[str, str], demo_emulator: EmulatorServer
 ) -> None:
     demo_emulator.freeze_clock()
-    await run_poll(trigger="test")
+    first = await run_poll(trigger="test")
+    prefix = app_env["TABLE_PREFIX"]
+    # A first poll reads each job's stored runs once (for its oldest run's predecessor), and
+    # counts its new JobDays rows from that same read, not from a second query.
+    assert counter.snapshot().by_table("query").get(f"{prefix}Executions", 0) <= first["jobsChanged"]
     demo_emulator.advance_clock(CYCLE_SECONDS)
     counter.reset()
     record = await run_poll(trigger="test")
@@ -43,7 +47,6 @@ async def test_a_changed_poll_recounts_no_job_day_from_its_runs(
     demo_emulator.freeze_clock(False)
 
     assert record["status"] == "succeeded" and record["runsStored"] > 0
-    prefix = app_env["TABLE_PREFIX"]
     reads = {table.removeprefix(prefix): n for table, n in counts.by_table("query").items()}
     written = counts.total("write") + counts.total("delete")
     # The JobDays rows come from one query per touched day (and the TenantDays sum from one
