@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_PROPERTY_CHARS = 30_000  # a string property holds 64 KiB of UTF-16: up to 32K characters
+PROPERTY_CHARS = 30_000  # a string property holds 64 KiB of UTF-16: up to 32K characters
 
 
 def pack_document(document: Any) -> dict[str, str]:
     """JSON in as many string properties as it needs (Azure caps one at 64 KiB)."""
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    chunks = [text[i : i + _PROPERTY_CHARS] for i in range(0, len(text), _PROPERTY_CHARS)] or [""]
+    chunks = [text[i : i + PROPERTY_CHARS] for i in range(0, len(text), PROPERTY_CHARS)] or [""]
     return {("document" if index == 0 else f"document{index}"): chunk for index, chunk in enumerate(chunks)}
 
 

@@ -5,12 +5,13 @@ activityIdentifier: the same runs by day, for tenant-wide windows). Written and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.domain.changes import RunWrite, with_derived_figures
+from shared.domain.changes import JobWrite, with_derived_figures
 from shared.domain.model import Execution, Job
 from shared.domain.normalize import run_began, run_id
 from shared.storage.documents import pack_document, unpack_document
@@ -25,22 +26,54 @@ from shared.storage.keys import (
 from shared.storage.tables import Entity, TableSet
 
 
-class RunsTables(TableSet):
-    async def _previous_run(self, partition: str, run: Execution) -> Execution | None:
-        """The job's stored run just before `run` (the next row: rows sort newest first)."""
-        filter_, parameters = run_filter(since=None, until=None, after_row_key=execution_row_key(run))
-        rows, _ = await self._read_page("Executions", filter_, {**parameters, "pk": partition}, top=1)
-        return unpack_document(rows[0]) if rows else None
+class StoredRuns(NamedTuple):
+    previous: Execution | None  # the stored run just before the one asked about
+    by_day: dict[str, list[Execution]]  # the runs stored on each day asked about
 
-    async def _save_executions(self, job: Job, runs: Sequence[RunWrite]) -> list[Entity]:
+
+class RunsTables(TableSet):
+    async def _stored_runs_of(self, partition: str, run: Execution, days: set[str]) -> StoredRuns:
+        """One query of the job's stored runs, newest first, from the end of the latest of `days`
+        until both the run just before `run` and the start of the earliest day are passed:
+        `run`'s predecessor, and the runs stored on each of `days` (a new JobDays row is counted
+        from them, sparing a second query of the same rows)."""
+        last = datetime.fromisoformat(max(days)).replace(tzinfo=UTC)
+        # 9999-12-31 (a run dated at the end of time) has no next day: no upper bound.
+        end = last + timedelta(days=1) if last.date() < date.max else None
+        filter_, parameters = run_filter(since=None, until=end)
+        parameters["pk"] = partition
+        after, earliest = execution_row_key(run), min(days)
+        found = StoredRuns(None, {day: [] for day in days})
+        try:
+            async for row in self.tables["Executions"].query_entities(filter_, parameters=parameters):
+                stored: Execution = unpack_document(row)
+                day = run_began(stored)[:10]
+                if day in found.by_day:
+                    found.by_day[day].append(stored)
+                if found.previous is None and row["RowKey"] > after:
+                    found = found._replace(previous=stored)
+                if found.previous is not None and day < earliest:
+                    break
+        except ResourceNotFoundError:
+            pass
+        return found
+
+    async def _save_executions(self, write: JobWrite) -> tuple[list[Entity], dict[str, list[Execution]]]:
         """Store new or changed runs in Executions, with their derived figures (a run with no
         known predecessor is compared with the stored run before it). Returns their RunsByTime
-        rows, which share partitions across jobs: the caller writes them in batches."""
+        rows, which share partitions across jobs: the caller writes them in batches; and, when
+        the stored runs had to be read for a predecessor, the runs stored before this write on
+        each of the write's days."""
+        job = write.job
         partition = job_partition(self.tenant_id, job["servicePrincipalId"], job["jobId"])
         stored: list[Execution] = []
-        for write in runs:
-            previous = write.previous if write.previous is not None else await self._previous_run(partition, write.run)
-            stored.append(with_derived_figures(write.run, previous))
+        before: dict[str, list[Execution]] = {}
+        for run_write in write.runs:
+            previous = run_write.previous
+            if previous is None:
+                found = await self._stored_runs_of(partition, run_write.run, write.days)
+                previous, before = found.previous, before or found.by_day
+            stored.append(with_derived_figures(run_write.run, previous))
         executions, by_time = [], []
         for run in stored:
             common = {
@@ -59,7 +92,7 @@ class RunsTables(TableSet):
                 {"PartitionKey": day, "RowKey": row_key, "servicePrincipalName": job["servicePrincipalName"], **common}
             )
         await self._upsert_all("Executions", executions)
-        return by_time
+        return by_time, before
 
     async def _delete_runs(self, job: Job, runs: Sequence[Execution]) -> None:
         partition = job_partition(self.tenant_id, job["servicePrincipalId"], job["jobId"])

@@ -5,7 +5,7 @@ creation, parameterized reads, batched writes; tables.py) in its own module:
 
 - jobs.py       `<p>Jobs`: each job's current state, or a removed job's tombstone.
 - runs.py       `<p>Executions` and `<p>RunsByTime`: every run once, by job and by day.
-- rollups.py    `<p>JobDays` and `<p>TenantDays`: runs per day, recounted from the rows.
+- rollups.py    `<p>JobDays` and `<p>TenantDays`: runs per day, each row keeping the runs it counts.
 - events.py     `<p>Events`: each job's timeline.
 - polls.py      `<p>Polls`: a record of every poll.
 - principals.py `<p>ServicePrincipals`: discovery's memory.
@@ -26,12 +26,14 @@ import asyncio
 from collections.abc import Callable
 
 from shared.domain.changes import JobChanges, JobWrite
+from shared.domain.model import Execution
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 from shared.storage.api_keys import ApiKeysTable
 from shared.storage.events import EventsTable
 from shared.storage.job_actions import JobActionsTable
 from shared.storage.jobs import JobsTable
+from shared.storage.keys import job_key
 from shared.storage.polls import PollsTable
 from shared.storage.principals import PrincipalsTable
 from shared.storage.provisioning_errors import ProvisioningErrorsTables
@@ -68,26 +70,28 @@ class Store(
         tombstones of removed jobs. A crash before the last step leaves a job looking
         unchanged, so the next poll writes the same rows under the same keys again.
         Rows that share a partition across jobs (RunsByTime, JobDays) go in batches of 100,
-        not one call per job. `on_runs_stored` hears each job's run count once stored."""
+        not one call per job; JobDays rows are read one day partition at a time
+        (`save_job_days`), not recounted from Executions per job. `on_runs_stored` hears
+        each job's run count once stored."""
         limit = asyncio.Semaphore(_STORE_CONCURRENCY)
-        days: set[str] = set()
         by_time: list[Entity] = []
-        job_days: list[Entity] = []
+        stored_before: dict[tuple[str, str], list[Execution]] = {}
 
         async def store_runs(write: JobWrite) -> None:
             async with limit:
-                if not write.runs:
-                    return
-                by_time.extend(await self._save_executions(write.job, write.runs))
+                rows, before = await self._save_executions(write)
+                by_time.extend(rows)
+                key = job_key(write.job["servicePrincipalId"], write.job["jobId"])
+                stored_before.update({(key, day): runs for day, runs in before.items()})
                 if write.moved_runs:
                     await self._delete_runs(write.job, write.moved_runs)
-                job_days.extend(await self._count_job_days(write.job, write.days))
-                days.update(write.days)
                 on_runs_stored(len(write.runs))
 
-        await asyncio.gather(*(store_runs(write) for write in changes.writes))
+        with_runs = [write for write in changes.writes if write.runs]
+        await asyncio.gather(*(store_runs(write) for write in with_runs))
         await self._upsert_all("RunsByTime", by_time)
-        await self._upsert_all("JobDays", job_days)
+        await self.save_job_days(with_runs, stored_before)
+        days = {day for write in with_runs for day in write.days}
         if days:
             await self.refresh_tenant_days(days)
         await self.save_events(changes.events)
