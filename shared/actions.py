@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
 from shared.domain.audit import audit_event, audit_log_line
-from shared.domain.model import Actor, EventKind, Job
+from shared.domain.model import Actor, Event, EventKind, Job
 from shared.domain.timestamps import isoformat_utc
 from shared.settings import Settings
 from shared.storage.store import Store
@@ -149,20 +149,14 @@ async def take_action(settings: Settings, store: Store, request: ActionRequest) 
         await store.forget_job_action(record)
         await store.release_job_action_slot(sp_id, job_id)
         refused = graph_problem(request.action, result.status, result.error_code, result.error_message)
-        audit_log.warning("audit %s", _log_line(record, "refused", refused.graph))
+        line = audit_log_line(
+            _action_event(record), requestId=request.request_id, outcome="refused", graph=refused.graph
+        )
+        audit_log.warning("audit %s", line)
         raise refused
     record.update(status="done", graph={"status": result.status})
     await store.save_job_action(record)
-    event = audit_event(
-        sp_id,
-        job_id,
-        _EVENT_KINDS[request.action],
-        actor=request.actor,
-        at=now,
-        reason=request.reason,
-        current=", ".join(request.reset_scope) or None,
-        detail=f"requestId {request.request_id}",
-    )
+    event = _action_event(record, detail=f"requestId {request.request_id}")
     await store.save_events([event])
     audit_log.info("audit %s", audit_log_line(event, requestId=request.request_id, graphStatus=result.status))
     return {**_answer(record), "job": await _read_job(settings, reader, stored_job)}
@@ -210,8 +204,9 @@ async def _read_job(settings: Settings, reader: Any, stored: Job) -> dict[str, A
     return None
 
 
-def _log_line(record: dict[str, Any], outcome: str, graph: dict[str, Any] | None) -> str:
-    event = audit_event(
+def _action_event(record: dict[str, Any], detail: str | None = None) -> Event:
+    """The timeline event (and audit log line) of an action record."""
+    return audit_event(
         record["servicePrincipalId"],
         record["jobId"],
         _EVENT_KINDS[record["action"]],
@@ -219,5 +214,5 @@ def _log_line(record: dict[str, Any], outcome: str, graph: dict[str, Any] | None
         at=record["requestedAt"],
         reason=record["reason"],
         current=", ".join(record["resetScope"]) or None,
+        detail=detail,
     )
-    return audit_log_line(event, requestId=record["requestId"], outcome=outcome, graph=graph)

@@ -799,40 +799,33 @@ def test_graph_grants_are_exactly_the_least_privilege_roles(relative: str, expec
     assert text(lookup(grant, "resourceId")) == f"{sp_name}.id"
 
 
+def module_condition(main: BicepFile, path: str) -> str:
+    """The `if (...)` that deploys the one module of `path` in `main` (it must have one)."""
+    [decl] = [d for d in declarations_all(main, "module_declaration") if decl_string(d) == path]
+    gate = after_equals(decl)
+    assert gate is not None and gate.type == "if_statement", f"{path} is deployed unconditionally"
+    return text(gate)
+
+
 def test_graph_grant_is_gated_by_a_parameter_defaulting_to_true() -> None:
     main = bicep("main.bicep")
-    [decl] = [
-        d for d in declarations_all(main, "module_declaration") if decl_string(d) == "app/graph-permissions.bicep"
-    ]
-    gate = after_equals(decl)
-    assert gate is not None and gate.type == "if_statement"
-    assert text(gate).startswith("if (grantGraphPermissions)")
+    assert module_condition(main, "app/graph-permissions.bicep").startswith("if (grantGraphPermissions)")
     param = declarations(main, "parameter_declaration")["grantGraphPermissions"]
     assert text(after_equals(param)) == "true"
 
 
 def test_provisioning_log_permissions_are_granted_only_when_the_admin_turns_them_on() -> None:
     main = bicep("main.bicep")
-    [decl] = [
-        d
-        for d in declarations_all(main, "module_declaration")
-        if decl_string(d) == "app/provisioning-log-permissions.bicep"
-    ]
-    gate = after_equals(decl)
-    assert gate is not None and gate.type == "if_statement"
-    assert text(gate).startswith("if (grantGraphPermissions && provisioningLogs != 'off')")
+    gate = module_condition(main, "app/provisioning-log-permissions.bicep")
+    assert gate.startswith("if (grantGraphPermissions && provisioningLogs != 'off')")
     param = declarations(main, "parameter_declaration")["provisioningLogs"]
     assert text(after_equals(param)) == "'off'"
 
 
 def test_the_write_permission_is_granted_only_when_the_admin_turns_actions_on() -> None:
     main = bicep("main.bicep")
-    [decl] = [
-        d for d in declarations_all(main, "module_declaration") if decl_string(d) == "app/action-permissions.bicep"
-    ]
-    gate = after_equals(decl)
-    assert gate is not None and gate.type == "if_statement"
-    assert text(gate).startswith("if (grantGraphPermissions && actionsEnabled)")
+    gate = module_condition(main, "app/action-permissions.bicep")
+    assert gate.startswith("if (grantGraphPermissions && actionsEnabled)")
     param = declarations(main, "parameter_declaration")["actionsEnabled"]
     assert text(after_equals(param)) == "false"
     assert text(app_settings()["ACTIONS_ENABLED"]) == "string(actionsEnabled)"  # the app and the grant agree

@@ -14,10 +14,13 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.actions import ActionName, ActionRefused, ActionRequest, check_reset_scope, take_action
+from shared.api.auth import Caller
 from shared.api.deps import SettingsDep, StoreDep, WriterDep
 from shared.api.http import problem
 from shared.api.models import Actor, Job
 from shared.api.params import JobId, ServicePrincipalId, problems
+from shared.settings import Settings
+from shared.storage.store import Store
 
 router = APIRouter(tags=["actions"])
 
@@ -59,10 +62,10 @@ async def _act(
     sp_id: str,
     job_id: str,
     body: JobActionRequest,
-    settings: Any,
-    store: Any,
-    caller: Any,
-) -> Any:
+    settings: Settings,
+    store: Store,
+    caller: Caller,
+) -> Response | dict[str, Any]:
     try:
         scope = check_reset_scope(action, list(body.resetScope or []), body.confirmForceDeletes)
     except ValueError as error:
@@ -75,61 +78,35 @@ async def _act(
         return problem(refused.status, refused.detail, headers, {"graph": refused.graph} if refused.graph else None)
 
 
-_RESPONSES = problems(400, 401, 403, 404, 409, 429, 502, 503)
+# One route per action, alike but for their names: (summary, description).
+_ACTIONS: dict[ActionName, tuple[str, str]] = {
+    "restart": ("Restart a job", "Restart the job, clearing what `resetScope` names (Graph's restart action)."),
+    "pause": ("Pause a job", "Pause the job (Graph's pause action): it stops until started."),
+    "start": ("Start a job", "Start the job (Graph's start action): a paused job continues, a quarantine is cleared."),
+}
 
 
-@router.post(
-    "/jobs/{servicePrincipalId}/{jobId}/restart",
-    response_model=JobActionResult,
-    responses=_RESPONSES,
-    operation_id="restartJob",
-    summary="Restart a job",
-)
-async def restart_job(
-    servicePrincipalId: ServicePrincipalId,
-    jobId: JobId,
-    body: JobActionRequest,
-    settings: SettingsDep,
-    store: StoreDep,
-    caller: WriterDep,
-) -> Response | dict[str, Any]:
-    """Restart the job, clearing what `resetScope` names (Graph's restart action)."""
-    return await _act("restart", servicePrincipalId, jobId, body, settings, store, caller)
+def _add_route(action: ActionName, summary: str, description: str) -> None:
+    async def endpoint(
+        servicePrincipalId: ServicePrincipalId,
+        jobId: JobId,
+        body: JobActionRequest,
+        settings: SettingsDep,
+        store: StoreDep,
+        caller: WriterDep,
+    ) -> Response | dict[str, Any]:
+        return await _act(action, servicePrincipalId, jobId, body, settings, store, caller)
+
+    endpoint.__name__ = f"{action}_job"
+    router.post(
+        f"/jobs/{{servicePrincipalId}}/{{jobId}}/{action}",
+        response_model=JobActionResult,
+        responses=problems(400, 401, 403, 404, 409, 429, 502, 503),
+        operation_id=f"{action}Job",
+        summary=summary,
+        description=description,
+    )(endpoint)
 
 
-@router.post(
-    "/jobs/{servicePrincipalId}/{jobId}/pause",
-    response_model=JobActionResult,
-    responses=_RESPONSES,
-    operation_id="pauseJob",
-    summary="Pause a job",
-)
-async def pause_job(
-    servicePrincipalId: ServicePrincipalId,
-    jobId: JobId,
-    body: JobActionRequest,
-    settings: SettingsDep,
-    store: StoreDep,
-    caller: WriterDep,
-) -> Response | dict[str, Any]:
-    """Pause the job (Graph's pause action): it stops until started."""
-    return await _act("pause", servicePrincipalId, jobId, body, settings, store, caller)
-
-
-@router.post(
-    "/jobs/{servicePrincipalId}/{jobId}/start",
-    response_model=JobActionResult,
-    responses=_RESPONSES,
-    operation_id="startJob",
-    summary="Start a job",
-)
-async def start_job(
-    servicePrincipalId: ServicePrincipalId,
-    jobId: JobId,
-    body: JobActionRequest,
-    settings: SettingsDep,
-    store: StoreDep,
-    caller: WriterDep,
-) -> Response | dict[str, Any]:
-    """Start the job (Graph's start action): a paused job continues, a quarantine is cleared."""
-    return await _act("start", servicePrincipalId, jobId, body, settings, store, caller)
+for _action, (_summary, _description) in _ACTIONS.items():
+    _add_route(_action, _summary, _description)
