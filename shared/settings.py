@@ -92,6 +92,16 @@ CORE_SETTINGS: Catalogue = {
         "Identity-based storage: client ID of the user-assigned managed identity."
     ),
     "TABLE_PREFIX": SettingSpec("Prefix of the data tables' names (letters and digits).", "syncmon"),
+    "TENANTS": SettingSpec(
+        "More tenants to watch, as a JSON array seeding the Tenants table (docs/multitenant.md): objects with "
+        "tenantId (GUID), displayName, enabled, cloud (global | usgov | usgovdod | china), optional graphBaseUrl "
+        "and authorityHost, servicePrincipalIds and alertSettingsSuffix. Unset: only AZURE_TENANT_ID."
+    ),
+    "API_TENANT_ROLES": SettingSpec(
+        "With sign-in on: which tenants each app role may see, as a JSON object "
+        '{"<role>": ["<tenant id>", ...] or "*"}; a caller sees the union of its roles\' tenants. '
+        "Unset: every caller sees every tenant."
+    ),
     "SERVICE_PRINCIPAL_IDS": SettingSpec("Comma-separated service principal object IDs to watch; empty: discover all."),
     "POLL_SCHEDULE": SettingSpec("NCRONTAB schedule of the poll timer (read by the Functions host).", "0 */5 * * * *"),
     "DISCOVERY_SCHEDULE": SettingSpec(
