@@ -161,6 +161,20 @@ param storagePublicNetworkAccess string = 'Enabled'
 ])
 param appPublicNetworkAccess string = 'Enabled'
 
+// Many tenants (docs/multitenant.md): one deployment watches every tenant that consents to one
+// multi-tenant app registration, whose credential is the app identity (no secret anywhere).
+@description('Watch many Entra tenants: create a multi-tenant app registration whose only credential is the app identity (a federated identity credential) and sign in to Graph as it (GRAPH_AUTH=workload_identity); the Graph permissions then go to its service principal instead of the identity. The deployer must be allowed to create app registrations. Off: the identity calls Graph in the home tenant only.')
+param multiTenant bool = false
+
+@description('Display name of the multi-tenant app registration (multiTenant), shown to the admins who consent to it.')
+param multiTenantAppDisplayName string = 'Entra Sync Monitor'
+
+@description('TENANTS: JSON array of the tenants to watch besides the home tenant (docs/multitenant.md); empty: unset. Tenants can also be added through the API.')
+param tenants string = ''
+
+@description('API_TENANT_ROLES: with sign-in on, JSON object mapping app roles to the tenant IDs (or "*") their holders may see; empty: every caller sees every tenant.')
+param apiTenantRoles string = ''
+
 @description('Resource ID of the key vault holding the alert webhook secrets. When set, the app identity gets Key Vault Secrets User on it (the vault must use Azure RBAC); empty: grant it by hand (docs/alerts.md).')
 param alertKeyVaultResourceId string = ''
 
@@ -276,6 +290,9 @@ module api 'app/api.bicep' = {
     workInlineMaxPrincipals: workInlineMaxPrincipals
     workItemPrincipals: workItemPrincipals
     provisioningLogs: provisioningLogs
+    multiTenantAppClientId: multiTenant ? multiTenantApp!.outputs.appId : ''
+    tenants: tenants
+    apiTenantRoles: apiTenantRoles
   }
 }
 
@@ -301,11 +318,28 @@ module alertKeyVaultAccess 'app/key-vault-rbac.bicep' = if (grantsAlertKeyVault)
   }
 }
 
+// The multi-tenant app registration, its federated credential and its home service principal.
+module multiTenantApp 'app/multitenant-app.bicep' = if (multiTenant) {
+  name: 'multiTenantApp'
+  scope: rg
+  params: {
+    appUniqueName: 'entra-sync-monitor-${resourceToken}'
+    displayName: multiTenantAppDisplayName
+    managedIdentityPrincipalId: identity.outputs.principalId
+    provisioningLogs: provisioningLogs != 'off'
+    actionsEnabled: actionsEnabled
+  }
+}
+
+// Graph's app roles go to whoever signs in to Graph: the multi-tenant app's service principal in
+// the home tenant, or else the identity itself.
+var graphPrincipalId = multiTenant ? multiTenantApp!.outputs.servicePrincipalId : identity.outputs.principalId
+
 module graphPermissions 'app/graph-permissions.bicep' = if (grantGraphPermissions) {
   name: 'graphPermissions'
   scope: rg
   params: {
-    principalId: identity.outputs.principalId
+    principalId: graphPrincipalId
   }
 }
 
@@ -313,7 +347,7 @@ module provisioningLogPermissions 'app/provisioning-log-permissions.bicep' = if 
   name: 'provisioningLogPermissions'
   scope: rg
   params: {
-    principalId: identity.outputs.principalId
+    principalId: graphPrincipalId
   }
 }
 
@@ -321,7 +355,7 @@ module actionPermissions 'app/action-permissions.bicep' = if (grantGraphPermissi
   name: 'actionPermissions'
   scope: rg
   params: {
-    principalId: identity.outputs.principalId
+    principalId: graphPrincipalId
   }
 }
 
@@ -338,3 +372,5 @@ output AZURE_STORAGE_TABLE_ENDPOINT string = api.outputs.tableServiceUri
 output API_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output API_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output GRAPH_PERMISSIONS_GRANTED bool = grantGraphPermissions
+output MULTI_TENANT_APP_CLIENT_ID string = multiTenant ? multiTenantApp!.outputs.appId : ''
+output MULTI_TENANT_ADMIN_CONSENT_URL string = multiTenant ? multiTenantApp!.outputs.adminConsentUrlTemplate : ''

@@ -5,7 +5,7 @@
 // actions on; the poller itself needs only the read permissions of graph-permissions.bicep.
 extension microsoftGraphV1
 
-@description('Principal (object) ID of the managed identity that calls Microsoft Graph.')
+@description('Principal (object) ID of what calls Microsoft Graph: the managed identity, or the multi-tenant app\'s service principal (multitenant-app.bicep).')
 param principalId string
 
 var graphAppId = '00000003-0000-0000-c000-000000000000'

@@ -72,6 +72,17 @@ param workItemPrincipals int
 @description('PROVISIONING_LOGS: off, counts or samples.')
 param provisioningLogs string
 
+@description('Client ID of the multi-tenant app registration (multitenant-app.bicep); set, the app signs in to Graph as it with the identity as federated credential (GRAPH_AUTH=workload_identity). Empty: as the identity.')
+param multiTenantAppClientId string = ''
+
+@description('TENANTS: JSON array of the watched tenants besides the home tenant (docs/multitenant.md); empty: unset.')
+param tenants string = ''
+
+@description('API_TENANT_ROLES: JSON object of app role to the tenant IDs its holders may see; empty: unset.')
+param apiTenantRoles string = ''
+
+var signsInAsApp = !empty(multiTenantAppClientId)
+
 // Microsoft.Web/sites properties.publicNetworkAccess (learn.microsoft.com/azure/templates/microsoft.web/sites):
 // Disabled leaves the app, its API and its scm endpoint reachable through a private endpoint only.
 @description('Public network access to the app: Enabled, or Disabled (private endpoint only, docs/deploy.md).')
@@ -162,18 +173,32 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'ClientId=${identityClientId};Authorization=AAD'
         }
-        // Microsoft Graph as the same identity.
+        // Microsoft Graph as the same identity, or (multiTenant) as the multi-tenant app whose
+        // federated credential that identity is: one token authority per watched tenant.
         {
           name: 'AZURE_TENANT_ID'
           value: tenant().tenantId
         }
         {
           name: 'AZURE_CLIENT_ID'
-          value: identityClientId
+          value: signsInAsApp ? multiTenantAppClientId : identityClientId
         }
         {
           name: 'GRAPH_AUTH'
-          value: 'managed_identity'
+          value: signsInAsApp ? 'workload_identity' : 'managed_identity'
+        }
+        {
+          name: 'MANAGED_IDENTITY_CLIENT_ID'
+          value: signsInAsApp ? identityClientId : ''
+        }
+        // The watched tenants and who may see which (docs/multitenant.md).
+        {
+          name: 'TENANTS'
+          value: tenants
+        }
+        {
+          name: 'API_TENANT_ROLES'
+          value: apiTenantRoles
         }
         {
           name: 'GRAPH_BASE_URL'

@@ -3,7 +3,7 @@
 // principals. Re-deploying keeps the same grants.
 extension microsoftGraphV1
 
-@description('Principal (object) ID of the managed identity that calls Microsoft Graph.')
+@description('Principal (object) ID of what calls Microsoft Graph: the managed identity, or the multi-tenant app\'s service principal (multitenant-app.bicep).')
 param principalId string
 
 var graphAppId = '00000003-0000-0000-c000-000000000000'

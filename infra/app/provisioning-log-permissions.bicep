@@ -3,7 +3,7 @@
 // GET /auditLogs/provisioning. Deployed only when the admin turns the feature on.
 extension microsoftGraphV1
 
-@description('Principal (object) ID of the managed identity that calls Microsoft Graph.')
+@description('Principal (object) ID of what calls Microsoft Graph: the managed identity, or the multi-tenant app\'s service principal (multitenant-app.bicep).')
 param principalId string
 
 var graphAppId = '00000003-0000-0000-c000-000000000000'

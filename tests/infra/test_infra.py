@@ -4,7 +4,9 @@ Every file parses with tree-sitter-bicep; the Function app sets only settings ca
 `shared.settings.SETTINGS` (plus a few of the Functions platform's own) and every required one;
 role assignments and Microsoft Graph grants are exactly the least-privilege set; nothing under
 infra/ looks like a key or a secret; basic publishing credentials are off, and public network access,
-the deployer's data roles and the alert vault's Secrets User role are parameters with safe defaults.
+the deployer's data roles and the alert vault's Secrets User role are parameters with safe defaults;
+the opt-in multi-tenant app registration has the managed identity as its only credential and asks
+for exactly the Graph permissions of the features turned on.
 
 One module, over 400 lines, on purpose: every test shares the parsed Bicep trees (parsed once,
 `bicep()` is cached) and the catalogue joins; split, each file would parse the templates again.
@@ -67,6 +69,8 @@ PROVISIONING_LOG_APP_ROLES = {
 }
 # Only with ACTIONS_ENABLED (the admin's choice): what restart, pause and start need.
 ACTION_APP_ROLES = {"Synchronization.ReadWrite.All": "9b50c33d-700f-43b1-b2eb-87e89b703581"}
+# The multi-tenant app registration (multiTenant), its federated credential and home service principal.
+MULTITENANT_APP = "app/multitenant-app.bicep"
 GUID = re.compile(r"\b[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\b")
 
 # --- The one allow-listed construct ------------------------------------------------------------
@@ -145,7 +149,10 @@ def properties(obj: Node) -> dict[str, Node]:
     for prop in obj.named_children:
         if prop.type != "object_property":
             continue
-        key_node, value = code_children(prop)[:2]
+        children = code_children(prop)
+        if children[0].type == "resource_declaration":  # a nested child resource, not a property
+            continue
+        key_node, value = children[:2]
         key = literal(key_node) if key_node.type == "string" else text(key_node)
         assert key is not None, f"interpolated key {text(key_node)}"
         result[key] = value
@@ -420,10 +427,12 @@ def test_the_app_is_told_sign_in_is_on_exactly_when_the_sign_in_is_deployed() ->
 
 def test_setting_values_match_what_the_code_expects() -> None:
     settings = app_settings()
-    assert literal(settings["GRAPH_AUTH"]) == "managed_identity" in GRAPH_AUTH_MODES
+    # Graph as the identity, or as the multi-tenant app (the many-tenants tests below).
+    assert text(settings["GRAPH_AUTH"]) == "signsInAsApp ? 'workload_identity' : 'managed_identity'"
+    assert {"workload_identity", "managed_identity"} <= set(GRAPH_AUTH_MODES)
     assert literal(settings["AzureWebJobsStorage__credential"]) == "managedidentity"
     assert text(settings["AZURE_TENANT_ID"]) == "tenant().tenantId"
-    identity_client_id = text(settings["AZURE_CLIENT_ID"])
+    identity_client_id = "identityClientId"
     assert text(settings["AzureWebJobsStorage__clientId"]) == identity_client_id
     assert (
         text(settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"])
@@ -768,9 +777,11 @@ def test_bicepconfig_pins_the_graph_extension() -> None:
 )
 def test_graph_grants_are_exactly_the_least_privilege_roles(relative: str, expected: dict[str, str]) -> None:
     graph_file = bicep(relative)
+    # Only the grant modules grant; only the multi-tenant module creates an app (section h).
     graph_types = {
         (decl_string(decl) or "").split("@")[0]
         for relative in bicep_files()
+        if relative != MULTITENANT_APP
         for decl in declarations_all(bicep(relative), "resource_declaration")
         if (decl_string(decl) or "").startswith("Microsoft.Graph/")
     }
@@ -1033,3 +1044,204 @@ def test_alert_key_vault_gets_secrets_user_for_the_app_identity_only_when_named(
     assert var_literal(vault_rbac, "keyVaultSecretsUserRoleId") == KEY_VAULT_SECRETS_USER
     assert text(lookup(assignment, "properties", "principalId")) == "principalId"
     assert literal(lookup(assignment, "properties", "principalType")) == "ServicePrincipal"
+
+
+# --- (h) Many tenants: the multi-tenant app registration (docs/multitenant.md) ------------------
+
+FIC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{2,119}")  # Entra: 3-120, URL friendly, alphanumeric first
+
+
+def nested_resources(body: Node, type_name: str) -> list[tuple[Node, Node]]:
+    """(declaration, body) of the child resources declared inside a resource's body."""
+    found = []
+    for prop in body.named_children:
+        children = code_children(prop) if prop.type == "object_property" else []
+        if children and children[0].type == "resource_declaration" and decl_string(children[0]) == type_name:
+            value = after_equals(children[0])
+            assert value is not None
+            found.append((children[0], unwrap_body(value)))
+    return found
+
+
+def multitenant_app() -> tuple[BicepFile, Node, Node]:
+    """The module, the app registration's declaration and its body."""
+    module = bicep(MULTITENANT_APP)
+    [(decl, body)] = resources(module, "Microsoft.Graph/applications@")
+    return module, decl, body
+
+
+def main_identity() -> Node:
+    [identity] = [
+        d
+        for d in declarations_all(bicep("main.bicep"), "module_declaration")
+        if (decl_string(d) or "").startswith("br/public:avm/res/managed-identity/user-assigned-identity:")
+    ]
+    return identity
+
+
+def test_multitenant_app_is_deployed_only_when_the_admin_asks() -> None:
+    main = bicep("main.bicep")
+    assert module_condition(main, MULTITENANT_APP).startswith("if (multiTenant)")
+    param = declarations(main, "parameter_declaration")["multiTenant"]
+    assert text(after_equals(param)) == "false"
+    document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    assert document["parameters"]["multiTenant"]["value"] == "${MULTI_TENANT=false}"
+
+
+def test_multitenant_app_accepts_every_organization_and_keeps_a_stable_unique_name() -> None:
+    module, _, app = multitenant_app()
+    assert literal(lookup(app, "signInAudience")) == "AzureADMultipleOrgs"
+    assert text(lookup(app, "uniqueName")) == "appUniqueName"
+    assert "appUniqueName" in declarations(module, "parameter_declaration")
+    # Derived from the deployment's resource token only: the same app on every re-deployment.
+    unique_name = text(lookup(module_body(bicep("main.bicep"), MULTITENANT_APP), "params", "appUniqueName"))
+    assert unique_name == "'entra-sync-monitor-${resourceToken}'"
+
+
+def test_federated_credential_is_the_apps_user_assigned_identity() -> None:
+    module, app_decl, app = multitenant_app()
+    [(_, fic)] = nested_resources(app, "federatedIdentityCredentials@v1.0")
+    # Graph Bicep names a child by its full name: <app uniqueName>/<credential name>.
+    name = text(lookup(fic, "name"))
+    prefix = f"'${{{symbol(app_decl)}.uniqueName}}/"
+    assert name.startswith(prefix) and name.endswith("'"), name
+    assert FIC_NAME.fullmatch(name[len(prefix) : -1]), name
+
+    audiences = lookup(fic, "audiences")
+    assert audiences is not None and audiences.type == "array"
+    [audience] = [resolve_string(module, item) for item in code_children(audiences)]
+    assert audience == "api://AzureADTokenExchange"
+    # The audience the code asks the managed identity's token for (GRAPH_AUTH=workload_identity).
+    credentials = (ROOT / "shared" / "graph" / "credentials.py").read_text(encoding="utf-8")
+    assert f'"{audience}/.default"' in credentials
+
+    # Issued by the home tenant, in whatever cloud the deployment runs (never a hard-coded host).
+    assert text(lookup(fic, "issuer")) == "'${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'"
+    assert text(lookup(fic, "subject")) == "managedIdentityPrincipalId"
+    # ...and that principal is the user-assigned identity the Function app runs as.
+    params = lookup(module_body(bicep("main.bicep"), MULTITENANT_APP), "params")
+    identity = symbol(main_identity())
+    assert text(lookup(params, "managedIdentityPrincipalId")) == f"{identity}.outputs.principalId"
+    api_params = lookup(module_body(bicep("main.bicep"), "app/api.bicep"), "params")
+    assert text(lookup(api_params, "identityId")) == f"{identity}.outputs.resourceId"
+
+
+def test_multitenant_app_asks_for_exactly_the_permissions_of_the_features_on() -> None:
+    module, _, app = multitenant_app()
+    variables = declarations(module, "variable_declaration")
+
+    def role_map(name: str) -> dict[str, str | None]:
+        node = after_equals(variables[name])
+        assert node is not None
+        return {key: resolve_string(module, value) for key, value in properties(node).items()}
+
+    poll, logs, actions = role_map("pollAppRoles"), role_map("logAppRoles"), role_map("actionAppRoles")
+    assert (poll, logs, actions) == (GRAPH_APP_ROLES, PROVISIONING_LOG_APP_ROLES, ACTION_APP_ROLES)
+    assert (
+        text(after_equals(variables["requiredAppRoles"]))
+        == "union(pollAppRoles, provisioningLogs ? logAppRoles : {}, actionsEnabled ? actionAppRoles : {})"
+    )
+    for logs_on in (False, True):
+        for actions_on in (False, True):
+            required = {**poll, **(logs if logs_on else {}), **(actions if actions_on else {})}
+            assert any("ReadWrite" in role for role in required) == actions_on
+            assert ("AuditLog.Read.All" in required) == logs_on
+
+    required_access = lookup(app, "requiredResourceAccess")
+    assert required_access is not None and required_access.type == "array"
+    [access] = code_children(required_access)
+    assert resolve_string(module, lookup(access, "resourceAppId")) == GRAPH_APP_ID
+    loop = lookup(access, "resourceAccess")
+    assert loop is not None and text(for_collection(loop)) == "items(requiredAppRoles)"
+    entry = unwrap_body(loop)
+    assert text(lookup(entry, "id")) == f"{for_variable(loop)}.value"
+    assert literal(lookup(entry, "type")) == "Role"  # application permissions, never delegated scopes
+
+    # The features are the same parameters the app settings and the home grants follow.
+    params = lookup(module_body(bicep("main.bicep"), MULTITENANT_APP), "params")
+    assert text(lookup(params, "provisioningLogs")) == "provisioningLogs != 'off'"
+    assert text(lookup(params, "actionsEnabled")) == "actionsEnabled"
+
+
+def test_home_tenant_grants_go_to_the_apps_service_principal_when_multi_tenant() -> None:
+    module, app_decl, _ = multitenant_app()
+    [(sp_decl, sp)] = resources(module, "Microsoft.Graph/servicePrincipals@")
+    assert not any(c.type == "existing" for c in sp_decl.children), "the app's own service principal is created"
+    assert properties(sp).keys() == {"appId"} and text(lookup(sp, "appId")) == f"{symbol(app_decl)}.appId"
+    outputs = declarations(module, "output_declaration")
+    assert text(after_equals(outputs["servicePrincipalId"])) == f"{symbol(sp_decl)}.id"
+    assert not resources(module, "Microsoft.Graph/appRoleAssignedTo@"), "grants stay in the grant modules"
+
+    main = bicep("main.bicep")
+    principal = text(after_equals(declarations(main, "variable_declaration")["graphPrincipalId"]))
+    identity = symbol(main_identity())
+    assert principal == f"multiTenant ? multiTenantApp!.outputs.servicePrincipalId : {identity}.outputs.principalId"
+    for path in (
+        "app/graph-permissions.bicep",
+        "app/provisioning-log-permissions.bicep",
+        "app/action-permissions.bicep",
+    ):
+        assert text(lookup(module_body(main, path), "params", "principalId")) == "graphPrincipalId", path
+
+
+def test_app_settings_sign_in_as_the_multitenant_app_when_it_is_deployed() -> None:
+    settings = app_settings()
+    api = bicep("app/api.bicep")
+    gate = text(after_equals(declarations(api, "variable_declaration")["signsInAsApp"]))
+    assert gate == "!empty(multiTenantAppClientId)"
+    assert text(settings["GRAPH_AUTH"]) == "signsInAsApp ? 'workload_identity' : 'managed_identity'"
+    assert text(settings["AZURE_CLIENT_ID"]) == "signsInAsApp ? multiTenantAppClientId : identityClientId"
+    assert text(settings["MANAGED_IDENTITY_CLIENT_ID"]) == "signsInAsApp ? identityClientId : ''"
+    assert literal(after_equals(declarations(api, "parameter_declaration")["multiTenantAppClientId"])) == ""
+
+    passed = lookup(module_body(bicep("main.bicep"), "app/api.bicep"), "params", "multiTenantAppClientId")
+    assert text(passed) == "multiTenant ? multiTenantApp!.outputs.appId : ''"
+    module, app_decl, _ = multitenant_app()
+    outputs = declarations(module, "output_declaration")
+    assert text(after_equals(outputs["appId"])) == f"{symbol(app_decl)}.appId"
+
+
+@pytest.mark.parametrize(("setting", "parameter"), [("TENANTS", "tenants"), ("API_TENANT_ROLES", "apiTenantRoles")])
+def test_tenant_settings_come_from_parameters_that_default_to_unset(setting: str, parameter: str) -> None:
+    assert api_parameter(app_settings()[setting]) == parameter
+    decl = main_parameter_for(parameter)
+    assert decl is not None and symbol(decl) == parameter
+    assert literal(after_equals(decl)) == ""  # empty: the app reads it as unset
+    description = literal(decorators(decl).get("description"))
+    assert description is not None and description.startswith(f"{setting}: "), description
+
+
+def test_multitenant_app_has_no_secret_and_no_certificate() -> None:
+    module, _, app = multitenant_app()
+    # The federated credential is its only credential: no password or key credential property,
+    # no other child resource, and nothing else created.
+    assert set(properties(app)) == {"uniqueName", "displayName", "signInAudience", "requiredResourceAccess"}
+    children = [decl_string(c) for p in app.named_children for c in code_children(p)[:1] if p.type == "object_property"]
+    assert [c for c in children if c and "@" in c] == ["federatedIdentityCredentials@v1.0"]
+    created = sorted(decl_string(d) or "" for d in declarations_all(module, "resource_declaration"))
+    assert created == ["Microsoft.Graph/applications@v1.0", "Microsoft.Graph/servicePrincipals@v1.0"]
+    assert not declarations_all(module, "module_declaration")
+
+
+def test_outputs_give_the_client_id_and_the_admin_consent_url() -> None:
+    module, app_decl, _ = multitenant_app()
+    template = text(after_equals(declarations(module, "output_declaration")["adminConsentUrlTemplate"]))
+    assert template == (
+        "'${environment().authentication.loginEndpoint}{customer-tenant-id}/adminconsent?client_id="
+        f"${{{symbol(app_decl)}.appId}}'"
+    )
+    outputs = declarations(bicep("main.bicep"), "output_declaration")
+    assert (
+        text(after_equals(outputs["MULTI_TENANT_APP_CLIENT_ID"])) == "multiTenant ? multiTenantApp!.outputs.appId : ''"
+    )
+    assert (
+        text(after_equals(outputs["MULTI_TENANT_ADMIN_CONSENT_URL"]))
+        == "multiTenant ? multiTenantApp!.outputs.adminConsentUrlTemplate : ''"
+    )
+
+
+@pytest.mark.parametrize("relative", bicep_files())
+def test_no_sign_in_host_is_hard_coded(relative: str) -> None:
+    """National clouds have their own Entra hosts: Bicep takes them from environment()."""
+    strings = [text(n) for n in walk(bicep(relative).root) if n.type == "string_content"]
+    assert not [s for s in strings if re.search(r"login\.(microsoftonline|chinacloudapi|partner)", s)]
