@@ -29,12 +29,22 @@ async def _poll(discover: bool, dispatch_only: bool) -> dict[str, Any]:
         record = await run_poll(trigger="discovery" if discover else "cli", discover=discover)
         if record["status"] != DISPATCHED or dispatch_only:
             return record
+        if "tenants" in record:  # several tenants, each poll a queue message: do them here
+            from shared.work import drain_tenant_polls
+
+            tenants = await drain_tenant_polls(load_settings(), record["tenants"], deadline)
+            return {**record, "status": _worst(tenants), "tenants": tenants}
         # A poll fanned out: with no worker running this process does its items itself.
         from shared.work import drain_own_poll
 
         return await drain_own_poll(load_settings(), record["startedAt"], record["pollId"], deadline)
     finally:
         await _close_clients()
+
+
+def _worst(records: list[dict[str, Any]]) -> str:
+    statuses = {str(record.get("status")) for record in records}
+    return next((s for s in ("failed", "queued", "dispatched", "partial") if s in statuses), "succeeded")
 
 
 async def _close_clients() -> None:
@@ -118,6 +128,14 @@ def _command_poll(discover: bool, dispatch_only: bool) -> int:
         print(json.dumps(error.record, separators=(",", ":")))
         return 1
     print(json.dumps(record, separators=(",", ":")))
+    if "tenants" in record:  # several tenants: each failure is that tenant's; 1 only if all failed
+        failed = [t["tenantId"] for t in record["tenants"] if t.get("status") == "failed"]
+        if failed:
+            print(
+                f"poll failed for {len(failed)} of {len(record['tenants'])} tenants: {', '.join(failed)}",
+                file=sys.stderr,
+            )
+        return 1 if record["tenants"] and len(failed) == len(record["tenants"]) else 0
     return 0
 
 

@@ -22,10 +22,17 @@ from shared.domain.model import Job, ServicePrincipal
 from shared.domain.normalize import PayloadError, normalize_job
 from shared.domain.observation import first_observed, not_observed, removed_jobs, unmark
 from shared.domain.poll_record import PollRecord, PollSummary
+from shared.domain.tenants import Tenant
 from shared.domain.timestamps import isoformat_utc
 from shared.domain.work import DISPATCHED
 from shared.fanout import dispatch, fans_out
-from shared.graph.errors import BATCH_TRANSPORT_ERROR, MALFORMED_RESPONSE, TRANSPORT_ERROR, GraphUnavailableError
+from shared.graph.errors import (
+    BATCH_TRANSPORT_ERROR,
+    MALFORMED_RESPONSE,
+    TRANSPORT_ERROR,
+    GraphTokenError,
+    GraphUnavailableError,
+)
 from shared.graph.types import ItemResult, JobsReader
 from shared.settings import Settings, load_settings
 from shared.storage.keys import job_key
@@ -57,6 +64,8 @@ async def poll_tenant(
     past_due: bool = False,
     discover: bool = False,
     store: Store | None = None,
+    poll_id: str | None = None,
+    started: datetime | None = None,
 ) -> PollSummary:
     """Poll the jobs once and store what changed; returns the poll record.
 
@@ -67,9 +76,9 @@ async def poll_tenant(
     from shared.graph.counting import start_counting
     from shared.graph.reader import graph_reader
 
-    started = datetime.now(UTC)
+    started = started or datetime.now(UTC)
     clock_start = time.monotonic()
-    record = PollRecord(str(uuid.uuid4()), settings.tenant_id, started, trigger, past_due)
+    record = PollRecord(poll_id or str(uuid.uuid4()), settings.tenant_id, started, trigger, past_due)
     counters = start_counting()
     store = store or open_store(settings)
     reader: JobsReader = graph_reader(settings)
@@ -77,6 +86,11 @@ async def poll_tenant(
     previous: dict[str, StoredJob] | None = None
     last: PollSummary | None = None
     try:
+        if not settings.reaches(settings.tenant_id):
+            raise GraphTokenError(
+                f"GRAPH_AUTH={settings.graph_auth} gets tokens for AZURE_TENANT_ID only, not for tenant "
+                f"{settings.tenant_id}: use GRAPH_AUTH=workload_identity with a multi-tenant app (docs/multitenant.md)"
+            )
         await store.ensure_tables()
         last = await store.last_poll()
         deadline = clock_start + settings.poll_deadline_seconds
@@ -312,10 +326,41 @@ async def store_jobs(
     record.events = len(changes.events)
 
 
-async def run_poll(*, trigger: str, past_due: bool = False, discover: bool = False) -> dict[str, Any]:
-    """The entry point of the timers and the CLI: settings are read (and checked) first."""
+async def run_poll(
+    *, trigger: str, past_due: bool = False, discover: bool = False, tenants_inline: bool = False
+) -> dict[str, Any]:
+    """The entry point of the timers and the CLI: settings are read (and checked) first. A
+    deployment that watches several tenants polls each on its own (shared/tenant_polls.py):
+    through the work queue when there is one, unless `tenants_inline`."""
+    from shared.tenant_polls import poll_every_tenant
+    from shared.tenants import only_home, watched_tenants
+
     settings = load_settings()
-    record = await poll_tenant(settings, trigger=trigger, past_due=past_due, discover=discover)
+    tenants: list[Tenant] | None = None
+    try:
+        tenants = await watched_tenants(settings)
+    except Exception as error:  # storage down: the home tenant's poll records that, as ever
+        log.warning("the Tenants table could not be read (%s): polling AZURE_TENANT_ID only", type(error).__name__)
+    if tenants is not None and not only_home(settings, tenants):
+        return await poll_every_tenant(
+            settings, tenants, trigger=trigger, past_due=past_due, discover=discover, inline=tenants_inline
+        )
+    return await poll_and_alert(settings, trigger=trigger, past_due=past_due, discover=discover)
+
+
+async def poll_and_alert(
+    settings: Settings,
+    *,
+    trigger: str,
+    past_due: bool = False,
+    discover: bool = False,
+    poll_id: str | None = None,
+    started: datetime | None = None,
+) -> dict[str, Any]:
+    """One tenant's poll, then its alert step. Raises PollFailedError as `poll_tenant` does."""
+    record = await poll_tenant(
+        settings, trigger=trigger, past_due=past_due, discover=discover, poll_id=poll_id, started=started
+    )
     if record["status"] == DISPATCHED:
         return dict(record)  # its alert step runs when its last work item is done
     # Alerts after a poll that stored its jobs (a failed poll raised above). The step never

@@ -49,4 +49,14 @@ async def apply_retention(
 
 
 async def run_retention() -> dict[str, Any]:
-    return await apply_retention(load_settings())
+    """Every tenant's history ages out, that of a disabled tenant too."""
+    from shared.tenants import only_home, registry
+
+    settings = load_settings()
+    tenants, _ = await registry(settings)
+    if only_home(settings, tenants):
+        return await apply_retention(settings)
+    results = []
+    for tenant in tenants:  # one by one: the delete budget is per tenant and run
+        results.append({"tenantId": tenant.tenant_id, **await apply_retention(settings.for_tenant(tenant))})
+    return {"tenants": results}

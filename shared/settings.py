@@ -12,19 +12,25 @@ parser, and the docs, the sample settings file and the Bicep tests join that one
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from shared.domain.health import HealthRules
 from shared.domain.provisioning_logs import ProvisioningLogsMode
+from shared.domain.tenants import CLOUDS, Tenant, TenantAccess, TenantError, parse_tenant_access, parse_tenants
 
 GraphAuth = Literal["managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"]
 GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = get_args(GraphAuth)
+# A managed identity (or whatever DefaultAzureCredential finds) gets tokens of its own tenant
+# only: used for another, Graph would answer with the home tenant's data.
+HOME_ONLY_AUTH: frozenset[str] = frozenset({"managed_identity", "default"})
 
 _N = TypeVar("_N", int, float)
 
@@ -243,6 +249,35 @@ class Settings:
     provisioning_logs: ProvisioningLogsMode = "off"
     provisioning_log_samples: int = 5
     provisioning_log_pages: int = 20
+    tenants: tuple[Tenant, ...] = ()  # the TENANTS seed
+    tenant_access: TenantAccess | None = None  # API_TENANT_ROLES
+    home_tenant_id: str = ""  # AZURE_TENANT_ID, also in the settings of another tenant
+    alert_settings_suffix: str | None = None  # the tenant's own alert targets
+
+    def for_tenant(self, tenant: Tenant) -> Settings:
+        """These settings as one tenant's poll and API use them: its id, its cloud's (or its
+        own) Graph root and authority, its pinned service principals, its alert targets."""
+        home = self.home_tenant_id or self.tenant_id
+        graph, authority = self.graph_base_url, self.authority_host
+        if tenant.cloud:
+            graph, authority = CLOUDS[tenant.cloud]
+            graph = f"{graph.rsplit('/', 1)[0]}/{self.graph_base_url.rsplit('/', 1)[1]}"  # keep our API version
+        pinned = tenant.service_principal_ids
+        if tenant.tenant_id == home and tenant.source == "home":
+            pinned = self.service_principal_ids
+        return dataclasses.replace(
+            self,
+            tenant_id=tenant.tenant_id,
+            home_tenant_id=home,
+            graph_base_url=tenant.graph_base_url or graph,
+            authority_host=tenant.authority_host or authority,
+            service_principal_ids=pinned,
+            alert_settings_suffix=tenant.alert_settings_suffix,
+        )
+
+    def reaches(self, tenant_id: str) -> bool:
+        """Whether GRAPH_AUTH can get a token for that tenant (see HOME_ONLY_AUTH)."""
+        return self.graph_auth not in HOME_ONLY_AUTH or tenant_id == (self.home_tenant_id or self.tenant_id)
 
     @property
     def graph_host(self) -> str:
@@ -439,6 +474,43 @@ def _health_max_age(env: Mapping[str, str]) -> int | None:
     return read_int(env, "HEALTH_MAX_AGE_SECONDS", 60, 30 * 86_400)
 
 
+def _json_setting(env: Mapping[str, str], name: str) -> Any:
+    raw = read_setting(env, name)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise SettingsError(f"{name} must be JSON ({error.msg} at character {error.pos})") from None
+
+
+def _tenants(env: Mapping[str, str], home: str, graph_auth: str) -> tuple[Tenant, ...]:
+    raw = _json_setting(env, "TENANTS")
+    if raw is None:
+        return ()
+    try:
+        tenants = parse_tenants(raw)
+    except TenantError as error:
+        raise SettingsError(f"TENANTS {error}") from None
+    others = [t.tenant_id for t in tenants if t.enabled and t.tenant_id != home]
+    if others and graph_auth in HOME_ONLY_AUTH:
+        raise SettingsError(
+            f"TENANTS names other tenants ({', '.join(others[:3])}) but GRAPH_AUTH={graph_auth} gets tokens for "
+            "AZURE_TENANT_ID only: use GRAPH_AUTH=workload_identity with a multi-tenant app (docs/multitenant.md)"
+        )
+    return tenants
+
+
+def _tenant_access(env: Mapping[str, str]) -> TenantAccess | None:
+    raw = _json_setting(env, "API_TENANT_ROLES")
+    if raw is None:
+        return None
+    try:
+        return parse_tenant_access(raw)
+    except TenantError as error:
+        raise SettingsError(f"API_TENANT_ROLES {error}") from None
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raises SettingsError naming the first bad one."""
     env = os.environ if env is None else env
@@ -481,6 +553,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     return Settings(
         tenant_id=tenant_id.lower(),
+        home_tenant_id=tenant_id.lower(),
+        tenants=_tenants(env, tenant_id.lower(), graph_auth),
+        tenant_access=_tenant_access(env),
         graph_base_url=graph_base_url,
         graph_auth=graph_auth,
         client_id=client_id,

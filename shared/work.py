@@ -37,7 +37,7 @@ from azure.storage.queue.aio import QueueClient
 from shared.domain.model import ServicePrincipal
 from shared.domain.observation import not_observed
 from shared.domain.poll_record import PollRecord
-from shared.domain.work import DISPATCHED, WorkItem, WorkItemError, parse_item
+from shared.domain.work import DISPATCHED, WorkItem, WorkItemError, is_tenant_poll, parse_item
 from shared.fanout import complete_if_whole
 from shared.graph.errors import GraphUnavailableError
 from shared.poll import read_and_store, store_jobs
@@ -45,6 +45,7 @@ from shared.settings import Settings, load_settings
 from shared.storage.principals import KnownPrincipal
 from shared.storage.store import Store, open_store
 from shared.storage.work_queue import WorkQueue, work_queue
+from shared.tenants import find_tenant
 
 log = logging.getLogger("entra_sync_monitor.work")
 
@@ -65,9 +66,13 @@ async def run_poisoned_work_item(content: str | bytes) -> None:
 async def do_work_item(settings: Settings, content: str | bytes, *, deadline: float | None = None) -> None:
     """The queue trigger's work. Raises on what a retry may cure (storage, a bug, a message
     that cannot be read), so the platform retries the item, then moves it to the poison queue."""
+    from shared.tenant_polls import do_tenant_poll
+
+    if (tenant_poll := is_tenant_poll(content)) is not None:
+        await do_tenant_poll(settings, tenant_poll)
+        return
     item = parse_item(content)
-    if item["tenantId"] != settings.tenant_id:
-        raise WorkItemError(f"a work item of tenant {item['tenantId']}, not of {settings.tenant_id}")
+    settings = await _settings_of(settings, item["tenantId"])
     store = open_store(settings)
     await store.ensure_tables()
     poll, number = (item["pollStartedAt"], item["pollId"]), item["item"]
@@ -75,6 +80,16 @@ async def do_work_item(settings: Settings, content: str | bytes, *, deadline: fl
         part, unanswered = await _read_item(settings, store, item, deadline)
         await store.save_item_part(poll, number, part, outcome="done", unanswered=unanswered)
     await complete_if_whole(settings, store, poll, item["items"])
+
+
+async def _settings_of(settings: Settings, tenant_id: str) -> Settings:
+    """The settings of the item's tenant: the home tenant's own, or a watched tenant's."""
+    if tenant_id == (settings.home_tenant_id or settings.tenant_id) and not settings.tenants:
+        return settings  # no registry to read: the single-tenant deployment
+    tenant = await find_tenant(settings, tenant_id)
+    if tenant is None:
+        raise WorkItemError(f"a work item of tenant {tenant_id}, which this deployment does not watch")
+    return settings.for_tenant(tenant)
 
 
 async def _read_item(settings: Settings, store: Store, item: WorkItem, deadline: float | None) -> tuple[Any, list[str]]:
@@ -154,7 +169,15 @@ async def _mark_not_observed(
 async def record_poisoned_item(settings: Settings, content: str | bytes) -> None:
     """The poison queue trigger's work: an item that failed on every try becomes its poll's
     part, an error, with its service principals' jobs marked not observed; its poll then
-    completes (partial) instead of waiting for it."""
+    completes (partial) instead of waiting for it. A tenant's poll becomes its failed record."""
+    from shared.tenant_polls import record_poisoned_tenant_poll
+
+    try:
+        if (tenant_poll := is_tenant_poll(content)) is not None:
+            await record_poisoned_tenant_poll(settings, tenant_poll)
+            return
+    except WorkItemError:
+        pass  # dropped below, as any message that names no poll
     try:
         envelope = json.loads(content)
     except ValueError:
@@ -165,8 +188,10 @@ async def record_poisoned_item(settings: Settings, content: str | bytes) -> None
     ):
         log.error("a poisoned work item that names no poll was dropped: %.200r", content)
         return
-    if envelope.get("tenantId") != settings.tenant_id:
-        log.error("a poisoned work item of another tenant was dropped (poll %s)", envelope["pollId"])
+    try:
+        settings = await _settings_of(settings, str(envelope.get("tenantId")))
+    except WorkItemError:
+        log.error("a poisoned work item of a tenant not watched was dropped (poll %s)", envelope["pollId"])
         return
     store = open_store(settings)
     await store.ensure_tables()
@@ -425,6 +450,29 @@ async def drain_own_poll(settings: Settings, started_at: str, poll_id: str, dead
     await LocalWorker(settings, queue_options(), deadline=deadline).run(until=completed, deadline=deadline)
     await completed()
     return latest
+
+
+async def drain_tenant_polls(settings: Settings, polls: list[dict[str, Any]], deadline: float) -> list[dict[str, Any]]:
+    """`python -m shared poll`'s part when it sent its tenants' polls to the queue: do items in
+    this process until each tenant's poll is stored and complete, or the deadline has passed.
+    Returns each tenant's record as it then stands (a `queued` stand-in for one not begun)."""
+    from shared.tenants import find_tenant
+
+    latest: dict[str, dict[str, Any]] = {}
+
+    async def completed() -> bool:
+        for poll in polls:
+            tenant = await find_tenant(settings, poll["tenantId"])
+            if tenant is None:
+                latest[poll["tenantId"]] = {**poll, "status": "dropped"}
+                continue
+            found = await open_store(settings.for_tenant(tenant)).poll_with_etag(poll["startedAt"], poll["pollId"])
+            latest[poll["tenantId"]] = dict(found[0]) if found else {**poll, "status": "queued"}
+        return all(record.get("status") not in (DISPATCHED, "queued") for record in latest.values())
+
+    await LocalWorker(settings, queue_options(), deadline=deadline).run(until=completed, deadline=deadline)
+    await completed()
+    return [latest[poll["tenantId"]] for poll in polls]
 
 
 def run_processes(processes: int, args: list[str]) -> list[dict[str, Any]]:

@@ -172,7 +172,7 @@ async def alerts_after_poll(
     section: AlertsSection
     try:
         store = store or open_store(settings)
-        alert_settings = load_alert_settings()
+        alert_settings = load_alert_settings(tenant_suffix=settings.alert_settings_suffix)
         section = await run_alerts(
             store,
             alert_settings,

@@ -163,9 +163,33 @@ def _webhook_url(env: Mapping[str, str], name: str) -> str | None:
     return url
 
 
-def load_alert_settings(env: Mapping[str, str] | None = None) -> AlertSettings:
-    """Read and validate the alert settings; raises SettingsError naming the first bad one."""
+# Where alerts go: a tenant with an `alertSettingsSuffix` S has its own, in `<name>_S`.
+ALERT_TARGET_SETTINGS = (
+    "ALERT_TEAMS_WEBHOOK_URL",
+    "ALERT_SLACK_WEBHOOK_URL",
+    "ALERT_WEBHOOK_URL",
+    "ALERT_WEBHOOK_SECRET",
+)
+
+
+def _routed(env: Mapping[str, str], suffix: str) -> dict[str, str]:
+    """The settings as one tenant's alerts read them: its own targets only (none set: none)."""
+    routed = {name: value for name, value in env.items() if name not in ALERT_TARGET_SETTINGS}
+    for name in ALERT_TARGET_SETTINGS:
+        if f"{name}_{suffix}" in env:
+            routed[name] = env[f"{name}_{suffix}"]
+    return routed
+
+
+def load_alert_settings(env: Mapping[str, str] | None = None, *, tenant_suffix: str | None = None) -> AlertSettings:
+    """Read and validate the alert settings; raises SettingsError naming the first bad one.
+    `tenant_suffix`: a tenant's `alertSettingsSuffix`, whose targets replace the global ones."""
     env = os.environ if env is None else env
+    if tenant_suffix:
+        try:
+            return load_alert_settings(_routed(env, tenant_suffix))
+        except SettingsError as error:
+            raise SettingsError(f"{error} (this tenant's own: the setting's name ends in _{tenant_suffix})") from None
     webhook_url = _webhook_url(env, "ALERT_WEBHOOK_URL")
     webhook_secret = _secret_value(env, "ALERT_WEBHOOK_SECRET")
     if webhook_url and not webhook_secret:

@@ -30,7 +30,18 @@ from shared.api.http import ConditionalGetMiddleware, SettingsCorsMiddleware, pr
 from shared.api.openapi import build_openapi
 from shared.api.paging import ContinuationError
 from shared.api.params import problems
-from shared.api.routes import actions, alerts, dashboard, errors, executions, health, jobs, reference, summary
+from shared.api.routes import (
+    actions,
+    alerts,
+    dashboard,
+    errors,
+    executions,
+    health,
+    jobs,
+    reference,
+    summary,
+    tenants,
+)
 from shared.storage.store import close_store
 
 log = logging.getLogger("entra_sync_monitor.api")
@@ -83,12 +94,18 @@ def create_app() -> FastAPI:
     )
     _install_problem_handlers(app)
     caller = [Depends(require_caller)]
+    # Every route of one tenant's data takes `?tenant=`: missing when it must be given (400),
+    # or not one the caller may see (404).
+    of_a_tenant = problems(400, 404)
     for resource in (jobs, executions, errors, summary):
-        app.include_router(resource.router, prefix=API_PREFIX, dependencies=caller)
+        app.include_router(resource.router, prefix=API_PREFIX, dependencies=caller, responses=of_a_tenant)
+    app.include_router(tenants.router, prefix=API_PREFIX, dependencies=caller)
     # The alert endpoints (docs/alerts.md) answer to the same caller checks as the rest of /api/v1;
     # the dashboard page (docs/dashboard.md) holds no data and calls the API like any portal.
-    app.include_router(alerts.router, prefix=API_PREFIX, dependencies=caller, responses=problems(401, 403))
-    app.include_router(actions.router, prefix=API_PREFIX, dependencies=caller)
+    app.include_router(
+        alerts.router, prefix=API_PREFIX, dependencies=caller, responses={**problems(401, 403), **of_a_tenant}
+    )
+    app.include_router(actions.router, prefix=API_PREFIX, dependencies=caller, responses=of_a_tenant)
     app.include_router(dashboard.router)
     app.include_router(reference.router, dependencies=caller)
     app.include_router(health.router)

@@ -227,6 +227,100 @@ class MonitorHealth(_Model):
     version: str
 
 
+CloudName = Literal["global", "usgov", "usgovdod", "china"]
+TenantStateValue = Literal[
+    "healthy", "degraded", "consentMissing", "signInFailed", "throttled", "failing", "stale", "notPolled", "disabled"
+]
+
+
+class TenantJobCounts(_Model):
+    total: int
+    byHealth: dict[str, int]
+    byStatusCode: dict[str, int]
+    quarantined: int
+
+
+class TenantLastPoll(_Model):
+    pollId: str
+    status: str
+    startedAt: str
+    endedAt: str | None
+    errorCount: int
+    errorsByKind: dict[str, int]
+    firstError: str | None = Field(None, description="the first error's message, to say why at a glance")
+
+
+class Tenant(_Model):
+    tenantId: str
+    displayName: str
+    enabled: bool
+    cloud: CloudName | None = Field(description="its national cloud; null: the deployment's own GRAPH_BASE_URL")
+    graphHost: str = Field(description="the Graph host its polls read")
+    servicePrincipalIds: list[str] = Field(description="pinned service principals; empty: every one is discovered")
+    alertSettingsSuffix: str | None = Field(description="its alerts go to the targets of the settings with this suffix")
+    source: Literal["home", "setting", "api"] = Field(
+        description="home: AZURE_TENANT_ID, watched without a row; setting: seeded from TENANTS; api: added here"
+    )
+    updatedAt: str | None
+    updatedBy: str | None
+    state: TenantStateValue = Field(
+        description="from its last poll: consentMissing (Graph or Entra refused the app: consent never given or "
+        "revoked), signInFailed, throttled, failing, stale (no poll lately), degraded (errors), healthy"
+    )
+    lastPoll: TenantLastPoll | None
+    jobs: TenantJobCounts
+
+
+class TenantList(_Model):
+    value: list[Tenant]
+    count: int
+
+
+class TenantQuarantinedJob(QuarantinedJob):
+    tenantId: str
+
+
+class TenantRollup(_Model):
+    count: int
+    byState: dict[str, int]
+
+
+class TenantsSummary(_Model):
+    """Every tenant the caller may see, at once."""
+
+    tenants: TenantRollup
+    jobs: TenantJobCounts
+    attention: list[Tenant] = Field(description="the tenants whose state is not healthy (disabled ones left out)")
+    quarantinedJobs: list[TenantQuarantinedJob] = Field(description="up to 50, longest in quarantine first")
+
+
+class TenantBody(_Model):
+    """A tenant as the API sets it. Its Graph root and authority come from `cloud`; other hosts
+    can be set only in the TENANTS setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    displayName: str = Field("", max_length=256)
+    enabled: bool = True
+    cloud: CloudName | None = None
+    servicePrincipalIds: list[str] = Field(default_factory=list, max_length=1000)
+    alertSettingsSuffix: str | None = Field(None, pattern=r"^[A-Z0-9_]{1,40}$")
+    reason: str | None = Field(None, max_length=500, description="why, for the audit log")
+
+
+class TenantPatch(_Model):
+    """Only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    displayName: str | None = Field(None, max_length=256)
+    enabled: bool | None = None
+    cloud: CloudName | None = None
+    servicePrincipalIds: list[str] | None = Field(None, max_length=1000)
+    alertSettingsSuffix: str | None = Field(None, pattern=r"^[A-Z0-9_]{1,40}$")
+    reason: str | None = Field(None, max_length=500, description="why, for the audit log")
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details (served as application/problem+json)."""
 

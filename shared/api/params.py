@@ -30,7 +30,7 @@ _PROBLEM_TEXT = {
     400: "A parameter is malformed; `detail` names it",
     401: "App Service Authentication is on and there is no signed-in caller",
     403: "The caller lacks the app role API_REQUIRED_ROLE names",
-    404: "No such job",
+    404: "No such job, or no such tenant (one the caller may not see is not found either)",
     409: "A request with this requestId is being handled, or the id was used for another action",
     429: "This job had an action less than a minute ago; Retry-After says when to try again",
     502: "Graph failed or did not answer; the same request (same requestId) may be sent again",

@@ -45,6 +45,41 @@ class WorkItem(TypedDict):
     mustRead: list[str]  # principals known to have jobs (the rest are a sweep's)
 
 
+class TenantPoll(TypedDict):
+    """One queue message of a deployment that watches several tenants: poll this tenant, as
+    the timer does, under a poll id given when it was sent (so a retry stores the same record)."""
+
+    v: int
+    kind: str  # TENANT_POLL
+    tenantId: str
+    pollId: str
+    pollStartedAt: str
+    trigger: str
+    discover: bool
+    pastDue: bool
+
+
+TENANT_POLL = "tenantPoll"
+
+
+def is_tenant_poll(content: str | bytes) -> TenantPoll | None:
+    """The message as a tenant poll; None when it is not one (a work item, or not JSON)."""
+    try:
+        message = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.get("kind") != TENANT_POLL:
+        return None
+    for key, kind in (("tenantId", str), ("pollId", str), ("pollStartedAt", str), ("trigger", str)):
+        if not isinstance(message.get(key), kind):
+            raise WorkItemError(f"a tenant poll whose {key} is missing or not a {kind.__name__}")
+    if message.get("v") != ITEM_VERSION:
+        raise WorkItemError(f"not a version {ITEM_VERSION} tenant poll")
+    message.setdefault("discover", False)
+    message.setdefault("pastDue", False)
+    return message  # type: ignore[return-value]
+
+
 class WorkProgress(TypedDict):
     """A dispatched poll's `work` section."""
 

@@ -8,14 +8,27 @@ multi-tenant or separately governed app registration needs no secret either.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-# The audience Entra expects for a managed identity token used as a federated assertion.
+# The audience Entra expects for a managed identity token used as a federated assertion, per
+# cloud ("Configure an application to trust a managed identity", learn.microsoft.com): the
+# deployment's own, as a federated credential cannot cross clouds.
 _TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"  # noqa: S105 (a scope, not a secret)
+_TOKEN_EXCHANGE_SCOPES = {
+    "login.microsoftonline.us": "api://AzureADTokenExchangeUSGov/.default",
+    "login.chinacloudapi.cn": "api://AzureADTokenExchangeChina/.default",
+    "login.partner.microsoftonline.cn": "api://AzureADTokenExchangeChina/.default",
+}
+
+
+def token_exchange_scope(authority_host: str | None) -> str:
+    host = (urlsplit(authority_host).hostname or authority_host if authority_host else "") or ""
+    return _TOKEN_EXCHANGE_SCOPES.get(host.lower(), _TOKEN_EXCHANGE_SCOPE)
 
 
 def build_credential(settings: Settings) -> AsyncTokenCredential | None:
@@ -56,8 +69,10 @@ def build_credential(settings: Settings) -> AsyncTokenCredential | None:
     if mode == "workload_identity":
         identity = SyncManagedIdentityCredential(client_id=settings.managed_identity_client_id)
 
+        scope = token_exchange_scope(settings.authority_host)
+
         def managed_identity_assertion() -> str:
-            return identity.get_token(_TOKEN_EXCHANGE_SCOPE).token
+            return identity.get_token(scope).token
 
         return ClientAssertionCredential(
             settings.tenant_id, settings.client_id, managed_identity_assertion, **authority

@@ -47,6 +47,17 @@ class GraphForbiddenError(GraphUnavailableError):
         return str(self)
 
 
+class GraphUnauthorizedError(GraphUnavailableError):
+    """Graph refused the app's token (401): in a tenant other than the app's own, most often
+    consent that was never given or was revoked."""
+
+    kind = "graphUnauthorized"
+
+    @property
+    def failure(self) -> str:
+        return str(self)
+
+
 class AnswerError(GraphUnavailableError):
     """One request got no usable answer after its retries: `code` says whether it never came
     (TransportError) or came cut short or not JSON (MalformedResponse)."""

@@ -52,6 +52,7 @@ from shared.graph.errors import (
     TRANSPORT_ERROR,
     AnswerError,
     GraphForbiddenError,
+    GraphUnauthorizedError,
     GraphUnavailableError,
 )
 from shared.graph.types import ItemResult, LogPages
@@ -147,7 +148,12 @@ class GraphReader:
             try:
                 page = await self._send(request)
             except APIError as error:
-                if getattr(error, "response_status_code", 0) != 403:
+                status = getattr(error, "response_status_code", 0)
+                if status == 401:
+                    raise GraphUnauthorizedError(
+                        "Graph refused the app's token (HTTP 401): is the app consented in this tenant?", status=401
+                    ) from error
+                if status != 403:
                     raise
                 raise GraphForbiddenError(
                     "Graph refused to list the service principals (HTTP 403): the app needs the "
@@ -350,8 +356,10 @@ class GraphReader:
                 self._batch_supported = False
             if not self._batch_supported:
                 return await self._get_each(urls)
+            # The whole batch throttled (429/503): each item waits as long as the batch was told.
+            retry_after = _retry_after_seconds(dict(getattr(error, "response_headers", None) or {}))
             failed = self._api_error_result(error)
-            return {key: (failed, None) for key in urls}
+            return {key: (failed, retry_after) for key in urls}
         answered: dict[str, tuple[ItemResult, float | None]] = {}
         responses = body.get("responses") if isinstance(body, dict) else None
         for item in responses if isinstance(responses, list) else []:

@@ -13,6 +13,7 @@ creation, parameterized reads, batched writes; tables.py) in its own module:
 - work_items.py `<p>WorkItems`: the parts of a poll fanned out through the work queue.
 - provisioning_errors.py `<p>ProvisioningErrors`, `<p>ProvisioningErrorDays`: error groups
   from the provisioning logs.
+- tenants.py    `<p>Tenants`: the tenants the deployment watches (the one table of no tenant).
 
 Key formulas are in keys.py, property encodings in documents.py, and docs/tables.md has the
 keys, properties and the queries each serves. Every key is derived from Graph's ids, so
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+
+from azure.data.tables.aio import TableServiceClient
 
 from shared.domain.changes import JobChanges, JobWrite
 from shared.domain.model import Execution
@@ -40,6 +43,7 @@ from shared.storage.provisioning_errors import ProvisioningErrorsTables
 from shared.storage.rollups import RollupsTables
 from shared.storage.runs import RunsTables
 from shared.storage.tables import Entity, table_service
+from shared.storage.tenants import TenantsTable
 from shared.storage.work_items import WorkItemsTable
 
 _STORE_CONCURRENCY = 8  # jobs whose runs are written at once
@@ -60,6 +64,7 @@ class Store(
     JobActionsTable,
     WorkItemsTable,
     ProvisioningErrorsTables,
+    TenantsTable,
 ):
     """The tables of one tenant. Create with `open_store`; one per process."""
 
@@ -105,14 +110,20 @@ class Store(
 
 
 _stores = ProcessCache[Store]()
+_services = ProcessCache[TableServiceClient]()
 
 
 def open_store(settings: Settings) -> Store:
-    """The process's store, created on first use inside the running event loop."""
-    return _stores.get(
-        settings, lambda: Store(table_service(settings.storage), settings.table_prefix, settings.tenant_id)
-    )
+    """The process's store of the settings' tenant, created on first use inside the running
+    event loop; the stores of every tenant share one service client (one transport)."""
+
+    def create() -> Store:
+        service = _services.get(settings.storage, lambda: table_service(settings.storage))
+        return Store(service, settings.table_prefix, settings.tenant_id, owns_service=False)
+
+    return _stores.get((settings.storage, settings.table_prefix, settings.tenant_id), create)
 
 
 async def close_store() -> None:
     await _stores.close()
+    await _services.close()

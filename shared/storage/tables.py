@@ -101,8 +101,9 @@ async def delete_entities(client: TableClient, rows: Sequence[Entity]) -> None:
 class TableSet:
     """The app's tables of one tenant: one client per table, sharing the service's transport."""
 
-    def __init__(self, service: TableServiceClient, prefix: str, tenant_id: str) -> None:
+    def __init__(self, service: TableServiceClient, prefix: str, tenant_id: str, *, owns_service: bool = True) -> None:
         self._service = service
+        self._owns_service = owns_service  # False: the service (and its transport) is shared by tenants
         self._prefix = prefix
         self.tenant_id = tenant_id
         self.tables: dict[str, TableClient] = {
@@ -113,7 +114,8 @@ class TableSet:
     async def close(self) -> None:
         for table in self.tables.values():
             await table.close()
-        await self._service.close()
+        if self._owns_service:
+            await self._service.close()
 
     async def ensure_tables(self) -> None:
         if self._tables_ready:

@@ -16,7 +16,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-from shared.domain.work import WorkItem
+from shared.domain.work import TenantPoll, WorkItem
 from shared.process_cache import ProcessCache
 from shared.settings import Settings
 from shared.storage.tables import STORAGE_CLIENT_OPTIONS
@@ -49,11 +49,11 @@ class WorkQueue:
                 pass
         self._ready = True
 
-    async def send(self, items: Sequence[WorkItem]) -> None:
+    async def send(self, items: Sequence[WorkItem] | Sequence[TenantPoll]) -> None:
         await self.ensure()
         limit = asyncio.Semaphore(_SEND_CONCURRENCY)
 
-        async def send_one(item: WorkItem) -> None:
+        async def send_one(item: WorkItem | TenantPoll) -> None:
             async with limit:
                 await self.queue.send_message(json.dumps(item, separators=(",", ":"), ensure_ascii=False))
 
@@ -115,7 +115,7 @@ def work_queue(settings: Settings) -> WorkQueue | None:
         assert service is not None
         return WorkQueue(service, settings.work_queue_name)
 
-    return _queues.get(settings, create)
+    return _queues.get((settings.storage, settings.work_queue_name), create)
 
 
 async def close_work_queue() -> None:

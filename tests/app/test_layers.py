@@ -16,14 +16,17 @@ ALLOWED = {
     "graph": {"domain", "graph", "settings", "process_cache"},
     "storage": {"domain", "storage", "settings", "process_cache"},
     "alerts": {"domain", "storage", "settings", "alerts", "process_cache"},
-    "api": {"domain", "storage", "settings", "alerts", "api", "process_cache", "actions"},
+    "api": {"domain", "storage", "settings", "alerts", "api", "process_cache", "actions", "tenants"},
     # graph only inside the action (the HTTP path never loads msgraph at import)
     "actions": {"domain", "storage", "settings"},
     "discovery": {"domain", "graph", "storage", "settings"},
     "poll": {"domain", "graph", "storage", "settings", "alerts", "discovery", "fanout", "provisioning_logs"},
     "provisioning_logs": {"domain", "graph", "storage", "settings"},
     "fanout": {"domain", "storage", "settings", "alerts", "discovery"},
-    "work": {"domain", "graph", "storage", "settings", "alerts", "poll", "fanout"},
+    "work": {"domain", "graph", "storage", "settings", "alerts", "poll", "fanout", "tenants"},
+    # the registry of tenants, and polling each on its own (docs/multitenant.md)
+    "tenants": {"domain", "storage", "settings"},
+    "tenant_polls": {"domain", "storage", "settings", "poll", "tenants"},
     "retention": {"domain", "storage", "settings"},
     "settings": {"domain", "alerts"},
 }
