@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="TENANT_ID=TOKEN",
-        help=f"the bearer token a tenant expects ({DEFAULT}=TOKEN for the root tenant); none: no check",
+        help=f"the bearer token a tenant expects ({DEFAULT}=TOKEN for the root tenant; repeatable); none: no check",
     )
     parser.add_argument("--latency-ms", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "--frozen-clock", action="store_true", help="the clock moves only when advanced through the control API"
     )
     parser.add_argument(
-        "--allow-remote", action="store_true", help="listen on a non-loopback address (it is a dev tool: no auth)"
+        "--allow-remote", action="store_true", help="listen on a non-loopback address (a dev tool: test tokens at most)"
     )
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)

@@ -279,6 +279,7 @@ class _TenantPrefixes:
     def _app_of(self, tenant_id: str) -> ASGIApp | None:
         state = self.tenants.get(tenant_id)
         if state is None:
+            self._apps.pop(tenant_id, None)  # removed: forget its app
             return None
         known = self._apps.get(tenant_id)
         if known is None or known[0] is not state:

@@ -365,6 +365,8 @@ def test_command_line_serves_extra_tenants_with_their_tokens() -> None:
             f"{GENERATED}=generated:40:0.5",
             "--token",
             f"{GENERATED}=gen-secret",
+            "--token",
+            "default=root-secret",
             "--frozen-clock",
         ],
         cwd=ROOT,
@@ -378,7 +380,9 @@ def test_command_line_serves_extra_tenants_with_their_tokens() -> None:
         match = re.fullmatch(r"GRAPH_BASE_URL=(http://127\.0\.0\.1:\d+)/v1\.0", line)
         assert match, line
         root = match.group(1)
-        assert len(httpx.get(f"{root}/v1.0/servicePrincipals").json()["value"]) == 20
+        assert_graph_error(httpx.get(f"{root}/v1.0/servicePrincipals"), 401, "InvalidAuthenticationToken")
+        answer = httpx.get(f"{root}/v1.0/servicePrincipals", headers={"Authorization": "Bearer root-secret"})
+        assert len(answer.json()["value"]) == 20
         demo = httpx.get(f"{root}/{DEMO}/_emulator/tenant").json()
         assert demo["tenantId"] == DEMO and len(demo["servicePrincipals"]) == 31
         listed = httpx.get(f"{root}/{DEMO}/v1.0/servicePrincipals", params={"$top": 999}).json()["value"]
@@ -387,7 +391,7 @@ def test_command_line_serves_extra_tenants_with_their_tokens() -> None:
         assert_graph_error(httpx.get(generated), 401, "InvalidAuthenticationToken")
         served = httpx.get(generated, headers={"Authorization": "Bearer gen-secret"}, params={"$top": 999})
         assert len(served.json()["value"]) == 40
-        assert httpx.get(f"{root}/v1.0/servicePrincipals").status_code == 200  # the root has no token
+        assert httpx.get(f"{root}/{DEMO}/v1.0/servicePrincipals").status_code == 200  # DEMO has no token
     finally:
         process.terminate()
         process.wait(timeout=10)
