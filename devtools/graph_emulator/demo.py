@@ -490,16 +490,18 @@ def _apps(e: int) -> tuple[_App, ...]:
     )
 
 
-def _service_principal(app: _App) -> dict[str, Any]:
-    app_id = app.app_id or stable_uuid(f"app:{app.name}")
+def _service_principal(app: _App, tenant_id: str, ns: str) -> dict[str, Any]:
+    # Microsoft's first-party app ids and gallery template ids are the same in every tenant;
+    # object ids and the tenant's own app ids are not.
+    app_id = app.app_id or stable_uuid(f"{ns}app:{app.name}")
     template = app.template_id or (stable_uuid(f"template:{app.name}") if app.tagged else None)
     return {
-        "id": stable_uuid(f"sp:{app.name}"),
+        "id": stable_uuid(f"{ns}sp:{app.name}"),
         "accountEnabled": True,
         "appDisplayName": app.name,
         "appId": app_id,
         "applicationTemplateId": template,
-        "appOwnerOrganizationId": app.owner,
+        "appOwnerOrganizationId": tenant_id if app.owner == DEMO_TENANT_ID else app.owner,
         "appRoleAssignmentRequired": app.tagged,
         "displayName": app.name,
         "preferredSingleSignOnMode": app.sso,
@@ -510,11 +512,16 @@ def _service_principal(app: _App) -> dict[str, Any]:
     }
 
 
-def demo_tenant(seed: int = 1, now: float | None = None) -> LivingTenant:
-    """The demo tenant as of `now` (default: wall time); counts vary with `seed`."""
+def demo_tenant(seed: int = 1, now: float | None = None, tenant_id: str = DEMO_TENANT_ID) -> LivingTenant:
+    """The demo tenant as of `now` (default: wall time); counts vary with `seed`.
+
+    Another `tenant_id` gives the same cases under that tenant's own ids (service principals,
+    their app ids, jobs), so tenants built with different ids never share an id.
+    """
     epoch = int(time.time() if now is None else now) // 60 * 60
     apps = _apps(epoch)
-    sps = [_service_principal(app) for app in apps]
+    ns = "" if tenant_id == DEMO_TENANT_ID else f"{tenant_id}:"
+    sps = [_service_principal(app, tenant_id, ns) for app in apps]
     profiles: list[tuple[JobProfile, ...]] = []
     n = 0
     for app in apps:
@@ -522,7 +529,7 @@ def demo_tenant(seed: int = 1, now: float | None = None) -> LivingTenant:
         for job in app.jobs:
             built.append(
                 JobProfile(
-                    job_id=job_id(job.template_id, f"{app.name}/{job.template_id}", DEMO_TENANT_ID),
+                    job_id=job_id(job.template_id, f"{ns}{app.name}/{job.template_id}", tenant_id),
                     template_id=job.template_id,
                     profile=job.profile,
                     interval=job.interval,
@@ -535,4 +542,7 @@ def demo_tenant(seed: int = 1, now: float | None = None) -> LivingTenant:
             )
             n += 1
         profiles.append(tuple(built))
-    return LivingTenant(DEMO_TENANT_ID, sps, lambda i: profiles[i], {"kind": "demo", "seed": seed}, epoch)
+    spec: dict[str, Any] = {"kind": "demo", "seed": seed}
+    if tenant_id != DEMO_TENANT_ID:
+        spec["tenantId"] = tenant_id
+    return LivingTenant(tenant_id, sps, lambda i: profiles[i], spec, epoch)

@@ -73,8 +73,12 @@ def generated_tenant(
     seed: int = 1,
     now: float | None = None,
     failure_events: int = 0,
+    tenant_id: str | None = None,
 ) -> LivingTenant:
     """A living tenant of `service_principals` SPs; about `job_ratio` of them have jobs.
+
+    Its tenant id comes from `seed` unless `tenant_id` is given; then every id is drawn from
+    (tenant_id, seed), so two tenants of the same seed and size still share no id.
 
     `failure_events` > 0 adds one more service principal (`FAILING_APP`, last in the list) whose
     PT40M SCIM job has escrowed entries on every run of the day before `now`: its provisioning
@@ -84,8 +88,10 @@ def generated_tenant(
     if service_principals < 0 or not 0.0 <= job_ratio <= 1.0 or failure_events < 0:
         raise ValueError("service_principals >= 0, 0 <= job_ratio <= 1 and failure_events >= 0")
     epoch = int(time.time() if now is None else now) // 60 * 60
-    rng = random.Random(seed)
-    tenant_id = _uuid(rng)
+    namespace = f"{tenant_id}:" if tenant_id else ""
+    rng = random.Random(f"{namespace}{seed}" if namespace else seed)
+    drawn = _uuid(rng)
+    tenant_id = tenant_id or drawn
     sps: list[dict[str, Any]] = []
     job_templates: list[tuple[str, ...]] = []
     for i in range(service_principals):
@@ -165,7 +171,7 @@ def generated_tenant(
     def profiles_for(index: int) -> tuple[JobProfile, ...]:
         if failing is not None and index == service_principals:
             return (failing,)
-        job_rng = random.Random(f"{seed}:{index}")
+        job_rng = random.Random(f"{namespace}{seed}:{index}")
         built = []
         for n, template in enumerate(job_templates[index]):
             kind = job_rng.choices(kinds, weights)[0]
@@ -187,5 +193,6 @@ def generated_tenant(
         "jobRatio": job_ratio,
         "seed": seed,
         "failureEvents": failure_events,
+        **({"tenantId": tenant_id} if namespace else {}),
     }
     return LivingTenant(tenant_id, sps, profiles_for, spec, epoch)

@@ -57,6 +57,18 @@ _ERRORS: dict[int, tuple[str, str]] = {
     503: ("ServiceUnavailable", "The service is temporarily unavailable. Please retry later."),
     504: ("GatewayTimeout", "The request timed out."),
 }
+# Graph's 401 for a request without a valid token: code InvalidAuthenticationToken in the error
+# resource shape of https://learn.microsoft.com/graph/errors ("Required authentication
+# information is either missing or not valid"; see also /graph/resolve-auth-errors). The message
+# names the cause: "Access token is empty." when there is none; for a token it cannot accept it
+# varies (expired, invalid audience, "CompactToken parsing failed ..."). The WWW-Authenticate
+# challenge is the one Graph sends (MSAL's "extract authentication parameters" page shows it).
+_NO_TOKEN = "Access token is empty."
+_BAD_TOKEN = "Access token validation failure."
+_CHALLENGE = (
+    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+    'client_id="00000003-0000-0000-c000-000000000000"'
+)
 _ABSOLUTE_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _KEY_SEGMENT = re.compile(r"^serviceprincipals\((?:(?P<prop>appid)\s*=\s*)?'?(?P<key>[^')]*)'?\)$", re.IGNORECASE)
 
@@ -183,6 +195,10 @@ def handle(state: EmulatorState, request: GraphRequest) -> GraphResponse:
     ctx = _Context(state, request, path, raw_query, query)
     route, ids, unknown = _route(segments)
     norm = route or path
+    if not request.in_batch and state.token is not None:
+        refused = _authenticate(ctx, state.token, norm)
+        if refused is not None:  # before any fault: Graph checks the token first
+            return _finish(ctx, refused, FaultOutcome())
     outcome = state.faults.evaluate(path, request.in_batch, request.body)
     if outcome.status is not None:
         response = _error(ctx, outcome.status, norm, retry_after=outcome.retry_after)
@@ -193,6 +209,18 @@ def handle(state: EmulatorState, request: GraphRequest) -> GraphResponse:
     else:
         response = _dispatch(ctx, route, ids, unknown, norm)
     return _finish(ctx, response, outcome)
+
+
+def _authenticate(ctx: _Context, token: str, norm: str) -> GraphResponse | None:
+    """None when the request carries `Bearer <token>`; Graph's 401 otherwise. A batch's items
+    are covered by the batch request's own header."""
+    sent = ctx.request.headers.get("authorization")
+    if sent == f"Bearer {token}":
+        return None
+    bearer = (sent or "").partition(" ")[2].strip() if (sent or "").lower().startswith("bearer ") else ""
+    response = _error(ctx, 401, norm, _BAD_TOKEN if bearer else _NO_TOKEN, code="InvalidAuthenticationToken")
+    response.headers["WWW-Authenticate"] = _CHALLENGE
+    return response
 
 
 def _finish(ctx: _Context, response: GraphResponse, outcome: FaultOutcome) -> GraphResponse:

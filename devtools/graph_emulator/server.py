@@ -2,6 +2,8 @@
 
 `EmulatorControl` speaks only the HTTP control API, so the same test code drives an emulator
 in this process (`EmulatorServer`) or one started as a subprocess (`python -m ...`).
+`for_tenant(tenant_id)` gives the control of one of its other tenants (tenants.py), whose Graph
+root is `{root}/{tenantId}/v1.0`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -19,6 +22,7 @@ import uvicorn
 from .app import create_app
 from .state import EmulatorState
 from .tenant import LivingTenant, Tenant
+from .tenants import TenantRegistry, check_tenant_id, serve
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -66,6 +70,7 @@ class EmulatorControl:
         self._root_url = root_url.rstrip("/") if root_url else None
         self._timeout = timeout
         self._client: httpx.Client | None = None
+        self._tenants: dict[str, EmulatorControl] = {}
 
     @property
     def root_url(self) -> str:
@@ -109,6 +114,41 @@ class EmulatorControl:
             self._call("POST", f"/tenant/{kind}", spec)
         else:
             self._call("PUT", "/tenant", dict(tenant))
+
+    # ------------------------------------------------------------ more tenants
+
+    def for_tenant(self, tenant_id: str) -> EmulatorControl:
+        """The control of the tenant served under `/{tenant_id}`: its `base_url` is
+        `{root}/{tenant_id}/v1.0` and every call goes to `{root}/{tenant_id}/_emulator`."""
+        check_tenant_id(tenant_id)
+        control = self._tenants.get(tenant_id)
+        if control is None or control.root_url != f"{self.root_url}/{tenant_id}":
+            control = self._tenants[tenant_id] = EmulatorControl(f"{self.root_url}/{tenant_id}", self._timeout)
+        return control
+
+    def add_tenant(self, tenant_id: str, tenant: Tenant | None = None, *, token: str | None = None) -> EmulatorControl:
+        """Serve `tenant` (a demo tenant when None) under `/{tenant_id}`, replacing its data if
+        it is served already; a living tenant is rebuilt from its spec for `tenant_id`."""
+        if tenant is None:
+            tenant = {"kind": "demo"}
+        body = dict(tenant.spec) if isinstance(tenant, LivingTenant) else dict(tenant)
+        self._call("PUT", f"/tenants/{tenant_id}", body)
+        control = self.for_tenant(tenant_id)
+        if token is not None:
+            control.set_token(token)
+        return control
+
+    def remove_tenant(self, tenant_id: str) -> None:
+        self._call("DELETE", f"/tenants/{tenant_id}")
+
+    def tenants(self) -> dict[str, Any]:
+        """`{"default": {...}, "value": [...]}`: each tenant's id, baseUrl, controlUrl, tokenRequired."""
+        result: dict[str, Any] = self._call("GET", "/tenants")
+        return result
+
+    def set_token(self, token: str | None) -> None:
+        """Every Graph request of this tenant must carry `Authorization: Bearer <token>` (None: no check)."""
+        self._call("PUT", "/auth", {"token": token})
 
     def set_demo_tenant(self, seed: int = 1) -> None:
         self._call("POST", "/tenant/demo", {"seed": seed})
@@ -175,6 +215,9 @@ class EmulatorControl:
         self._call("POST", "/stats/reset")
 
     def close(self) -> None:
+        for control in self._tenants.values():
+            control.close()
+        self._tenants.clear()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -196,12 +239,20 @@ class EmulatorServer(EmulatorControl):
 
     `with EmulatorServer(tenant=demo_tenant()) as em:` then point the app at `em.base_url`.
     `em.state` is the live `EmulatorState` for in-process shortcuts.
+
+    `tenants` serves more tenants, each under `/{tenantId}` with its own state (`em.states`);
+    a living tenant is rebuilt for its key's id (so two demo tenants share no id), a static
+    dict is served as given. `token` is the bearer token the default tenant expects, `tokens`
+    those of the other tenants, by id (a tenant without one lets any request in).
     """
 
     def __init__(
         self,
         tenant: Tenant | None = None,
         *,
+        tenants: Mapping[str, Tenant] | None = None,
+        token: str | None = None,
+        tokens: Mapping[str, str] | None = None,
         latency_ms: int = 0,
         frozen_clock: bool = False,
         host: str = "127.0.0.1",
@@ -209,18 +260,37 @@ class EmulatorServer(EmulatorControl):
         startup_timeout: float = 10.0,
     ) -> None:
         super().__init__()
-        self.state = EmulatorState(tenant, latency_ms=latency_ms, frozen_clock=frozen_clock)
+        self.state = EmulatorState(tenant, latency_ms=latency_ms, frozen_clock=frozen_clock, token=token)
+        self.registry = TenantRegistry(self.state)
+        tenants, tokens = tenants or {}, tokens or {}
+        if unknown := set(tokens) - set(tenants):
+            raise ValueError(f"tokens for tenants not served: {', '.join(sorted(unknown))}")
+        for tenant_id, extra in tenants.items():
+            state = EmulatorState(
+                {"tenantId": tenant_id, "servicePrincipals": []},
+                tenant_id=self.registry.check(tenant_id),
+                latency_ms=latency_ms,
+                frozen_clock=frozen_clock,
+                token=tokens.get(tenant_id),
+            )
+            serve(state, extra)
+            self.registry.add(tenant_id, state)
         self._host, self._port = host, port
         self._startup_timeout = startup_timeout
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+
+    @property
+    def states(self) -> dict[str, EmulatorState]:
+        """The other tenants' live states by id, those added over the control API included."""
+        return self.registry.states()
 
     def start(self) -> Self:
         if self._server is not None:
             return self
         sock = bind_socket(self._host, self._port)
         port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn_config(create_app(self.state)))
+        server = uvicorn.Server(uvicorn_config(create_app(tenants=self.registry)))
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name=f"graph-emulator-{port}", daemon=True
         )
