@@ -248,7 +248,7 @@ def tenant_state(
         return "signInFailed"
     graph: Mapping[str, Any] = record.get("graph") or {}
     throttled = any(e.get("status") == 429 for e in errors) or bool(graph.get("throttledPastDeadline"))
-    if throttled and (record.get("status") != "succeeded" or record.get("unfinishedServicePrincipals")):
+    if throttled:  # reads left undone for Graph's throttling (a discovery's sweep too)
         return "throttled"
     if record.get("status") == "failed":
         return "failing"
