@@ -31,7 +31,8 @@ def _label(notification: Notification) -> str:
 
 def _facts(notification: Notification) -> list[tuple[str, str]]:
     """Raw (name, value) pairs; each payload makes them safe for its medium."""
-    facts = [("job", job_label(notification)), *notification["facts"].items()]
+    # The tenant: one deployment may watch many (docs/multitenant.md).
+    facts = [("job", job_label(notification)), ("tenant", notification["tenantId"]), *notification["facts"].items()]
     facts.append(("opened", notification["openedAt"]))
     if resolved := notification.get("resolvedAt"):
         facts.append(("resolved", resolved))

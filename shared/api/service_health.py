@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import __version__
+from shared.domain.poll_record import PollSummary
 from shared.domain.schedule import schedule_interval_seconds
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.settings import Settings, SettingsError, load_settings
@@ -66,8 +67,29 @@ def blind_reason(record: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _ended(record: dict[str, Any]) -> datetime | None:
+def _ended(record: Mapping[str, Any]) -> datetime | None:
     return parse_timestamp(record.get("endedAt")) or parse_timestamp(record.get("startedAt"))
+
+
+async def _last_polls(settings: Settings) -> tuple[PollSummary | None, dict[str, Any] | None, bool]:
+    """The last poll and the last successful one; with several tenants, the newest of each
+    over the enabled tenants (the monitor runs while any tenant is polled), the last poll a
+    failed or partial one when any tenant's is, and blind only when every tenant is."""
+    from shared.tenants import only_home, watched_tenants
+
+    tenants = await watched_tenants(settings)
+    if only_home(settings, tenants) or not tenants:
+        store = open_store(settings)
+        last, last_ok = await asyncio.gather(store.last_poll(), store.last_successful_poll())
+        return last, last_ok, True
+    stores = [open_store(settings.for_tenant(tenant)) for tenant in tenants]
+    lasts = [poll for poll in await asyncio.gather(*(store.last_poll() for store in stores)) if poll is not None]
+    oks = [poll for poll in await asyncio.gather(*(store.last_successful_poll() for store in stores)) if poll]
+    troubled = [poll for poll in lasts if poll.get("status") != "succeeded"]
+    newest = max(troubled or lasts, key=lambda poll: str(poll.get("startedAt")), default=None)
+    last_ok = max(oks, key=lambda poll: str(poll.get("endedAt")), default=None)
+    every_blind = len(lasts) == len(tenants) and all(blind_reason(poll) for poll in lasts)
+    return newest, last_ok, every_blind
 
 
 async def monitor_health(
@@ -92,8 +114,7 @@ async def monitor_health(
     max_age = max_poll_age_seconds(loaded)
     body["maxAgeSeconds"] = max_age
     try:
-        store = open_store(loaded)
-        last, last_ok = await asyncio.gather(store.last_poll(), store.last_successful_poll())
+        last, last_ok, every_blind = await _last_polls(loaded)
     except Exception:  # any failure to read is the answer: storage is not usable
         log.exception("health check could not read the Polls table")
         return 503, {**body, "status": "storageUnavailable"}
@@ -108,7 +129,7 @@ async def monitor_health(
             "provisioningLogs": (last.get("provisioningLogs") or {}).get("status"),
         }
         # Blind is failing, not degraded: a monitor that can read nothing reports no trouble.
-        if (reason := blind_reason(last)) is not None:
+        if every_blind and (reason := blind_reason(last)) is not None:
             return 503, {**body, "status": "blind", "reason": reason}
     ended = _ended(last_ok) if last_ok is not None else None
     if ended is None:

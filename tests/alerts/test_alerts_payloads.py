@@ -254,3 +254,11 @@ def test_every_rendered_body_is_json_without_the_lure_outside_raw_data(target: s
     shown = " ".join(strings(body, skip=frozenset({"job", "facts", "url"})))
     assert LURE not in shown and "<!channel>" not in shown and "<at>" not in shown
     assert all(hostile not in shown for hostile in HOSTILE)
+
+
+@pytest.mark.parametrize("target", ["teams", "slack", "generic"])
+def test_every_alert_names_its_tenant(target: str) -> None:
+    # One deployment may watch many tenants: a person must see which one the job is in.
+    notification = hostile_notification()
+    body = json.loads(render(target, notification))  # type: ignore[arg-type]
+    assert any(notification["tenantId"] in text for text in strings(body))

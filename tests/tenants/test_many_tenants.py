@@ -262,3 +262,12 @@ async def test_tenants_are_added_changed_and_removed_through_the_api(
         restored = {"displayName": "Tailspin"}
         assert (await api.put(f"/api/v1/tenants/{TAILSPIN}", json=restored)).status_code == 201
         await api.patch(f"/api/v1/tenants/{FABRIKAM}", json={"displayName": "Fabrikam"})
+
+
+async def test_the_monitors_health_counts_every_tenant_but_names_none(api: httpx.AsyncClient) -> None:
+    # Polled lately, with one tenant refused and one throttled: running, degraded, no tenant ids.
+    response = await api.get("/api/health")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "degraded" and body["lastPoll"]["status"] in ("failed", "partial")
+    assert not any(tenant in response.text for tenant in (HOME, FABRIKAM, NORTHWIND, TAILSPIN))

@@ -168,3 +168,25 @@ def test_a_tenants_state_says_why_from_its_last_poll(last: dict[str, Any] | None
 def test_a_disabled_or_silent_tenant() -> None:
     assert tenant_state(record(), enabled=False, age_seconds=60, max_age=900) == "disabled"
     assert tenant_state(record(), enabled=True, age_seconds=3600, max_age=900) == "stale"
+
+
+def test_a_tenant_with_its_own_alert_targets_alerts_there_only() -> None:
+    from shared.alerts.settings import load_alert_settings
+
+    env = {
+        "ALERT_TEAMS_WEBHOOK_URL": "https://contoso.webhook.office.com/global",
+        "ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/global",
+        "ALERT_TEAMS_WEBHOOK_URL_FABRIKAM": "https://fabrikam.webhook.office.com/own",
+        "ALERT_REMINDER_HOURS": "12",
+    }
+    everyone = load_alert_settings(env)
+    fabrikam = load_alert_settings(env, tenant_suffix="FABRIKAM")
+    assert everyone.teams_webhook_url == "https://contoso.webhook.office.com/global"
+    assert fabrikam.teams_webhook_url == "https://fabrikam.webhook.office.com/own"
+    assert fabrikam.slack_webhook_url is None  # its own targets replace the global ones, all of them
+    assert fabrikam.reminder_hours == everyone.reminder_hours == 12  # the rules stay the deployment's
+    with pytest.raises(SettingsError, match="_FABRIKAM") as raised:
+        load_alert_settings(
+            {**env, "ALERT_WEBHOOK_URL_FABRIKAM": "https://hook.fabrikam.com"}, tenant_suffix="FABRIKAM"
+        )
+    assert "ALERT_WEBHOOK_SECRET" in str(raised.value)
