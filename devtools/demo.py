@@ -19,11 +19,39 @@ from devtools.azurite import ROOT, AzuriteServer, free_port, wait_for_port
 from devtools.graph_emulator import DEMO_TENANT_ID, EmulatorControl
 
 DATA = ROOT / ".demo-data"
+# Two more tenants beside the demo tenant (docs/multitenant.md): Fabrikam, healthy, and
+# Northwind, whose admin revoked the app's consent (its Graph takes no token the app has).
+FABRIKAM = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+NORTHWIND = "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"
+_EXTRA_TENANTS = [
+    "--extra-tenant",
+    f"{FABRIKAM}=generated:40:0.5",
+    "--extra-tenant",
+    f"{NORTHWIND}=generated:12:0.5",
+    "--token",
+    f"{NORTHWIND}=consent-revoked",
+]
+
+
+def _tenants_setting(root: str) -> str:
+    import json
+
+    return json.dumps(
+        [
+            {"tenantId": DEMO_TENANT_ID, "displayName": "Contoso (demo)"},  # the home tenant, named
+            {"tenantId": FABRIKAM, "displayName": "Fabrikam (demo)", "graphBaseUrl": f"{root}/{FABRIKAM}/v1.0"},
+            {
+                "tenantId": NORTHWIND,
+                "displayName": "Northwind (consent revoked)",
+                "graphBaseUrl": f"{root}/{NORTHWIND}/v1.0",
+            },
+        ]
+    )
 
 
 def _start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "devtools.graph_emulator", "--port", "0", "--tenant", "demo"],
+        [sys.executable, "-m", "devtools.graph_emulator", "--port", "0", "--tenant", "demo", *_EXTRA_TENANTS],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -46,17 +74,19 @@ def _poll(env: dict[str, str]) -> bool:
         [sys.executable, "-m", "shared", "poll"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     try:
-        record = json.loads(result.stdout.strip().splitlines()[-1])
-        print(
-            f"poll {record['status']}: {record['servicePrincipalsScanned']} service principals, "
-            f"{record['jobsRead']} jobs read, {record['jobsChanged']} changed, {record['runsStored']} runs stored, "
-            f"{record['graph']['requests']} Graph requests, {record['durationSeconds']} s",
-            flush=True,
-        )
-    except (IndexError, KeyError, ValueError):
+        result_line = json.loads(result.stdout.strip().splitlines()[-1])
+        for record in result_line.get("tenants") or [result_line]:  # several tenants: a line each
+            print(
+                f"poll of {record['tenantId']} {record['status']}: {record['servicePrincipalsScanned']} service "
+                f"principals, {record['jobsRead']} jobs read, {record['jobsChanged']} changed, "
+                f"{record['runsStored']} runs stored, {record['graph']['requests']} Graph requests, "
+                f"{record['durationSeconds']} s",
+                flush=True,
+            )
+    except (IndexError, KeyError, ValueError, TypeError):
         print(f"poll exit {result.returncode}", flush=True)
-    if result.returncode != 0:
-        print(result.stderr[-2000:], file=sys.stderr)
+    if result.returncode != 0 or "poll failed for" in result.stderr:
+        print(result.stderr.strip().splitlines()[-1][-2000:] if result.stderr.strip() else "", file=sys.stderr)
     return result.returncode == 0
 
 
@@ -112,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 "AZURE_TENANT_ID": DEMO_TENANT_ID,
                 "GRAPH_BASE_URL": graph_url,
                 "GRAPH_AUTH": "none",
+                "TENANTS": _tenants_setting(graph_url.rsplit("/", 1)[0]),
                 "AzureWebJobsStorage": azurite.connection_string,
                 "TABLE_PREFIX": "demo",
                 # The emulator serves the provisioning logs: the demo shows why jobs fail.
@@ -131,11 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         example = _example_executions_url(api)
         print(
             f"""
-Entra Sync Monitor is running on the demo tenant.
+Entra Sync Monitor is running on three demo tenants: Contoso (the home tenant), Fabrikam, and
+Northwind, whose consent was revoked (it shows as consentMissing; the others go on).
   Dashboard:             {api}/v1/dashboard
   API docs (OpenAPI UI): {api}/docs
   OpenAPI document:      {api}/openapi.json
 Try:
+  curl -s {api}/v1/tenants                       (each tenant's state, last poll and job counts)
+  curl -s {api}/v1/tenants/summary
+  curl -s '{api}/v1/jobs?tenant={FABRIKAM}'
   curl -s {api}/v1/summary
   curl -s {api}/v1/jobs
   curl -s {example}
@@ -156,7 +191,8 @@ Polling every {args.poll_seconds:g} s; {args.minutes_per_poll:g} demo minutes pa
                 return 1
             if args.duration and time.monotonic() - started >= args.duration:
                 break
-            control.advance_clock(args.minutes_per_poll * 60)
+            for tenant in (control, control.for_tenant(FABRIKAM), control.for_tenant(NORTHWIND)):
+                tenant.advance_clock(args.minutes_per_poll * 60)
             _poll(env)
         return 0
     except KeyboardInterrupt:
