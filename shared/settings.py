@@ -263,7 +263,7 @@ class Settings:
             graph, authority = CLOUDS[tenant.cloud]
             graph = f"{graph.rsplit('/', 1)[0]}/{self.graph_base_url.rsplit('/', 1)[1]}"  # keep our API version
         pinned = tenant.service_principal_ids
-        if tenant.tenant_id == home and tenant.source == "home":
+        if tenant.tenant_id == home and not pinned:  # the home tenant's pins, unless its row has its own
             pinned = self.service_principal_ids
         return dataclasses.replace(
             self,
