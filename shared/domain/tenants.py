@@ -247,7 +247,11 @@ def tenant_state(
     if "graphToken" in kinds:
         return "signInFailed"
     graph: Mapping[str, Any] = record.get("graph") or {}
-    throttled = any(e.get("status") == 429 for e in errors) or bool(graph.get("throttledPastDeadline"))
+    throttled = (
+        "graphThrottled" in kinds
+        or any(e.get("status") == 429 for e in errors)
+        or bool(graph.get("throttledPastDeadline"))
+    )
     if throttled:  # reads left undone for Graph's throttling (a discovery's sweep too)
         return "throttled"
     if record.get("status") == "failed":

@@ -58,6 +58,13 @@ class GraphUnauthorizedError(GraphUnavailableError):
         return str(self)
 
 
+class GraphThrottledError(GraphUnavailableError):
+    """Graph kept answering 429 (or 503) to the service principal list, past the SDK's retries:
+    this tenant is throttled for now (Graph counts per app and tenant); its next poll goes on."""
+
+    kind = "graphThrottled"
+
+
 class AnswerError(GraphUnavailableError):
     """One request got no usable answer after its retries: `code` says whether it never came
     (TransportError) or came cut short or not JSON (MalformedResponse)."""

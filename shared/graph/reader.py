@@ -52,6 +52,7 @@ from shared.graph.errors import (
     TRANSPORT_ERROR,
     AnswerError,
     GraphForbiddenError,
+    GraphThrottledError,
     GraphUnauthorizedError,
     GraphUnavailableError,
 )
@@ -152,6 +153,10 @@ class GraphReader:
                 if status == 401:
                     raise GraphUnauthorizedError(
                         "Graph refused the app's token (HTTP 401): is the app consented in this tenant?", status=401
+                    ) from error
+                if status in (429, 503):
+                    raise GraphThrottledError(
+                        f"Graph throttled the service principal list (HTTP {status}) past its retries", status=status
                     ) from error
                 if status != 403:
                     raise

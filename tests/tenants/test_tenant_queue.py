@@ -138,3 +138,18 @@ async def test_each_tenant_is_a_queue_message_and_gets_its_own_record(graph: Emu
     async with api_client() as api:
         states = {t["tenantId"]: t["state"] for t in (await api.get("/api/v1/tenants")).json()["value"]}
     assert states == {HOME: "healthy", FABRIKAM: "healthy", NORTHWIND: "consentMissing", TAILSPIN: "throttled"}
+
+
+@pytest.mark.usefixtures("env")
+async def test_a_tenant_throttled_on_every_request_reads_as_throttled(graph: EmulatorServer) -> None:
+    from shared.poll import run_poll
+
+    # Even the service principal list: the SDK's retries give up, the tenant's poll says why.
+    graph.for_tenant(TAILSPIN).set_faults({"rules": [{"path": ".*", "status": 429, "retryAfter": 1}]})
+    result = await run_poll(trigger="test", tenants_inline=True)
+    by_tenant = {brief["tenantId"]: brief for brief in result["tenants"]}
+    assert by_tenant[TAILSPIN]["status"] == "failed" and by_tenant[FABRIKAM]["status"] == "succeeded"
+    async with api_client() as api:
+        tailspin = (await api.get(f"/api/v1/tenants/{TAILSPIN}")).json()
+    assert tailspin["state"] == "throttled"
+    assert tailspin["lastPoll"]["errorsByKind"] == {"graphThrottled": 1}

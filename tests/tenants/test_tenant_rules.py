@@ -157,6 +157,8 @@ def record(status: str = "succeeded", *errors: dict[str, Any], **fields: Any) ->
         (record("failed", {"kind": "graphRead", "status": 401}, jobsRead=0), "consentMissing"),
         (record("partial", unfinishedServicePrincipals=["sp"], graph={"throttledPastDeadline": 2}), "throttled"),
         (record("succeeded", graph={"throttledPastDeadline": 10}), "throttled"),
+        (record("failed", {"kind": "graphThrottled", "status": 429}), "throttled"),
+        (record("failed", {"kind": "graphRead", "status": 429}, jobsRead=0), "throttled"),
         (record("succeeded", graph={"throttledPastDeadline": 0}), "healthy"),
         (record("failed", {"kind": "pollFailed", "message": "storage"}), "failing"),
     ],
