@@ -13,7 +13,6 @@ parser, and the docs, the sample settings file and the Bicep tests join that one
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import os
 import re
@@ -24,7 +23,15 @@ from urllib.parse import urlsplit
 
 from shared.domain.health import HealthRules
 from shared.domain.provisioning_logs import ProvisioningLogsMode
-from shared.domain.tenants import CLOUDS, Tenant, TenantAccess, TenantError, parse_tenant_access, parse_tenants
+from shared.domain.tenants import (
+    CLOUDS,
+    Tenant,
+    TenantAccess,
+    TenantError,
+    is_loopback_host,
+    parse_tenant_access,
+    parse_tenants,
+)
 
 GraphAuth = Literal["managed_identity", "client_secret", "certificate", "workload_identity", "default", "none"]
 GRAPH_AUTH_MODES: tuple[GraphAuth, ...] = get_args(GraphAuth)
@@ -332,15 +339,6 @@ def _read_ranged(
     if not low <= value <= high:
         raise SettingsError(f"{name} must be {what}, got {raw!r}")
     return value
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _graph_base_url(env: Mapping[str, str]) -> str:

@@ -78,7 +78,8 @@ class Tenant:
         }
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """localhost or a loopback address: where plain http (a local emulator) is allowed."""
     if host == "localhost":
         return True
     try:
@@ -92,7 +93,7 @@ def check_endpoint(value: str, name: str, *, versioned: bool) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise TenantError(f"{name} must be an absolute https URL, got {value!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise TenantError(f"{name} must use https unless its host is loopback, got {value!r}")
     if versioned and not parts.path.strip("/"):
         raise TenantError(f"{name} must include the API version (e.g. /v1.0), got {value!r}")

@@ -312,7 +312,7 @@ def reader_for(base_url: str) -> Any:
 async def test_the_apps_graph_reader_reads_a_prefixed_tenant(emt: EmulatorServer) -> None:
     from kiota_abstractions.api_error import APIError
 
-    from shared.graph.errors import GraphForbiddenError
+    from shared.graph.errors import GraphForbiddenError, GraphUnauthorizedError
 
     control = emt.for_tenant(DEMO)
     truth = control.tenant()
@@ -328,11 +328,12 @@ async def test_the_apps_graph_reader_reads_a_prefixed_tenant(emt: EmulatorServer
         assert emt.stats()["requests"] == 0
 
         control.set_token("demo-secret")
-        with pytest.raises(APIError) as raised:
+        with pytest.raises(GraphUnauthorizedError) as raised:
             await reader.list_service_principals()
-        assert raised.value.response_status_code == 401
-        assert getattr(raised.value, "error", None) is not None
-        assert raised.value.error.code == "InvalidAuthenticationToken"  # type: ignore[attr-defined]
+        answer = raised.value.__cause__  # Graph's own 401, as the SDK read it
+        assert isinstance(answer, APIError) and answer.response_status_code == 401
+        assert getattr(answer, "error", None) is not None
+        assert answer.error.code == "InvalidAuthenticationToken"  # type: ignore[attr-defined]
     finally:
         await reader.close()
 
