@@ -83,9 +83,7 @@ async def do_work_item(settings: Settings, content: str | bytes, *, deadline: fl
 
 
 async def _settings_of(settings: Settings, tenant_id: str) -> Settings:
-    """The settings of the item's tenant: the home tenant's own, or a watched tenant's."""
-    if tenant_id == (settings.home_tenant_id or settings.tenant_id) and not settings.tenants:
-        return settings  # no registry to read: the single-tenant deployment
+    """The settings of the item's tenant, as the registry has it (read at most every 15 s)."""
     tenant = await find_tenant(settings, tenant_id)
     if tenant is None:
         raise WorkItemError(f"a work item of tenant {tenant_id}, which this deployment does not watch")

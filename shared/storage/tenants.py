@@ -28,8 +28,12 @@ class TenantsTable(TableSet):
 
     async def _tenants_table(self) -> TableClient:
         if self._tenants_client is None:
-            self._tenants_client = self._service.get_table_client(f"{self._prefix}Tenants")
-            await create_table(self._tenants_client)
+            client = self._service.get_table_client(f"{self._prefix}Tenants")
+            await create_table(client)  # before it is shared: a reader at once must find the table
+            if self._tenants_client is None:
+                self._tenants_client = client
+            else:  # another coroutine made it meanwhile
+                await client.close()
         return self._tenants_client
 
     async def tenant_rows(self) -> tuple[list[tuple[Tenant, dict[str, Any]]], set[str]]:
