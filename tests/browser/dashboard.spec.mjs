@@ -777,6 +777,22 @@ describe('many tenants', () => {
       assert.equal(page.url(), TENANTS_PAGE, 'the address forgets it');
       assert.equal(await picker.inputValue(), '');
 
+      // One removed between the list and its data (the API's 404 for it): the same.
+      await page.goto(`${TENANTS_PAGE}?tenant=${fabrikam.tenantId}`);
+      await waitForRows(page, fabrikamJobs.length);
+      await page.route(/\/api\/v1\/summary\?/, (route) => route.fulfill({
+        status: 404,
+        contentType: 'application/problem+json',
+        body: JSON.stringify({ status: 404, title: 'Not Found', detail: 'No such tenant is watched here, or it is not yours to see' }),
+      }));
+      await page.getByRole('button', { name: 'Refresh now' }).click();
+      await page.locator('#notice').filter({ hasText: `The tenant ${fabrikam.tenantId} is not watched here any more` }).waitFor();
+      await page.locator('#tenants-view').waitFor();
+      assert.equal(page.url(), TENANTS_PAGE);
+      assert.equal(await page.locator('#error').isHidden(), true, 'a notice, not an error');
+      await page.unroute(/\/api\/v1\/summary\?/);
+      problems.splice(0, problems.length, ...problems.filter((problem) => !/status of 404/.test(problem)));
+
       // On a phone: no sideways scrolling, tenants as cards.
       await page.setViewportSize({ width: 390, height: 844 });
       await page.goto(TENANTS_PAGE);
