@@ -9,6 +9,7 @@ scripts/setup.sh installs both.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -22,12 +23,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from devtools.azurite import free_port, wait_for_port
-from devtools.graph_emulator import EmulatorServer
+from devtools.azurite import AzuriteServer, free_port, wait_for_port
+from devtools.graph_emulator import EmulatorServer, demo_tenant, generated_tenant
 from shared.api.app import create_app
 from shared.api.routes.dashboard import CONTENT_SECURITY_POLICY, DASHBOARD_DIR, DASHBOARD_PATH
 from shared.poll import run_poll
-from tests.support.env import CLEARED
+from tests.support.env import CLEARED, app_settings, apply_settings
 from tests.support.paths import ROOT
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -35,6 +36,11 @@ PLAYWRIGHT = ROOT / "node_modules" / "playwright-core" / "package.json"
 SPEC = ROOT / "tests" / "browser" / "dashboard.spec.mjs"
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 HOURS_OF_HISTORY = 12
+# The page over several tenants: the home tenant (no name: shown by its id), Fabrikam, and
+# Northwind, whose consent was revoked (Graph refuses every read).
+FABRIKAM = "11111111-2222-3333-4444-555555555555"
+NORTHWIND = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+REVOKED = {"rules": [{"path": ".*", "status": 403}]}
 
 
 def _app() -> FastAPI:
@@ -197,20 +203,11 @@ async def _history(emulator: EmulatorServer) -> None:
         await close_store()
 
 
-@pytest.fixture
-def served(
-    app_env: dict[str, str], demo_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """`python -m shared serve` over tables with a history, with the provisioning logs' error
-    groups collected (PROVISIONING_LOGS=samples: the demo's failing jobs log failures); yields
-    the dashboard's URL."""
-    monkeypatch.setenv("PROVISIONING_LOGS", "samples")
-    asyncio.run(_history(demo_emulator))
+def _serve(app_env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`python -m shared serve` with `app_env`; yields the dashboard's URL."""
     env = {name: value for name, value in os.environ.items() if name not in CLEARED}
     env.update(app_env)
-    env["PROVISIONING_LOGS"] = "samples"
     port = free_port()
-    log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "shared", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -239,13 +236,63 @@ def served(
             process.wait()
 
 
-def test_the_dashboard_in_a_real_browser(served: str) -> None:
+@pytest.fixture
+def served(
+    app_env: dict[str, str], demo_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """`python -m shared serve` over tables with a history, with the provisioning logs' error
+    groups collected (PROVISIONING_LOGS=samples: the demo's failing jobs log failures); yields
+    the dashboard's URL."""
+    monkeypatch.setenv("PROVISIONING_LOGS", "samples")
+    asyncio.run(_history(demo_emulator))
+    yield from _serve({**app_env, "PROVISIONING_LOGS": "samples"}, tmp_path / "serve.log")
+
+
+async def _poll_tenants() -> None:
+    from shared.graph.reader import close_graph_reader
+    from shared.poll import run_poll
+    from shared.storage.store import close_store
+
+    try:
+        await run_poll(trigger="test", tenants_inline=True)
+    finally:
+        await close_graph_reader()
+        await close_store()
+
+
+@pytest.fixture
+def served_tenants(azurite: AzuriteServer, tmp_path: Path) -> Iterator[str]:
+    """The page over three tenants, each polled once from one emulator serving them under their
+    own paths; yields the dashboard's URL. The settings apply to the poll and the server only."""
+    extra = {FABRIKAM: generated_tenant(8, 0.6, seed=7), NORTHWIND: generated_tenant(4, 0.6, seed=5)}
+    with EmulatorServer(tenant=demo_tenant(seed=3), tenants=extra) as graph:
+        graph.for_tenant(NORTHWIND).set_faults(REVOKED)
+        names = {FABRIKAM: "Fabrikam", NORTHWIND: "Northwind"}
+        setting = [
+            {"tenantId": tenant, "displayName": name, "graphBaseUrl": graph.for_tenant(tenant).base_url}
+            for tenant, name in names.items()
+        ]
+        env = {**app_settings(azurite, graph), "TENANTS": json.dumps(setting)}
+        with pytest.MonkeyPatch.context() as patch:
+            apply_settings(patch, env)
+            asyncio.run(_poll_tenants())
+        yield from _serve(env, tmp_path / "serve-tenants.log")
+
+
+def test_the_dashboard_in_a_real_browser(served: str, served_tenants: str) -> None:
     """The table lists every job, the filters narrow it, a column sorts from the keyboard, a
     job's chart draws, the phone layout does not scroll sideways, the function key goes only in
-    x-functions-key; screenshots in test-artifacts/dashboard/."""
+    x-functions-key; one tenant shows no picker, several a picker and all tenants at a glance;
+    screenshots in test-artifacts/dashboard/."""
     node = _require_browser_tools()
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    env = {**os.environ, "DASHBOARD_URL": served, "CHROMIUM": str(CHROMIUM), "ARTIFACTS_DIR": str(ARTIFACTS)}
+    env = {
+        **os.environ,
+        "DASHBOARD_URL": served,
+        "DASHBOARD_TENANTS_URL": served_tenants,
+        "CHROMIUM": str(CHROMIUM),
+        "ARTIFACTS_DIR": str(ARTIFACTS),
+    }
     started = time.monotonic()
     result = subprocess.run(
         [node, "--test", "--test-reporter=spec", str(SPEC)],
@@ -258,5 +305,13 @@ def test_the_dashboard_in_a_real_browser(served: str) -> None:
     )
     output = (result.stdout + result.stderr)[-8000:]
     assert result.returncode == 0, f"browser test failed ({time.monotonic() - started:.0f} s):\n{output}"
+    assert "skipped 0" in output, output  # the many-tenants part included
     shots = {path.name for path in ARTIFACTS.glob("*.png")}
-    assert {"desktop-overview.png", "desktop-job.png", "phone-overview.png", "phone-job.png"} <= shots, output
+    expected = {
+        "desktop-overview.png",
+        "desktop-job.png",
+        "phone-overview.png",
+        "phone-job.png",
+        "tenants-overview.png",
+    }
+    assert expected <= shots, output

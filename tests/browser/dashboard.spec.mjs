@@ -2,7 +2,8 @@
 //
 //   DASHBOARD_URL=http://127.0.0.1:7071/api/v1/dashboard node --test tests/browser/dashboard.spec.mjs
 //
-// tests/api/test_dashboard.py runs this against `python -m shared serve` over emulator data.
+// tests/api/test_dashboard.py runs this against `python -m shared serve` over emulator data,
+// and the many-tenants part against a second app over several tenants (DASHBOARD_TENANTS_URL).
 // Loopback only: any request that leaves 127.0.0.1 is aborted and fails the test. Screenshots
 // go to test-artifacts/dashboard/ (ARTIFACTS_DIR overrides).
 
@@ -15,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const PAGE = process.env.DASHBOARD_URL;
+const TENANTS_PAGE = process.env.DASHBOARD_TENANTS_URL; // an app watching several tenants
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.ARTIFACTS_DIR
   || path.resolve(import.meta.dirname, '..', '..', 'test-artifacts', 'dashboard');
@@ -29,6 +31,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 assert.ok(PAGE, 'set DASHBOARD_URL to the page, e.g. http://127.0.0.1:7071/api/v1/dashboard');
 const ORIGIN = new URL(PAGE).origin;
 assert.ok(LOOPBACK.has(new URL(PAGE).hostname), `the test only opens loopback pages, not ${PAGE}`);
+if (TENANTS_PAGE) assert.ok(LOOPBACK.has(new URL(TENANTS_PAGE).hostname), `loopback only, not ${TENANTS_PAGE}`);
 
 const apiUrl = (relative) => new URL(relative, PAGE).href; // 'jobs' -> .../api/v1/jobs
 const enc = encodeURIComponent;
@@ -51,7 +54,7 @@ async function getJson(relative) {
 const contexts = [];
 
 // A persistent context in a fresh --user-data-dir, watching for anything that goes wrong.
-async function open(name, options) {
+async function open(name, options, origin = ORIGIN) {
   const userDataDir = mkdtempSync(path.join(tmpdir(), `dashboard-${name}-`));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -64,7 +67,7 @@ async function open(name, options) {
   const requests = [];
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
-    if (url.protocol === 'data:' || url.origin === ORIGIN) return route.continue();
+    if (url.protocol === 'data:' || url.origin === origin) return route.continue();
     problems.push(`request left the app: ${url.href}`);
     return route.abort();
   });
@@ -353,10 +356,15 @@ describe('dashboard', () => {
       await until(async () => (await focused()) === appName(busiest.job), 'focus back on the job\'s link', 5_000)
         .catch(async (error) => { assert.equal(await focused(), appName(busiest.job)); throw error; });
 
-      // Only same-origin requests, with no key when the page has none.
+      // Only same-origin requests, with no key when the page has none; one tenant: none named.
       const calls = requests.filter((request) => request.resourceType() === 'fetch');
       assert.ok(calls.length >= 5);
       for (const request of calls) assert.equal(request.headers()['x-functions-key'], undefined);
+      for (const request of calls) assert.ok(!new URL(request.url()).searchParams.has('tenant'), request.url());
+      assert.ok(calls.some((request) => new URL(request.url()).pathname.endsWith('/api/v1/tenants')), 'the page asked');
+      assert.equal(await page.locator('#tenant-pick').isHidden(), true, 'one tenant: no picker');
+      assert.equal(await page.locator('#tenants-view').isHidden(), true);
+      assert.equal(await page.locator('#subtitle').textContent(), 'Provisioning jobs of this tenant');
       assert.deepEqual(problems, []);
     } catch (error) {
       await shot(page, 'desktop-failure.png').catch(() => {});
@@ -637,6 +645,164 @@ describe('dashboard', () => {
       }
     } catch (error) {
       await shot(page, 'sign-in-failure.png').catch(() => {});
+      throw error;
+    }
+  });
+});
+
+describe('many tenants', () => {
+  const skip = !TENANTS_PAGE && 'set DASHBOARD_TENANTS_URL to the page of an app that watches several tenants';
+  const get = async (relative) => {
+    const response = await fetch(new URL(relative, TENANTS_PAGE).href);
+    assert.equal(response.status, 200, `GET ${relative}: ${response.status}`);
+    return response.json();
+  };
+  const CONSENT = 'Consent missing or revoked — an admin of this tenant must consent again; see docs/multitenant.md.';
+
+  test('a tenant picker, all tenants at a glance, and each tenant\'s own jobs', { skip }, async () => {
+    const tenants = (await get('tenants')).value;
+    const summary = await get('tenants/summary');
+    assert.ok(tenants.length >= 3, `the test wants several tenants; the API lists ${tenants.length}`);
+    const byName = (name) => tenants.find((tenant) => tenant.displayName === name);
+    const home = tenants.find((tenant) => tenant.source === 'home');
+    const fabrikam = byName('Fabrikam');
+    const northwind = byName('Northwind');
+    assert.ok(home && fabrikam && northwind, 'the home tenant, Fabrikam and Northwind');
+    assert.equal(northwind.state, 'consentMissing', 'Northwind\'s Graph refuses every read');
+    const jobsOf = {};
+    for (const tenant of [home, fabrikam]) jobsOf[tenant.tenantId] = (await get(`jobs?tenant=${tenant.tenantId}`)).value;
+    const homeJobs = jobsOf[home.tenantId];
+    const fabrikamJobs = jobsOf[fabrikam.tenantId];
+    assert.ok(homeJobs.length > 0 && fabrikamJobs.length > 0);
+    assert.equal(new Set([...homeJobs, ...fabrikamJobs].map((job) => job.jobId)).size, homeJobs.length + fabrikamJobs.length,
+      'the two tenants have no job in common, so the table shows whose jobs it lists');
+
+    const { page, problems, requests } = await open('tenants', { viewport: { width: 1280, height: 800 } }, new URL(TENANTS_PAGE).origin);
+    const names = async () => (await page.locator('#jobs-body a.app-link').allTextContents()).sort();
+    // The calls about one tenant (all but /tenants and /tenants/summary).
+    const tenantCalls = () => requests.filter((request) => request.resourceType() === 'fetch')
+      .map((request) => new URL(request.url()))
+      .filter((url) => !/\/api\/v1\/tenants(\/summary)?$/.test(url.pathname));
+    try {
+      // No tenant named: all of them, and a picker that names each with its state.
+      await page.goto(TENANTS_PAGE);
+      await page.locator('#tenants-body tr').first().waitFor();
+      assert.equal(await page.locator('#overview-view').isHidden(), true);
+      const picker = page.getByLabel('Tenant', { exact: true });
+      assert.equal(await picker.inputValue(), '');
+      const options = await picker.locator('option').allTextContents();
+      assert.equal(options.length, tenants.length + 1);
+      assert.match(options[0], /^All tenants \(\d+, 1 needs attention\)$/);
+      assert.ok(options.includes('Northwind (consent missing)'), options.join(' | '));
+      assert.ok(options.includes('Fabrikam'), options.join(' | '));
+      assert.ok(options.includes(home.tenantId), 'a tenant without a name is shown by its id');
+
+      // The table: each tenant with its state, in words; the one needing attention marked.
+      assert.equal(await page.locator('#tenants-body tr').count(), tenants.length);
+      for (const tenant of tenants) {
+        const row = page.locator(`#tenants-body tr[data-tenant="${tenant.tenantId}"]`);
+        assert.equal(await row.getAttribute('data-state'), tenant.state);
+        assert.equal(await row.locator('td[data-label="Jobs"]').textContent(), String(tenant.jobs.total));
+        assert.equal(await row.locator('td[data-label="Quarantined"]').textContent(), String(tenant.jobs.quarantined));
+        assert.equal(/\battention\b/.test(await row.getAttribute('class') || ''), tenant.state !== 'healthy', tenant.displayName);
+      }
+      const revoked = page.locator(`#tenants-body tr[data-tenant="${northwind.tenantId}"]`);
+      assert.equal(await revoked.locator('.badge').textContent(), 'Consent missing');
+      assert.equal(await revoked.locator('.state-why').textContent(), CONSENT);
+      assert.match(await revoked.locator('td[data-label="First error"]').textContent(), /403/);
+      assert.match(await revoked.locator('td[data-label="Last poll"]').textContent(), /^failed/);
+      assert.match(await page.locator('#tenants-count').textContent(), /1 consent missing/);
+      // The jobs quarantined now, across tenants, each with its tenant.
+      assert.ok(summary.quarantinedJobs.length > 0, 'the demo tenant has jobs in quarantine');
+      assert.equal(await page.locator('#tq-body tr').count(), summary.quarantinedJobs.length);
+      assert.deepEqual(await page.locator('#tq-body tr').evaluateAll((rows) => rows.map((row) => row.dataset.tenant)),
+        summary.quarantinedJobs.map((job) => job.tenantId));
+      assert.deepEqual(tenantCalls().map(String), [], 'all tenants: no call about one tenant');
+      await page.locator('#status').filter({ hasText: 'Updated at' }).waitFor();
+      await shot(page, 'tenants-overview.png');
+      assert.deepEqual(await contrastFailures(page), [], 'text contrast (all tenants)');
+
+      // A tenant selected from the table: its jobs, and every call about it names it.
+      await page.locator(`#tenants-body tr[data-tenant="${fabrikam.tenantId}"] a.tenant-link`).click();
+      await waitForRows(page, fabrikamJobs.length);
+      assert.deepEqual(await names(), fabrikamJobs.map(appName).sort());
+      assert.equal(new URL(page.url()).searchParams.get('tenant'), fabrikam.tenantId);
+      assert.equal(await picker.inputValue(), fabrikam.tenantId);
+      assert.equal(await page.locator('#subtitle').textContent(), 'Provisioning jobs of Fabrikam');
+      const tile = page.locator('#tiles button[data-health=""] .tile-count');
+      assert.equal(await tile.textContent(), String(fabrikam.jobs.total));
+      const calls = tenantCalls();
+      assert.ok(calls.length >= 3);
+      for (const url of calls) assert.equal(url.searchParams.get('tenant'), fabrikam.tenantId, url.href);
+
+      // Another from the picker: its jobs, none of the last one's.
+      const before = tenantCalls().length;
+      await picker.selectOption(home.tenantId);
+      await waitForRows(page, homeJobs.length);
+      assert.deepEqual(await names(), homeJobs.map(appName).sort());
+      for (const url of tenantCalls().slice(before)) assert.equal(url.searchParams.get('tenant'), home.tenantId, url.href);
+      await shot(page, 'tenants-one.png', false);
+
+      // Remembered in the address: a reload shows the same tenant; Back the one before.
+      await page.reload();
+      await waitForRows(page, homeJobs.length);
+      assert.equal(await picker.inputValue(), home.tenantId);
+      await page.goBack();
+      await waitForRows(page, fabrikamJobs.length);
+      assert.deepEqual(await names(), fabrikamJobs.map(appName).sort());
+      assert.equal(await picker.inputValue(), fabrikam.tenantId);
+
+      // The revoked tenant's own page says what to do.
+      await picker.selectOption(northwind.tenantId);
+      await page.locator('#tenant-note').filter({ hasText: CONSENT }).waitFor();
+      await waitForRows(page, 0);
+      await page.locator('#jobs-empty').filter({ hasText: 'its last poll read none' }).waitFor();
+
+      // All tenants again, then a quarantined job opened from there: that tenant's job.
+      await picker.selectOption('');
+      await page.locator('#tenants-view').waitFor();
+      assert.equal(new URL(page.url()).searchParams.has('tenant'), false);
+      const [job] = summary.quarantinedJobs;
+      await page.locator('#tq-body tr').first().getByRole('link', { name: appName(job) }).click();
+      await page.locator('#job-heading').filter({ hasText: appName(job) }).waitFor();
+      assert.equal(new URL(page.url()).searchParams.get('tenant'), job.tenantId);
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'job-heading');
+      assert.equal(await picker.inputValue(), job.tenantId);
+
+      // A tenant that is not there (any more): all tenants, and a message saying so.
+      const gone = '00000000-0000-4000-8000-00000000dead';
+      await page.goto(`${TENANTS_PAGE}?tenant=${gone}#job/a/b`);
+      await page.locator('#notice').filter({ hasText: `The tenant ${gone} is not watched here any more` }).waitFor();
+      await page.locator('#tenants-body tr').first().waitFor();
+      assert.equal(page.url(), TENANTS_PAGE, 'the address forgets it');
+      assert.equal(await picker.inputValue(), '');
+
+      // One removed between the list and its data (the API's 404 for it): the same.
+      await page.goto(`${TENANTS_PAGE}?tenant=${fabrikam.tenantId}`);
+      await waitForRows(page, fabrikamJobs.length);
+      await page.route(/\/api\/v1\/summary\?/, (route) => route.fulfill({
+        status: 404,
+        contentType: 'application/problem+json',
+        body: JSON.stringify({ status: 404, title: 'Not Found', detail: 'No such tenant is watched here, or it is not yours to see' }),
+      }));
+      await page.getByRole('button', { name: 'Refresh now' }).click();
+      await page.locator('#notice').filter({ hasText: `The tenant ${fabrikam.tenantId} is not watched here any more` }).waitFor();
+      await page.locator('#tenants-view').waitFor();
+      assert.equal(page.url(), TENANTS_PAGE);
+      assert.equal(await page.locator('#error').isHidden(), true, 'a notice, not an error');
+      await page.unroute(/\/api\/v1\/summary\?/);
+      problems.splice(0, problems.length, ...problems.filter((problem) => !/status of 404/.test(problem)));
+
+      // On a phone: no sideways scrolling, tenants as cards.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.goto(TENANTS_PAGE);
+      await page.locator('#tenants-body tr').first().waitFor();
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling');
+      assert.equal(await page.locator('#tenants-body tr').first().evaluate((row) => getComputedStyle(row).display), 'block');
+      await shot(page, 'phone-tenants.png');
+      assert.deepEqual(problems, []);
+    } catch (error) {
+      await shot(page, 'tenants-failure.png').catch(() => {});
       throw error;
     }
   });

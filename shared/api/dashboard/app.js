@@ -60,6 +60,22 @@
   // examples name it "Azure Active Directory", its pages now "Microsoft Entra ID".
   const ENTRA_SYSTEMS = new Set(['azure active directory', 'microsoft entra id']);
   const LOG_PERMISSIONS = 'AuditLog.Read.All and Directory.Read.All';
+  // A tenant's state (GET /api/v1/tenants): its label, badge class, and what it means to a person.
+  const TENANT_STATE = {
+    consentMissing: ['Consent missing', 'h-quarantined',
+      'Consent missing or revoked — an admin of this tenant must consent again; see docs/multitenant.md.'],
+    signInFailed: ['Sign-in failed', 'h-failing',
+      'The app could not get a token for this tenant: check its tenant id and the app\'s credentials; see docs/multitenant.md.'],
+    failing: ['Failing', 'h-failing', 'The last poll of this tenant failed: see its first error.'],
+    throttled: ['Throttled', 'h-stale',
+      'Microsoft Graph throttled the reads, so some were left undone; the next polls catch up.'],
+    stale: ['Stale', 'h-stale', 'No poll of this tenant has ended lately: check that the poller runs.'],
+    degraded: ['Degraded', 'h-warning', 'The last poll read only part of this tenant: some reads failed.'],
+    notPolled: ['Not polled yet', 'h-notRun', 'This tenant has not been polled yet; the next poll reads it.'],
+    disabled: ['Disabled', 'h-paused', 'This tenant is disabled: it is not polled.'],
+    healthy: ['Healthy', 'h-healthy', 'The last poll read everything.'],
+  };
+  const TENANT_STATES = Object.keys(TENANT_STATE);
 
   const KEY = FunctionKey.value;
 
@@ -72,7 +88,13 @@
     sort: { key: 'health', dir: 'asc' },
     filterText: '',
     filterHealth: '',
-    route: { view: 'overview' },
+    route: { view: 'overview', tenant: null },
+    tenants: null, // GET /api/v1/tenants' list; null until it answers, [] from an app without it
+    tenantsTried: false,
+    tenantsSummary: null,
+    tenantsViewAt: 0,
+    pickerKey: '',
+    handledHref: null, // the address the page shows (popstate and hashchange both fire for some)
     detail: null,
     runs: [],
     runsMore: false,
@@ -246,12 +268,14 @@
   }
 
   // `path` is relative to this page (/api/v1/dashboard), so `jobs` is /api/v1/jobs on any host.
-  async function api(path) {
+  // With several tenants every call about one tenant names it (`tenant=`); /tenants calls do not.
+  async function api(path, ofTenant = true) {
     const headers = { Accept: 'application/json' };
     if (KEY) headers['x-functions-key'] = KEY;
+    const url = ofTenant ? withTenant(path) : path;
     let response;
     try {
-      response = await fetch(path, { headers, credentials: 'same-origin', cache: 'no-cache' });
+      response = await fetch(url, { headers, credentials: 'same-origin', cache: 'no-cache' });
     } catch {
       throw new ApiError(0, 'The API did not answer: the network or the app is down.');
     }
@@ -272,6 +296,21 @@
   // with no key in it even if an older API put one there.
   function sameOrigin(link) {
     return FunctionKey.withoutKey(link);
+  }
+
+  // The tenant the page's calls name: none with one tenant (the API's default), else the one
+  // in the address (the list unknown yet: still the one asked for).
+  function apiTenant() {
+    if (state.tenants && state.tenants.length <= 1) return null;
+    return state.route.tenant || null;
+  }
+
+  function withTenant(path) {
+    const tenant = apiTenant();
+    if (!tenant) return path;
+    const url = new URL(path, window.location.href);
+    if (!url.searchParams.has('tenant')) url.searchParams.set('tenant', tenant); // a nextLink has it
+    return url.pathname + url.search;
   }
 
   async function allJobs() {
@@ -343,15 +382,30 @@
     clearTimeout(state.timer);
     state.timer = null;
     setStatus('Refreshing…');
-    const route = state.route;
+    let route = state.route;
     try {
-      if (route.view === 'job') await loadJob(route);
-      else await loadOverview();
+      // The tenants first: which to name, and whether the picker shows (once with one tenant).
+      const tenantsError = state.tenants === null || several() ? await loadTenants() : null;
+      route = state.route; // loadTenants may have put the default tenant in, or a gone one out
+      const view = currentView();
+      if (view === 'tenants') {
+        if (tenantsError) throw tenantsError;
+        await loadTenantsView();
+      } else if (view === 'job') {
+        await loadJob(route);
+      } else {
+        await loadOverview();
+      }
       state.lastUpdated = Date.now();
       clearError();
       setStatus(`Updated at ${clockFormat.format(new Date(state.lastUpdated))}; refreshes every minute`);
     } catch (error) {
-      showError(error);
+      if (error instanceof TenantGone) {
+        forgetTenant(error.tenant);
+        state.pending = true; // again, for the view it falls back to
+      } else {
+        showError(error);
+      }
       if (route.view === 'job' && state.route === route && !state.detail) {
         $('job-heading').textContent = error.status === 404 ? 'No such job' : 'The job could not be loaded';
       }
@@ -384,11 +438,267 @@
     else schedule(REFRESH_MS - age);
   });
 
+  // ------------------------------------------------------------ tenants: the picker, the overview
+
+  // A tenant named in the address that the API no longer has (or no longer grants: the same 404).
+  class TenantGone extends Error {
+    constructor(tenant) {
+      super(`no tenant ${tenant}`);
+      this.tenant = tenant;
+    }
+  }
+
+  function several() {
+    return Boolean(state.tenants && state.tenants.length > 1);
+  }
+
+  function tenantId(tenant) {
+    return String(tenant.tenantId || '').toLowerCase();
+  }
+
+  function tenantName(tenant) {
+    return tenant.displayName || tenant.tenantId;
+  }
+
+  function findTenant(id) {
+    return (state.tenants || []).find((tenant) => tenantId(tenant) === id) || null;
+  }
+
+  function tenantState(tenant) {
+    const known = TENANT_STATE[tenant.state];
+    return known ? [tenant.state, ...known] : [tenant.state, tenant.state || 'Unknown', 'h-unknown', ''];
+  }
+
+  function needsAttention(tenant) {
+    return tenant.state !== 'healthy' && tenant.state !== 'disabled';
+  }
+
+  // This page with `tenant` in its query (none: the page's default) and `hash`; never a key.
+  function pageUrl(tenant, hash) {
+    const url = new URL(window.location.href);
+    if (tenant) url.searchParams.set('tenant', tenant);
+    else url.searchParams.delete('tenant');
+    url.hash = hash || '';
+    return FunctionKey.withoutKey(url.href);
+  }
+
+  function replaceUrl(url) {
+    window.history.replaceState(window.history.state, '', url);
+    state.handledHref = window.location.href;
+    state.route = parseRoute();
+  }
+
+  // Which view the address asks for: with several tenants and none named, all of them.
+  function currentView() {
+    if (state.route.view === 'job') return 'job';
+    return several() && !state.route.tenant ? 'tenants' : 'overview';
+  }
+
+  function applyView() {
+    // Until the tenants are known (or could not be), no view: it may be all tenants or one.
+    const view = state.tenants === null && !state.tenantsTried ? null : currentView();
+    $('tenants-view').hidden = view !== 'tenants';
+    $('overview-view').hidden = view !== 'overview';
+    $('job-view').hidden = view !== 'job';
+    renderPicker();
+  }
+
+  // GET /api/v1/tenants; returns the error instead of throwing (the other calls say it too).
+  async function loadTenants() {
+    let list;
+    try {
+      list = (await api('tenants', false)).value || [];
+    } catch (error) {
+      state.tenantsTried = true;
+      if (!(error instanceof ApiError && (error.status === 404 || error.status === 405))) {
+        applyView();
+        return error;
+      }
+      list = []; // an app without /tenants: one tenant, as before
+    }
+    state.tenants = list;
+    state.tenantsTried = true;
+    const wanted = state.route.tenant;
+    if (wanted && list.length && !findTenant(wanted)) {
+      forgetTenant(wanted);
+    } else if (several() && state.route.view === 'job' && !wanted) {
+      // An old link to a job: the tenant the API answers for without one, named from now on.
+      const home = list.find((tenant) => tenant.source === 'home') || list[0];
+      replaceUrl(pageUrl(tenantId(home), window.location.hash));
+    }
+    applyView();
+    return null;
+  }
+
+  // The tenant in the address is not there (any more): back to the default, and say so.
+  function forgetTenant(tenant) {
+    replaceUrl(pageUrl(null, ''));
+    resetTenantData();
+    applyView();
+    const instead = several() ? 'showing all tenants instead' : 'showing this app\'s tenant instead';
+    setNotice(`The tenant ${tenant.slice(0, 64)} is not watched here any more, or is not yours to see: ${instead}.`);
+  }
+
+  function setNotice(text) {
+    $('notice').textContent = text;
+    $('notice').hidden = !text;
+  }
+
+  // Another tenant: nothing of the last one stays on screen.
+  function resetTenantData() {
+    Object.assign(state, {
+      jobs: [], jobsLoaded: false, summary: null, alerts: null, alertsError: null, overviewAt: 0,
+      openReasons: new Set(), alertsExpanded: false, lastJobKey: null, detail: null,
+    });
+    for (const id of ['tiles', 'alerts', 'jobs-body', 'last-poll']) $(id).replaceChildren();
+    $('jobs-count').textContent = '';
+    $('jobs-empty').hidden = true;
+    $('alerts-section').hidden = true;
+    $('tenant-note').hidden = true;
+  }
+
+  function chooseTenant(tenant, hash = '') {
+    setNotice('');
+    window.history.pushState(null, '', pageUrl(tenant, hash));
+    showRoute(Boolean(hash));
+  }
+
+  // A link that selects a tenant (and a view of it) in the page; a new tab or window opens it there.
+  function tenantLink(tenant, hash, attrs) {
+    return el('a', {
+      ...attrs,
+      href: pageUrl(tenant, hash),
+      onclick: (event) => {
+        if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+        event.preventDefault();
+        chooseTenant(tenant, hash);
+        if (!hash) $('main').focus();
+      },
+    });
+  }
+
+  function renderPicker() {
+    const show = several();
+    $('tenant-pick').hidden = !show;
+    const shown = show && state.route.tenant ? findTenant(state.route.tenant) : null;
+    $('subtitle').textContent = !show ? 'Provisioning jobs of this tenant'
+      : shown ? `Provisioning jobs of ${tenantName(shown)}` : `All ${state.tenants.length} tenants`;
+    if (!show) return;
+    const attention = state.tenants.filter(needsAttention).length;
+    const options = [['', `All tenants (${state.tenants.length}${attention ? `, ${attention} need${attention === 1 ? 's' : ''} attention` : ''})`]];
+    for (const tenant of state.tenants) {
+      const [key, label] = tenantState(tenant);
+      options.push([tenantId(tenant), `${tenantName(tenant)}${key === 'healthy' ? '' : ` (${label.toLowerCase()})`}`]);
+    }
+    const select = $('tenant-select');
+    const key = JSON.stringify(options);
+    if (key !== state.pickerKey) { // rebuilt only when it changed: an open list stays open
+      state.pickerKey = key;
+      select.replaceChildren(...options.map(([value, text]) => el('option', { value, text })));
+    }
+    select.value = state.route.tenant || '';
+  }
+
+  // On a tenant's own page: what its state means, when it is not healthy.
+  function renderTenantNote() {
+    const note = $('tenant-note');
+    const tenant = several() && state.route.tenant ? findTenant(state.route.tenant) : null;
+    if (tenant && state.route.view === 'overview') document.title = `${tenantName(tenant)}: Entra Sync Monitor`;
+    if (!tenant || tenant.state === 'healthy') {
+      note.hidden = true;
+      return;
+    }
+    const [key, label, cls, meaning] = tenantState(tenant);
+    note.className = `tenant-note st-${key}`;
+    note.replaceChildren(el('span', { class: `badge ${cls}`, text: label }), ' ', `${tenantName(tenant)}: ${meaning}`);
+    note.hidden = false;
+  }
+
+  async function loadTenantsView() {
+    state.tenantsSummary = await api('tenants/summary', false);
+    state.tenantsViewAt = Date.now();
+    renderTenantsView();
+  }
+
+  function counted(counts, order, label) {
+    const known = order.filter((key) => counts[key]);
+    const rest = Object.keys(counts).filter((key) => counts[key] && !order.includes(key)).sort();
+    return [...known, ...rest].map((key) => `${fmtNumber(counts[key])} ${label(key)}`).join(', ');
+  }
+
+  function renderTenantsView() {
+    const summary = state.tenantsSummary;
+    const tenants = state.tenants || [];
+    if (!summary) return;
+    const stateLabel = (key) => (TENANT_STATE[key] ? TENANT_STATE[key][0].toLowerCase() : key);
+    const healthLabel = (key) => (HEALTH_LABEL[key] || key).toLowerCase();
+    const count = summary.tenants.count;
+    $('tenants-count').textContent = `${count} tenant${count === 1 ? '' : 's'}: ${counted(summary.tenants.byState, TENANT_STATES, stateLabel)}`;
+    const jobs = summary.jobs;
+    $('tenants-jobs').textContent = `${fmtNumber(jobs.total)} job${jobs.total === 1 ? '' : 's'} in all`
+      + (jobs.total ? `: ${counted(jobs.byHealth, HEALTH.map(([key]) => key), healthLabel)}.` : '.');
+    const attention = new Set((summary.attention || []).map(tenantId));
+    $('tenants-body').replaceChildren(...tenants.map((tenant) => tenantRow(tenant, attention.has(tenantId(tenant)))));
+
+    const quarantined = summary.quarantinedJobs || [];
+    $('tq-body').replaceChildren(...quarantined.map(quarantinedRow));
+    $('tq-wrap').hidden = !quarantined.length;
+    $('tq-empty').hidden = quarantined.length > 0;
+    const more = jobs.quarantined > quarantined.length ? `, the ${quarantined.length} longest shown` : '';
+    $('tq-count').textContent = `${fmtNumber(jobs.quarantined)} in quarantine${more}`;
+    document.title = 'All tenants: Entra Sync Monitor';
+  }
+
+  function tenantRow(tenant, attention) {
+    const id = tenantId(tenant);
+    const [key, label, cls, meaning] = tenantState(tenant);
+    const poll = tenant.lastPoll;
+    const jobs = tenant.jobs || { total: 0, byHealth: {}, quarantined: 0 };
+    const byHealth = counted(jobs.byHealth || {}, HEALTH.map(([health]) => health), (health) => (HEALTH_LABEL[health] || health).toLowerCase());
+    const errors = poll && poll.errorCount ? `, ${poll.errorCount} error${poll.errorCount === 1 ? '' : 's'}` : '';
+    return el('tr', { class: attention ? 'attention' : null, 'data-tenant': id, 'data-state': key },
+      cell('Tenant', null,
+        tenantLink(id, '', { class: 'tenant-link', text: tenantName(tenant) }),
+        el('span', { class: 'sub mono', text: [tenant.displayName ? id : '', tenant.source === 'home' ? 'home tenant' : ''].filter(Boolean).join(' · ') })),
+      cell('State', null,
+        el('span', { class: `badge ${cls}`, text: label }),
+        attention ? hidden(' (needs attention)') : null,
+        key === 'healthy' ? null : el('span', { class: 'sub state-why', text: meaning })),
+      cell('Jobs', 'num', fmtNumber(jobs.total)),
+      cell('By health', null, ...(byHealth ? [byHealth] : none('no jobs'))),
+      cell('Quarantined', 'num', fmtNumber(jobs.quarantined)),
+      cell('Last poll', null, ...(poll
+        ? [el('span', { class: 'poll-status', text: `${poll.status}${errors}` }), timeEl(poll.endedAt || poll.startedAt, { relative: true, cls: 'sub' })]
+        : none('never'))),
+      cell('First error', 'first-error', ...(poll && poll.firstError
+        ? [el('span', { title: poll.firstError, text: poll.firstError })]
+        : none())));
+  }
+
+  function quarantinedRow(job) {
+    const id = String(job.tenantId || '').toLowerCase();
+    const tenant = findTenant(id);
+    const seconds = job.secondsInQuarantine;
+    return el('tr', { 'data-tenant': id },
+      cell('Tenant', null, tenantLink(id, '', { text: tenant ? tenantName(tenant) : id })),
+      cell('Application', null, tenantLink(id, jobHash(job.servicePrincipalId, job.jobId), { class: 'app-link', text: appName(job) })),
+      cell('Job', null,
+        el('span', { class: 'template', text: job.templateId || '—' }),
+        el('span', { class: 'sub mono job-id', title: job.jobId, text: job.jobId })),
+      cell('Reason', 'reason', job.reason || '—'),
+      cell('In quarantine', 'num', ...(seconds === null || seconds === undefined ? none('unknown')
+        : [el('span', { title: job.since ? `since ${job.since}` : null, text: fmtSpan(seconds) })])),
+      cell('Next attempt', null, ...(job.nextAttempt ? [timeEl(job.nextAttempt, { relative: true })] : none())));
+  }
+
   // ------------------------------------------------------------ overview
 
   async function loadOverview() {
     // Each part shows what it could read; the first failure is reported after.
+    const tenant = apiTenant();
     const [summary, jobs, alerts] = await Promise.allSettled([api('summary'), allJobs(), openAlerts()]);
+    if (apiTenant() !== tenant) return; // another tenant was chosen meanwhile
+    if (tenant && summary.status === 'rejected' && summary.reason.status === 404) throw new TenantGone(tenant);
     if (summary.status === 'fulfilled') state.summary = summary.value;
     if (jobs.status === 'fulfilled') {
       state.jobs = jobs.value;
@@ -405,6 +715,7 @@
   }
 
   function renderOverview() {
+    renderTenantNote();
     renderTiles();
     renderAlerts();
     renderJobs();
@@ -602,7 +913,10 @@
       : `${jobs.length} of ${total} jobs shown`;
     const empty = $('jobs-empty');
     empty.hidden = jobs.length > 0 || !state.jobsLoaded;
-    empty.textContent = total ? 'No job matches these filters.' : 'No jobs are stored yet: the first poll has not run.';
+    const tenant = several() && state.route.tenant ? findTenant(state.route.tenant) : null;
+    empty.textContent = total ? 'No job matches these filters.'
+      : tenant && tenant.lastPoll ? `No jobs are stored for ${tenantName(tenant)}: its last poll read none.`
+        : 'No jobs are stored yet: the first poll has not run.';
     for (const th of document.querySelectorAll('#jobs-table th[data-sort]')) {
       const key = th.getAttribute('data-sort');
       const arrow = th.querySelector('.arrow');
@@ -1087,25 +1401,29 @@
 
   // ------------------------------------------------------------ routing
 
+  // The view is in the hash (#job/<sp>/<job>, else the overview), the tenant in the query
+  // (?tenant=<guid>, kept by key.js, which takes only ?code= out): each tenant's views link apart.
   function parseRoute() {
+    const tenant = (new URL(window.location.href).searchParams.get('tenant') || '').trim().toLowerCase() || null;
     const match = /^#job\/([^/]+)\/([^/]+)$/.exec(window.location.hash);
     if (match) {
       try {
-        return { view: 'job', servicePrincipalId: decodeURIComponent(match[1]), jobId: decodeURIComponent(match[2]) };
+        return { view: 'job', tenant, servicePrincipalId: decodeURIComponent(match[1]), jobId: decodeURIComponent(match[2]) };
       } catch {
         // a malformed hash: the overview
       }
     }
-    return { view: 'overview' };
+    return { view: 'overview', tenant };
   }
 
   function showRoute(moveFocus) {
+    state.handledHref = window.location.href;
     const route = parseRoute();
+    if (route.tenant !== state.route.tenant) resetTenantData();
     state.route = route;
     clearError(); // an error belongs to the view that had it
+    applyView();
     const job = route.view === 'job';
-    $('overview-view').hidden = job;
-    $('job-view').hidden = !job;
     if (job) {
       state.lastJobKey = `${route.servicePrincipalId}\u0000${route.jobId}`;
       state.detail = null;
@@ -1124,6 +1442,12 @@
       return;
     }
     document.title = 'Entra Sync Monitor';
+    if (currentView() === 'tenants') {
+      if (state.tenantsSummary) renderTenantsView();
+      if (moveFocus) $('tenants-heading').focus();
+      if (Date.now() - state.tenantsViewAt >= REFRESH_MS) refresh();
+      return;
+    }
     if (state.jobs.length || state.summary) renderOverview();
     const stale = !state.summary || Date.now() - state.overviewAt >= REFRESH_MS;
     if (moveFocus && state.lastJobKey) {
@@ -1167,7 +1491,14 @@
         if (state.route.view === 'job' && state.detail) renderChart();
       }, 150);
     });
-    window.addEventListener('hashchange', () => showRoute(true));
+    // Back and forward: a hash (a job) or a query (a tenant) changed; Chromium fires both events
+    // for a hash, so the address decides whether there is anything to do.
+    const moved = () => {
+      if (window.location.href !== state.handledHref) showRoute(true);
+    };
+    window.addEventListener('popstate', moved);
+    window.addEventListener('hashchange', moved);
+    $('tenant-select').addEventListener('change', (event) => chooseTenant(event.target.value || null));
     showRoute(false);
   }
 
