@@ -1,9 +1,11 @@
-"""The demo: the whole app on this machine, against a demo tenant.
+"""The demo: the whole app on this machine, against three demo tenants.
 
 Starts Azurite (data kept in .demo-data/, so re-running keeps the history) and the Graph
 emulator, then runs the app's own commands: `python -m shared poll` and
-`python -m shared serve`. While it runs, demo time passes faster (each poll moves the
-emulator's clock on by --minutes-per-poll) so new runs appear and the history grows.
+`python -m shared serve`. On fresh data the emulator's tenants start --catch-up-hours in the
+past and each poll moves their clocks on by --minutes-per-poll, so history grows fast; they
+never pass the wall clock (the browser's), so no time the dashboard shows lies in the future.
+Caught up, they keep wall time.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ DATA = ROOT / ".demo-data"
 # Northwind, whose admin revoked the app's consent (its Graph takes no token the app has).
 FABRIKAM = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 NORTHWIND = "9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d"
+_GENERATED = {FABRIKAM: (40, 0.5), NORTHWIND: (12, 0.5)}
 _EXTRA_TENANTS = [
     "--extra-tenant",
     f"{FABRIKAM}=generated:40:0.5",
@@ -31,6 +34,32 @@ _EXTRA_TENANTS = [
     "--token",
     f"{NORTHWIND}=consent-revoked",
 ]
+
+
+def _clocks(control: EmulatorControl) -> list[EmulatorControl]:
+    return [control, *(control.for_tenant(tenant) for tenant in _GENERATED)]
+
+
+def _start_behind(control: EmulatorControl, hours: float) -> None:
+    """Every tenant's clock `hours` back, and its data made anew as of then."""
+    for clock in _clocks(control):
+        clock.advance_clock(-hours * 3600)
+    control.set_demo_tenant()
+    for tenant, (principals, ratio) in _GENERATED.items():
+        control.for_tenant(tenant).set_generated_tenant(principals, ratio)
+
+
+def _catch_up(control: EmulatorControl, seconds: float) -> None:
+    """Move every tenant's clock on by `seconds`, but never past the wall clock."""
+    from datetime import UTC, datetime
+
+    from shared.domain.timestamps import parse_timestamp
+
+    for clock in _clocks(control):
+        now = parse_timestamp(clock.now())
+        behind = (datetime.now(UTC) - now).total_seconds() if now else 0.0
+        if (step := min(seconds, behind - 1)) > 0:
+            clock.advance_clock(step)
 
 
 def _tenants_setting(root: str) -> str:
@@ -120,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/demo.sh", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=7071, help="API port (another free one if taken)")
     parser.add_argument("--poll-seconds", type=float, default=30, help="seconds between polls")
-    parser.add_argument("--minutes-per-poll", type=float, default=30, help="demo minutes that pass per poll")
+    parser.add_argument(
+        "--minutes-per-poll", type=float, default=30, help="demo minutes that pass per poll, until caught up"
+    )
+    parser.add_argument(
+        "--catch-up-hours", type=float, default=12, help="on fresh data, how far back the tenants' clocks start"
+    )
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
     parser.add_argument("--fresh", action="store_true", help="forget the stored demo history first")
     args = parser.parse_args(argv)
@@ -129,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
 
         shutil.rmtree(DATA)
+    # Kept history is as of the wall clock it was polled at: only fresh data starts behind.
+    fresh = not DATA.exists()
     processes: list[subprocess.Popen[str]] = []
     azurite = AzuriteServer(location=DATA / "azurite")
     try:
@@ -137,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         emulator, graph_url = _start_emulator(env)
         processes.append(emulator)
         control = EmulatorControl(graph_url.rsplit("/", 1)[0])
+        if fresh and args.catch_up_hours > 0:
+            _start_behind(control, args.catch_up_hours)
         env.update(
             {
                 "AZURE_TENANT_ID": DEMO_TENANT_ID,
@@ -175,7 +213,8 @@ Try:
   curl -s {api}/v1/jobs
   curl -s {example}
   curl -s '{api}/v1/errors?window=24h'          (why jobs fail: the provisioning logs' error groups)
-Polling every {args.poll_seconds:g} s; {args.minutes_per_poll:g} demo minutes pass per poll. Ctrl-C stops.
+Polling every {args.poll_seconds:g} s; {args.minutes_per_poll:g} demo minutes pass per poll until the
+tenants' clocks reach the wall clock, then real time. Ctrl-C stops.
 """,
             flush=True,
         )
@@ -191,8 +230,7 @@ Polling every {args.poll_seconds:g} s; {args.minutes_per_poll:g} demo minutes pa
                 return 1
             if args.duration and time.monotonic() - started >= args.duration:
                 break
-            for tenant in (control, control.for_tenant(FABRIKAM), control.for_tenant(NORTHWIND)):
-                tenant.advance_clock(args.minutes_per_poll * 60)
+            _catch_up(control, args.minutes_per_poll * 60)
             _poll(env)
         return 0
     except KeyboardInterrupt:
