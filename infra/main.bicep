@@ -178,6 +178,29 @@ param apiTenantRoles string = ''
 @description('Resource ID of the key vault holding the alert webhook secrets. When set, the app identity gets Key Vault Secrets User on it (the vault must use Azure RBAC); empty: grant it by hand (docs/alerts.md).')
 param alertKeyVaultResourceId string = ''
 
+// The monitor's own monitoring (docs/deploy.md#workbook-and-monitor-silent-alert): a workbook over
+// the metrics the app sends, and an optional alert when it stops polling.
+@description('Deploy the Azure Monitor workbook (jobs by health, quarantines, failing jobs, escrow, poll health) on the Application Insights resource.')
+param deployWorkbook bool = true
+
+@description('Alert when no poll has completed for this many minutes (a log search alert on syncmon.poll.completed); 0: no alert. Keep it well above the poll interval.')
+@allowed([
+  0
+  15
+  30
+  45
+  60
+  120
+  180
+  360
+  720
+  1440
+])
+param monitorSilentAlertMinutes int = 0
+
+@description('Resource ID of an existing action group the monitor-silent alert notifies; empty: the alert only shows in Azure Monitor.')
+param monitorSilentAlertActionGroupId string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -243,6 +266,28 @@ module monitoring 'app/monitoring.bicep' = {
     applicationInsightsName: 'appi-${resourceToken}'
     location: location
     tags: tags
+  }
+}
+
+module workbook 'app/workbook.bicep' = if (deployWorkbook) {
+  name: 'workbook'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+  }
+}
+
+module monitorSilentAlert 'app/monitor-alert.bicep' = if (monitorSilentAlertMinutes > 0) {
+  name: 'monitorSilentAlert'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    silentMinutes: monitorSilentAlertMinutes
+    actionGroupId: monitorSilentAlertActionGroupId
   }
 }
 
@@ -374,3 +419,6 @@ output API_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output GRAPH_PERMISSIONS_GRANTED bool = grantGraphPermissions
 output MULTI_TENANT_APP_CLIENT_ID string = multiTenant ? multiTenantApp!.outputs.appId : ''
 output MULTI_TENANT_ADMIN_CONSENT_URL string = multiTenant ? multiTenantApp!.outputs.adminConsentUrlTemplate : ''
+output MONITOR_WORKBOOK_ID string = deployWorkbook ? workbook!.outputs.workbookId : ''
+output MONITOR_WORKBOOK_NAME string = deployWorkbook ? workbook!.outputs.workbookName : ''
+output MONITOR_SILENT_ALERT_RULE_ID string = monitorSilentAlertMinutes > 0 ? monitorSilentAlert!.outputs.alertRuleId : ''

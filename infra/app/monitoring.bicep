@@ -20,6 +20,13 @@ resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
       name: 'PerGB2018'
     }
     retentionInDays: retentionInDays
+    // Resource or workspace permissions: reading the Application Insights resource is enough to
+    // query its logs (the workbook's readers, the monitor-silent alert's identity). An ARM-created
+    // workspace without the flag requires workspace permissions, which workspace-based Application
+    // Insights does not expect (convert-classic-resource, "Access mode"; logs/manage-access).
+    features: {
+      enableLogAccessUsingOnlyResourcePermissions: true
+    }
   }
 }
 

@@ -55,7 +55,9 @@ BUILTIN_ROLES = {
 }
 # Read secret contents, on the alert webhooks' vault only (app/key-vault-rbac.bicep).
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
-ROLE_ASSIGNMENT_FILES = {"app/rbac.bicep", "app/key-vault-rbac.bicep"}
+# Read the Application Insights logs, for the monitor-silent alert rule's own identity (app/monitor-alert.bicep).
+MONITORING_READER = "43d0d8ad-25c7-4714-9337-8ba259a9fe05"
+ROLE_ASSIGNMENT_FILES = {"app/rbac.bicep", "app/key-vault-rbac.bicep", "app/monitor-alert.bicep"}
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 # Least privilege: read provisioning jobs, enumerate service principals (app role ids, every tenant).
 GRAPH_APP_ROLES = {
@@ -632,6 +634,7 @@ def test_role_assignments_are_the_builtin_roles_only() -> None:
     log_ids = {GRAPH_APP_ID, *PROVISIONING_LOG_APP_ROLES.values()}
     assert string_guids(bicep("app/provisioning-log-permissions.bicep")) == log_ids
     assert string_guids(bicep("app/key-vault-rbac.bicep")) == {KEY_VAULT_SECRETS_USER}
+    assert string_guids(bicep("app/monitor-alert.bicep")) == {MONITORING_READER}
     action_ids = {GRAPH_APP_ID, *ACTION_APP_ROLES.values()}
     assert string_guids(bicep("app/action-permissions.bicep")) == action_ids
     others = set().union(*(string_guids(bicep(r)) for r in bicep_files() if r not in ROLE_ASSIGNMENT_FILES))
