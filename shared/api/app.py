@@ -3,9 +3,9 @@ and locally by uvicorn (`python -m shared serve`). It never imports msgraph. doc
 the reader's guide.
 
 `create_app` puts together: the routers, one per resource in `routes/` (`jobs`,
-`executions`, `summary`, `alerts`, `tenants` and `metrics` under /api/v1 behind the caller check, `health` open,
-the `dashboard` page, and the OpenAPI document with its UI, `reference`, behind the caller
-check too); the problem answers for every error; the middleware (ETags and 304s,
+`executions`, `summary`, `alerts`, `tenants` and `metrics` under /api/v1 behind the caller
+check, `health` open, the `dashboard` page, and the OpenAPI document with its UI,
+`reference`, behind the caller check too); the problem answers for every error; the middleware (ETags and 304s,
 CORS from a setting: `http`); and the exact OpenAPI document (`openapi`). What the routes
 share is elsewhere: dependencies (settings once per request, store, caller check, the
 minute, paging) in `deps`, parameters in `params`, jobs as of now in `current`, the pure job
