@@ -3,9 +3,9 @@ and locally by uvicorn (`python -m shared serve`). It never imports msgraph. doc
 the reader's guide.
 
 `create_app` puts together: the routers, one per resource in `routes/` (`jobs`,
-`executions`, `summary` and `alerts` under /api/v1 behind the caller check, `health` open,
-the `dashboard` page, and the OpenAPI document with its UI, `reference`, behind the caller
-check too); the problem answers for every error; the middleware (ETags and 304s,
+`executions`, `summary`, `alerts`, `tenants` and `metrics` under /api/v1 behind the caller
+check, `health` open, the `dashboard` page, and the OpenAPI document with its UI,
+`reference`, behind the caller check too); the problem answers for every error; the middleware (ETags and 304s,
 CORS from a setting: `http`); and the exact OpenAPI document (`openapi`). What the routes
 share is elsewhere: dependencies (settings once per request, store, caller check, the
 minute, paging) in `deps`, parameters in `params`, jobs as of now in `current`, the pure job
@@ -38,6 +38,7 @@ from shared.api.routes import (
     executions,
     health,
     jobs,
+    metrics,
     reference,
     summary,
     tenants,
@@ -100,6 +101,8 @@ def create_app() -> FastAPI:
     for resource in (jobs, executions, errors, summary):
         app.include_router(resource.router, prefix=API_PREFIX, dependencies=caller, responses=of_a_tenant)
     app.include_router(tenants.router, prefix=API_PREFIX, dependencies=caller)
+    # Prometheus text of every tenant the caller may see (docs/metrics.md): the same caller check.
+    app.include_router(metrics.router, prefix=API_PREFIX, dependencies=caller)
     # The alert endpoints (docs/alerts.md) answer to the same caller checks as the rest of /api/v1;
     # the dashboard page (docs/dashboard.md) holds no data and calls the API like any portal.
     app.include_router(
