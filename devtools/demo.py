@@ -205,6 +205,7 @@ Northwind, whose consent was revoked (it shows as consentMissing; the others go 
   Dashboard:             {api}/v1/dashboard
   API docs (OpenAPI UI): {api}/docs
   OpenAPI document:      {api}/openapi.json
+  Prometheus metrics:    {api}/v1/metrics           (docs/metrics.md: scrape config, Grafana dashboard)
 Try:
   curl -s {api}/v1/tenants                       (each tenant's state, last poll and job counts)
   curl -s {api}/v1/tenants/summary
