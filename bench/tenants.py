@@ -34,12 +34,15 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from bench.fanout import IDLE_SECONDS, MAX_WORK_RUNS, TIMEOUT, WarmWorkers, epoch, failed_tries
+from bench.machine import CpuUse, ForeignLoad
 from devtools.graph_emulator import EmulatorControl, generated_tenant
 
 if TYPE_CHECKING:
     from bench.run import Harness
 
 _DONE = frozenset({"succeeded", "partial", "failed"})
+# The harness's long-running children, by a piece of their command line (bench/run.py starts them).
+SERVERS = {"azuriteTable": "azurite-table", "azuriteQueue": "azurite-queue", "emulator": "devtools.graph_emulator"}
 # A warm worker that has had no message this long after its start gives up (`work --wait-seconds`
 # is the warm-up plus this): with few tenants one worker may take every message, and the others
 # must not wait out bench/fanout.py's 15 minutes. Longer than any dispatch takes here.
@@ -157,6 +160,7 @@ class TenantsRun:
         for control in self.controls.values():
             control.reset_stats()
         harness.counter.reset()
+        cpu, foreign = CpuUse(SERVERS).start(), ForeignLoad(interval=1.0).start()
         work_args = ["work", "--processes", str(workers), "--idle-seconds", str(IDLE_SECONDS)]
         warm = None
         if workers:
@@ -192,7 +196,14 @@ class TenantsRun:
             records = self.records(sent)
         graph = self.graph_stats()
         tables = harness.counter.snapshot()
-        return self._measured(label, workers, repeat, spawned, dispatch.seconds, sent, records, tallies, graph, tables)
+        measured = self._measured(
+            label, workers, repeat, spawned, dispatch.seconds, sent, records, tallies, graph, tables
+        )
+        # From the workers' start (their imports included) to their exit, not only the timed span.
+        measured["cpuSeconds"] = cpu.stop()
+        measured["foreignLoad"] = foreign.stop()
+        self.log(f"{label}: CPU s {measured['cpuSeconds']}, other processes {measured['foreignLoad']}")
+        return measured
 
     def _measured(
         self,
