@@ -62,20 +62,20 @@ def _completed_record(env: dict[str, str], started_at: str, poll_id: str) -> dic
     return asyncio.run(read())
 
 
-def _failed(tally: dict[str, Any]) -> int:
+def failed_tries(tally: dict[str, Any]) -> int:
     return sum(int(one.get("failed", 0)) for one in tally.get("processes", [tally]))
 
 
-def _epoch(timestamp: str | None) -> float | None:
+def epoch(timestamp: str | None) -> float | None:
     if not timestamp:
         return None
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
-class _WarmWorkers:
-    """`work` started WARM_SECONDS ahead of the poll it is for, in a process group of its own."""
+class WarmWorkers:
+    """`work` started `warm_seconds` ahead of the poll it is for, in a process group of its own."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], warm_seconds: float = WARM_SECONDS) -> None:
         from bench.run import ROOT
 
         self.started = time.perf_counter()
@@ -83,7 +83,7 @@ class _WarmWorkers:
             args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
         self.output = ThreadPoolExecutor(1).submit(self.process.communicate, timeout=TIMEOUT)
-        time.sleep(WARM_SECONDS)
+        time.sleep(warm_seconds)
 
     def result(self) -> ProcessResult:
         from bench.run import ProcessResult
@@ -126,7 +126,7 @@ class FanoutRun:
         harness.emulator.reset_stats()
         harness.counter.reset()
         work_args = ["work", "--processes", str(workers), "--idle-seconds", str(IDLE_SECONDS)]
-        warm = _WarmWorkers(self.shared(*work_args, "--wait-seconds", str(WAIT_SECONDS)), self.env) if workers else None
+        warm = WarmWorkers(self.shared(*work_args, "--wait-seconds", str(WAIT_SECONDS)), self.env) if workers else None
         spawned = time.time()
         poll_args = ["poll"] + (["--discover"] if discover else []) + (["--dispatch-only"] if workers else [])
         dispatch = self._run(self.shared(*poll_args), self.env, timeout=TIMEOUT)
@@ -153,7 +153,7 @@ class FanoutRun:
             record = _completed_record(self.env, record["startedAt"], record["pollId"]) or record
         graph = harness.emulator.stats()
         tables = harness.counter.snapshot()
-        ended = _epoch(record.get("endedAt"))
+        ended = epoch(record.get("endedAt"))
         wall = ended - spawned if ended is not None else None
         duration = record.get("durationSeconds")
         sweep = record.get("sweep") or {}
@@ -170,7 +170,7 @@ class FanoutRun:
             "work": record.get("work"),
             "workerTallies": work,
             "workRuns": len(work),
-            "itemsFailed": sum(_failed(tally) for tally in work),
+            "itemsFailed": sum(failed_tries(tally) for tally in work),
             "principals": principals,
             "jobsRead": jobs,
             "jobsChanged": record.get("jobsChanged"),

@@ -134,3 +134,48 @@ class ForeignLoad:
         if not self.wall_seconds:
             return {"meanCores": None, "peakCores": None}
         return {"meanCores": self.cpu_seconds / self.wall_seconds, "peakCores": self.peak_cores}
+
+
+class CpuUse:
+    """CPU seconds this process's tree uses between two snapshots, by role: each long-running child
+    found by a piece of its command line (Azurite, the emulator), `app` for the children waited for
+    meanwhile (the app's commands and their own children: getrusage's RUSAGE_CHILDREN), `harness`
+    for this process (the counting proxy, control calls)."""
+
+    def __init__(self, roles: dict[str, str]) -> None:
+        self.roles = roles
+        self._start: dict[str, float] = {}
+
+    def _children(self) -> dict[str, float]:
+        found = dict.fromkeys(self.roles, 0.0)
+        me = os.getpid()
+        for pid, (parent, cpu) in _cpu_times().items():
+            if parent != me:
+                continue
+            try:
+                command = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            role = next((role for role, part in self.roles.items() if part in command), None)
+            if role is not None:
+                found[role] += cpu
+        return found
+
+    def _snapshot(self) -> dict[str, float]:
+        import resource
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            **self._children(),
+            "app": children.ru_utime + children.ru_stime,
+            "harness": own.ru_utime + own.ru_stime,
+        }
+
+    def start(self) -> CpuUse:
+        self._start = self._snapshot()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        end = self._snapshot()
+        return {role: round(end[role] - self._start.get(role, 0.0), 2) for role in end}

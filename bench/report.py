@@ -147,6 +147,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     fan = results.get("fanout")
     if fan:
         found.append(_fanout_target(fan))
+    if results.get("tenants"):
+        from bench.tenants_report import target  # it builds on this module's formatting
+
+        found.append(target(results["tenants"]))
     return found
 
 
@@ -867,6 +871,7 @@ def render(results: dict[str, Any]) -> str:
         "bench/run.sh                 # the full run: sizes 500 and 2000, Graph latency 40 ms\n"
         "bench/run.sh --quick         # about 5 minutes: sizes 100 and 400\n"
         "bench/run.sh --sizes 500,2000,10000 --latency-ms 40   # any sizes / latency; --help lists every option\n"
+        "bench/run.sh --tenants-only  # many tenants: 20 × 150 jobs polled through the queue by 1, 2 and 4 workers\n"
         "```\n\n"
         "`bench/run.sh` installs what is missing (`scripts/setup.sh`) and runs `.venv/bin/python -m bench`; "
         "it writes this file and every figure as JSON (`--json`, default `bench/results/latest.json`). "
@@ -973,6 +978,11 @@ def render(results: dict[str, Any]) -> str:
         add(fan)
     elif results.get("fanoutError"):
         add(f"\n## Large tenants: work queue fan-out\n\nThe fan-out benchmark failed: `{results['fanoutError']}`\n")
+    from bench.tenants_report import tenants_section  # it builds on this module's formatting
+
+    many = tenants_section(results)
+    if many:
+        add(many)
     plog = provisioning_logs_section(results)
     if plog:
         add(plog)

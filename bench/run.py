@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import api_latency, fanout, report  # noqa: E402
+from bench import api_latency, fanout, report, tenants  # noqa: E402
 from bench.machine import ForeignLoad, machine_info  # noqa: E402
 from bench.table_counter import TableCounter  # noqa: E402
 from devtools.azurite import AzuriteServer, free_port, stop_process  # noqa: E402
@@ -68,12 +68,21 @@ class Options:
     fanout_first_workers: int = 4
     fanout_regular_workers: tuple[int, ...] = (1, 2)
     fanout_inline_max: int | None = None  # WORK_INLINE_MAX_PRINCIPALS for the fan-out run (None: the app's default)
+    # The many-tenants benchmark (bench/tenants.py); 0: not run.
+    tenants: int = 0
+    jobs_per_tenant: int = 150
+    tenant_job_ratio: float = 0.3
+    tenant_workers: tuple[int, ...] = (1, 2, 4)
+    tenant_first_workers: int = 2
+    tenant_repeats: int = 3
+    tenant_warm_seconds: float = 12.0
     out: Path = DEFAULT_OUT
     json_out: Path = DEFAULT_JSON
     command: str = "bench/run.sh"
     render: Path | None = None
     fanout_from: Path | None = None
     provisioning_logs_from: Path | None = None
+    tenants_from: Path | None = None
     notes: tuple[str, ...] = ()
 
     def throttle_faults(self) -> dict[str, Any]:
@@ -494,7 +503,7 @@ def run(options: Options) -> dict[str, Any]:
         "options": {
             k: v
             for k, v in asdict(options).items()
-            if k not in ("out", "json_out", "render", "fanout_from", "provisioning_logs_from", "notes")
+            if k not in ("out", "json_out", "render", "fanout_from", "provisioning_logs_from", "tenants_from", "notes")
         },
         "machine": machine_info(),
         "sizes": {},
@@ -518,6 +527,12 @@ def run(options: Options) -> dict[str, Any]:
                 except Exception as error:  # keep every other figure; the report says it failed
                     harness.log(f"fan-out benchmark failed: {type(error).__name__}: {error}")
                     results["fanoutError"] = f"{type(error).__name__}: {error}"[:2000]
+            if options.tenants > 0:
+                try:
+                    results["tenants"] = tenants.run(harness)
+                except Exception as error:  # keep every other figure; the report says it failed
+                    harness.log(f"many-tenants benchmark failed: {type(error).__name__}: {error}")
+                    results["tenantsError"] = f"{type(error).__name__}: {error}"[:2000]
         finally:
             emulator.stop()
     results["totalSeconds"] = time.monotonic() - started
@@ -528,6 +543,7 @@ def run(options: Options) -> dict[str, Any]:
 
 QUICK_SIZES, QUICK_API_SAMPLES, QUICK_COLD_RUNS = (100, 400), 30, 2
 FANOUT_PRINCIPALS, QUICK_FANOUT_PRINCIPALS = 50_000, 5_000
+TENANTS, QUICK_TENANTS = 20, 5
 
 
 def _counts(text: str) -> tuple[int, ...]:
@@ -589,6 +605,26 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--fanout-first-workers", type=int, default=Options.fanout_first_workers)
     parser.add_argument("--fanout-regular-workers", default="1,2", help="worker processes per measured regular poll")
     parser.add_argument("--fanout-inline-max", type=int, help="WORK_INLINE_MAX_PRINCIPALS in the fan-out run")
+    parser.add_argument(
+        "--tenants",
+        type=int,
+        help=f"also run the many-tenants benchmark with this many tenants (--tenants-only alone: {TENANTS}; "
+        f"{QUICK_TENANTS} with --quick)",
+    )
+    parser.add_argument("--tenants-only", action="store_true", help="run the many-tenants benchmark only (no sizes)")
+    parser.add_argument("--jobs-per-tenant", type=int, default=Options.jobs_per_tenant)
+    parser.add_argument("--tenant-job-ratio", type=float, default=Options.tenant_job_ratio)
+    parser.add_argument("--tenant-workers", default="1,2,4", help="worker processes per measured regular poll")
+    parser.add_argument("--tenant-first-workers", type=int, default=Options.tenant_first_workers)
+    parser.add_argument(
+        "--tenant-repeats", type=int, default=Options.tenant_repeats, help="rounds of regular polls (the median shown)"
+    )
+    parser.add_argument(
+        "--tenant-warm-seconds",
+        type=float,
+        default=Options.tenant_warm_seconds,
+        help="workers are started this long before the dispatch",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the Markdown report")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, dest="json_out", help="every figure, as JSON")
     parser.add_argument(
@@ -609,6 +645,12 @@ def parse_options(argv: list[str] | None = None) -> Options:
         metavar="JSON",
         help="with --render: add the provisioning-log figures of a `python -m bench.provisioning_logs` run's JSON",
     )
+    parser.add_argument(
+        "--tenants-from",
+        type=Path,
+        metavar="JSON",
+        help="with --render: take the many-tenants figures from this other run's JSON (a --tenants-only run)",
+    )
     args = parser.parse_args(argv)
     default_sizes = QUICK_SIZES if args.quick else Options.sizes
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else default_sizes
@@ -617,8 +659,13 @@ def parse_options(argv: list[str] | None = None) -> Options:
     fanout_principals = args.fanout_principals or 0
     if not fanout_principals and (args.fanout or args.fanout_only):
         fanout_principals = QUICK_FANOUT_PRINCIPALS if args.quick else FANOUT_PRINCIPALS
-    if args.fanout_only:
+    if args.fanout_only or args.tenants_only:
         sizes = ()
+    tenant_count = args.tenants or 0
+    if not tenant_count and args.tenants_only:
+        tenant_count = QUICK_TENANTS if args.quick else TENANTS
+    if tenant_count and (tenant_count < 2 or args.jobs_per_tenant < 1 or args.tenant_repeats < 1):
+        parser.error("--tenants needs at least 2 tenants, --jobs-per-tenant and --tenant-repeats at least 1")
     return Options(
         sizes=tuple(sorted(set(sizes))),
         latency_ms=args.latency_ms,
@@ -639,12 +686,20 @@ def parse_options(argv: list[str] | None = None) -> Options:
         fanout_first_workers=args.fanout_first_workers,
         fanout_regular_workers=_counts(args.fanout_regular_workers),
         fanout_inline_max=args.fanout_inline_max,
+        tenants=tenant_count,
+        jobs_per_tenant=args.jobs_per_tenant,
+        tenant_job_ratio=args.tenant_job_ratio,
+        tenant_workers=_counts(args.tenant_workers),
+        tenant_first_workers=args.tenant_first_workers,
+        tenant_repeats=args.tenant_repeats,
+        tenant_warm_seconds=args.tenant_warm_seconds,
         out=args.out,
         json_out=args.json_out,
         command=_command_line(argv if argv is not None else sys.argv[1:]),
         render=args.render,
         fanout_from=args.fanout_from,
         provisioning_logs_from=args.provisioning_logs_from,
+        tenants_from=args.tenants_from,
         notes=tuple(args.note),
     )
 
@@ -658,7 +713,15 @@ def _command_line(argv: list[str]) -> str:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in ("--out", "--json", "--render", "--fanout-from", "--provisioning-logs-from", "--note"):
+        if name in (
+            "--out",
+            "--json",
+            "--render",
+            "--fanout-from",
+            "--provisioning-logs-from",
+            "--tenants-from",
+            "--note",
+        ):
             skip = "=" not in arg
             continue
         kept.append(arg)
@@ -687,10 +750,24 @@ def main(argv: list[str] | None = None) -> int:
                 "minutes": other["totalSeconds"] / 60,
                 "foreignLoad": other["machine"].get("foreignLoad"),
             }
+        if options.tenants_from is not None:
+            other = json.loads(options.tenants_from.read_text())
+            results["tenants"] = other["tenants"]
+            results["tenants"]["run"] = {
+                "command": other["options"]["command"],
+                "date": other["machine"]["date"],
+                "minutes": other["totalSeconds"] / 60,
+                "foreignLoad": other["machine"].get("foreignLoad"),
+                "commit": other["machine"].get("commit"),
+                "calibration": other.get("calibration"),
+                "latencyMs": other["options"]["latency_ms"],
+                "cycleSeconds": other["options"]["cycle_seconds"],
+            }
         if options.notes:
             results["notes"] = list(options.notes)
         results["targets"] = report.targets(results)
-        if options.fanout_from is not None or options.provisioning_logs_from is not None:
+        merged = (options.fanout_from, options.provisioning_logs_from, options.tenants_from)
+        if any(path is not None for path in merged):
             # The merged figures, so the JSON holds what the report shows.
             options.json_out.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     else:

@@ -104,3 +104,67 @@ def test_a_tiny_benchmark_run_produces_every_table_with_sane_numbers(tmp_path: P
 
     assert {target["met"] for target in results["targets"]} <= {True, False, None}
     assert len(results["targets"]) == 6
+
+
+TENANTS, JOBS_PER_TENANT = 3, 4
+
+
+def test_a_tiny_many_tenants_run_polls_every_tenant_through_the_queue_with_each_worker_count(tmp_path: Path) -> None:
+    out, data = tmp_path / "tenants.md", tmp_path / "tenants.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--tenants-only",
+            "--tenants",
+            str(TENANTS),
+            "--jobs-per-tenant",
+            str(JOBS_PER_TENANT),
+            "--tenant-workers",
+            "1,2",
+            "--tenant-first-workers",
+            "1",
+            "--tenant-repeats",
+            "1",
+            "--tenant-warm-seconds",
+            "3",
+            "--latency-ms",
+            "0",
+            "--out",
+            str(out),
+            "--json",
+            str(data),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    markdown, tenants = out.read_text(), json.loads(data.read_text())["tenants"]
+
+    assert f"## Many tenants: {TENANTS} tenants × {JOBS_PER_TENANT} jobs" in markdown
+    assert len(set(tenants["tenantIds"])) == TENANTS
+    assert all(JOBS_PER_TENANT <= jobs <= JOBS_PER_TENANT + 1 for jobs in tenants["jobs"])
+    first = tenants["first"]
+    assert first["discoveries"] == TENANTS  # a first poll of a tenant discovers it
+    assert [m["workers"] for m in tenants["regular"]] == [1, 2, 0]
+    for measured in (first, *tenants["regular"]):
+        assert measured["statuses"] == {"succeeded": TENANTS}, measured["label"]
+        # Every job of every tenant read once, as the emulator serves them.
+        assert measured["jobsRead"] == sum(tenants["jobs"])
+        assert len(measured["graphRequestsPerTenant"]) == TENANTS and min(measured["graphRequestsPerTenant"]) >= 1
+        assert measured["recordGraphRequests"] == measured["graphRequests"]
+        assert 0 < measured["secondsFromDispatch"] <= measured["seconds"]
+        assert measured["tableOperations"] >= measured["entitiesWritten"] > 0
+        assert measured["itemsFailed"] == 0
+    for measured in tenants["regular"]:
+        assert measured["discoveries"] == 0  # regular polls: only the principals known to have jobs
+        assert measured["principals"] < first["principals"]
+        assert measured["cpuSeconds"]["app"] > 0 and measured["cpuSeconds"]["azuriteTable"] > 0
+        if measured["workers"]:
+            processes = measured["workerTallies"][0].get("processes", measured["workerTallies"])
+            assert len(processes) == measured["workers"]
+            assert sum(process["items"] for process in processes) == TENANTS  # one tenant poll message each
