@@ -4,6 +4,7 @@ attempt a dependency span of the poll's trace (shared/telemetry.py)."""
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ class GraphCounters:
         }
 
 
+# A span's name is the request's route: one name per kind of call, not per service principal.
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
 # Each poll counts its own requests, even when two polls share the process's client.
 _poll_counters: ContextVar[GraphCounters | None] = ContextVar("graph_counters", default=None)
 
@@ -62,7 +66,9 @@ class CountingHandler(BaseMiddleware):
         if retry is not None:
             counting.retries += 1
         with telemetry.tracer().start_as_current_span(
-            f"{request.method} {request.url.path}", kind=SpanKind.CLIENT, attributes=_request_attributes(request, retry)
+            f"{request.method} {_GUID.sub('{id}', request.url.path)}",
+            kind=SpanKind.CLIENT,
+            attributes=_request_attributes(request, retry),
         ) as span:
             response = await super().send(request, transport)
             _describe_response(span, response)
@@ -71,7 +77,8 @@ class CountingHandler(BaseMiddleware):
         counting.status_counts[status] = counting.status_counts.get(status, 0) + 1
         if response.status_code in (429, 503):
             counting.throttled += 1
-        telemetry.graph_answered(counting.tenant_id, response.status_code)
+        if counting.tenant_id:  # a poll's or a work item's (not an operator action's)
+            telemetry.graph_answered(counting.tenant_id, response.status_code)
         return response
 
 
@@ -97,7 +104,7 @@ def _describe_response(span: Span, response: httpx.Response) -> None:
     if response.status_code in (429, 503):
         span.set_attribute("syncmon.throttled", True)
         if (retry_after := response.headers.get("Retry-After")) is not None:
-            span.set_attribute("syncmon.graph.retry_after", retry_after[:40])
+            span.set_attribute("syncmon.retry_after", retry_after[:40])
     if response.status_code >= 400:
         span.set_attribute("error.type", str(response.status_code))
         span.set_status(Status(StatusCode.ERROR))
