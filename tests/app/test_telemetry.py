@@ -393,3 +393,32 @@ async def test_configured_it_sends_the_poll_to_application_insights(
     )
     assert not [item for item in received if item["data"]["baseType"] in ("RequestData", "MessageData")]  # the host's
     assert DEV_KEY not in json.dumps(received)
+
+
+async def test_a_fanned_out_poll_ends_when_its_last_work_item_completes_it(
+    otel: _Exporters, app_env: dict[str, str], demo_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.work import LocalWorker, queue_options
+
+    monkeypatch.setenv("WORK_INLINE_MAX_PRINCIPALS", "0")  # every poll through the work queue
+    monkeypatch.setenv("WORK_ITEM_PRINCIPALS", "10")
+    settings = load_settings()
+    dispatched = await poll_and_alert(settings, trigger="test")
+    assert dispatched["status"] == "dispatched"
+    before = _points(otel.metrics)
+    assert "syncmon.poll.completed" not in before  # dispatched is not ended
+    await LocalWorker(settings, queue_options()).run(idle_seconds=1.0)
+    stored = await open_store(settings).last_poll()
+    assert stored is not None and stored["pollId"] == dispatched["pollId"] and stored["status"] == "succeeded"
+
+    items = [span for span in otel.spans.get_finished_spans() if span.name == telemetry.WORK_ITEM_SPAN]
+    assert len(items) == stored["work"]["items"] and all(span.parent is None for span in items)
+    assert {(span.attributes or {}).get("syncmon.poll.id") for span in items} == {dispatched["pollId"]}
+    points = _points(otel.metrics)
+    assert points["syncmon.poll.completed"] == [({"tenant": DEMO_TENANT_ID, "status": "succeeded"}, 1)]
+    # The timer's part (the listing) and the items' parts add up to the completed record's.
+    for name, total in (
+        ("syncmon.graph.requests", stored["graph"]["requests"]),
+        ("syncmon.runs.stored", stored["runsStored"]),
+    ):
+        assert sum(value for _, value in before.get(name, []) + points[name]) == total
