@@ -1,7 +1,8 @@
 """The Function app: wiring only. Triggers parse their input and call `shared/`.
 
 Indexing this module imports neither msgraph nor any client: the HTTP API and the poll
-create their clients on first use.
+create their clients on first use. Telemetry (docs/telemetry.md) is configured by the timers'
+and queues' work on their first run, never here and never for an HTTP request.
 """
 
 import json

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import telemetry
 from shared.discovery import poll_scope, remember
 from shared.domain.changes import JobChanges, JobWrite, StoredJob, plan_job_write
 from shared.domain.model import Job, ServicePrincipal
@@ -71,7 +72,36 @@ async def poll_tenant(
 
     A discovery (`discover=True`, and every poll until the first discovery completes) reads
     every service principal's jobs and remembers which have any; a regular poll reads only
-    those. Raises PollFailedError (after storing the record) when the poll could not work."""
+    those. Raises PollFailedError (after storing the record) when the poll could not work.
+    The poll is a trace: its span (shared/telemetry.py) carries the record's outcome."""
+    with telemetry.poll_span(settings.tenant_id, trigger) as span:
+        try:
+            record = await _poll_tenant(
+                settings,
+                trigger=trigger,
+                past_due=past_due,
+                discover=discover,
+                store=store,
+                poll_id=poll_id,
+                started=started,
+            )
+        except PollFailedError as error:
+            telemetry.describe_poll(span, error.record)
+            raise
+        telemetry.describe_poll(span, record)
+        return record
+
+
+async def _poll_tenant(
+    settings: Settings,
+    *,
+    trigger: str,
+    past_due: bool,
+    discover: bool,
+    store: Store | None,
+    poll_id: str | None,
+    started: datetime | None,
+) -> PollSummary:
     # msgraph is heavy: imported only when a poll runs
     from shared.graph.counting import start_counting
     from shared.graph.reader import graph_reader
@@ -79,7 +109,7 @@ async def poll_tenant(
     started = started or datetime.now(UTC)
     clock_start = time.monotonic()
     record = PollRecord(poll_id or str(uuid.uuid4()), settings.tenant_id, started, trigger, past_due)
-    counters = start_counting()
+    counters = start_counting(settings.tenant_id)
     store = store or open_store(settings)
     reader: JobsReader = graph_reader(settings)
     failure: str | None = None
@@ -147,6 +177,7 @@ async def poll_tenant(
         failure = failure or f"could not store the poll record: {type(error).__name__}"
         summary["status"] = "failed"
     log.info("poll %s", json.dumps(_log_line(summary), separators=(",", ":")))
+    telemetry.poll_ended(summary, time.monotonic() - clock_start)
     if failure:
         raise PollFailedError(failure, summary)
     return summary
@@ -319,6 +350,7 @@ async def store_jobs(
 
     def runs_stored(count: int) -> None:
         record.runs_stored += count
+        telemetry.runs_stored(store.tenant_id, count)
 
     await store.save_job_changes(changes, on_runs_stored=runs_stored)
     record.jobs_changed = len(writes)
@@ -336,6 +368,7 @@ async def run_poll(
     from shared.tenants import only_home, watched_tenants
 
     settings = load_settings()
+    telemetry.configure_telemetry()
     tenants: list[Tenant] | None = None
     try:
         tenants = await watched_tenants(settings)
@@ -357,14 +390,18 @@ async def poll_and_alert(
     poll_id: str | None = None,
     started: datetime | None = None,
 ) -> dict[str, Any]:
-    """One tenant's poll, then its alert step. Raises PollFailedError as `poll_tenant` does."""
-    record = await poll_tenant(
-        settings, trigger=trigger, past_due=past_due, discover=discover, poll_id=poll_id, started=started
-    )
-    if record["status"] == DISPATCHED:
-        return dict(record)  # its alert step runs when its last work item is done
-    # Alerts after a poll that stored its jobs (a failed poll raised above). The step never
-    # raises: its outcome is the record's `alerts` section (docs/alerts.md).
-    from shared.alerts.after_poll import alerts_after_poll
+    """One tenant's poll, then its alert step, in one trace. Raises PollFailedError as
+    `poll_tenant` does."""
+    with telemetry.poll_span(settings.tenant_id, trigger) as span:
+        record = await poll_tenant(
+            settings, trigger=trigger, past_due=past_due, discover=discover, poll_id=poll_id, started=started
+        )
+        if record["status"] == DISPATCHED:
+            return dict(record)  # its alert step runs when its last work item is done
+        # Alerts after a poll that stored its jobs (a failed poll raised above). The step never
+        # raises: its outcome is the record's `alerts` section (docs/alerts.md).
+        from shared.alerts.after_poll import alerts_after_poll
 
-    return await alerts_after_poll(settings, dict(record))
+        completed = await alerts_after_poll(settings, dict(record))
+        telemetry.describe_alert_step(span, completed.get("alerts") or {})
+        return completed

@@ -19,6 +19,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import telemetry
 from shared.domain.poll_record import PollRecord
 from shared.domain.tenants import Tenant
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
@@ -145,3 +146,4 @@ async def record_poisoned_tenant_poll(settings: Settings, poll: TenantPoll) -> N
     store = open_store(own)
     await store.ensure_tables()
     await store.save_poll(summary)
+    telemetry.poll_ended(summary)  # a poll of the tenant that ended, failed

@@ -34,6 +34,7 @@ from typing import Any
 from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient
 
+from shared import telemetry
 from shared.domain.model import ServicePrincipal
 from shared.domain.observation import not_observed
 from shared.domain.poll_record import PollRecord
@@ -55,12 +56,16 @@ _POISONED_REASON = "its work item failed on every try (poison queue)"
 
 async def run_work_item(content: str | bytes) -> None:
     """The queue trigger's entry point: settings are read (and checked) first."""
-    await do_work_item(load_settings(), content)
+    settings = load_settings()
+    telemetry.configure_telemetry()
+    await do_work_item(settings, content)
 
 
 async def run_poisoned_work_item(content: str | bytes) -> None:
     """The poison queue trigger's entry point."""
-    await record_poisoned_item(load_settings(), content)
+    settings = load_settings()
+    telemetry.configure_telemetry()
+    await record_poisoned_item(settings, content)
 
 
 async def do_work_item(settings: Settings, content: str | bytes, *, deadline: float | None = None) -> None:
@@ -72,14 +77,16 @@ async def do_work_item(settings: Settings, content: str | bytes, *, deadline: fl
         await do_tenant_poll(settings, tenant_poll)
         return
     item = parse_item(content)
-    settings = await _settings_of(settings, item["tenantId"])
-    store = open_store(settings)
-    await store.ensure_tables()
-    poll, number = (item["pollStartedAt"], item["pollId"]), item["item"]
-    if not await store.item_done(poll, number):
-        part, unanswered = await _read_item(settings, store, item, deadline)
-        await store.save_item_part(poll, number, part, outcome="done", unanswered=unanswered)
-    await complete_if_whole(settings, store, poll, item["items"])
+    with telemetry.work_item_span(item["tenantId"], item["pollId"], item["item"], item["items"]) as span:
+        settings = await _settings_of(settings, item["tenantId"])
+        store = open_store(settings)
+        await store.ensure_tables()
+        poll, number = (item["pollStartedAt"], item["pollId"]), item["item"]
+        if not await store.item_done(poll, number):
+            part, unanswered = await _read_item(settings, store, item, deadline)
+            telemetry.describe_poll(span, part)
+            await store.save_item_part(poll, number, part, outcome="done", unanswered=unanswered)
+        await complete_if_whole(settings, store, poll, item["items"])
 
 
 async def _settings_of(settings: Settings, tenant_id: str) -> Settings:
@@ -94,7 +101,7 @@ async def _read_item(settings: Settings, store: Store, item: WorkItem, deadline:
     from shared.graph.counting import start_counting
     from shared.graph.reader import graph_reader
 
-    counters = start_counting()
+    counters = start_counting(settings.tenant_id)
     started = datetime.now(UTC)
     record = PollRecord(item["pollId"], settings.tenant_id, started, "workItem")
     record.discovery = bool(item["discovery"])
@@ -191,6 +198,12 @@ async def record_poisoned_item(settings: Settings, content: str | bytes) -> None
     except WorkItemError:
         log.error("a poisoned work item of a tenant not watched was dropped (poll %s)", envelope["pollId"])
         return
+    poll_id, number = envelope["pollId"], envelope["item"]
+    with telemetry.work_item_span(settings.tenant_id, poll_id, number, envelope["items"], poisoned=True):
+        await _record_poisoned(settings, envelope)
+
+
+async def _record_poisoned(settings: Settings, envelope: dict[str, Any]) -> None:
     store = open_store(settings)
     await store.ensure_tables()
     poll_id, number = envelope["pollId"], envelope["item"]
@@ -298,6 +311,7 @@ class LocalWorker:
         queue = work_queue(settings)
         if queue is None:
             raise RuntimeError("the storage settings name no queue service (see WORK_QUEUE_NAME in docs/operations.md)")
+        telemetry.configure_telemetry()  # `python -m shared work` (and `poll`'s own items): as the triggers do
         self.settings = settings
         self.queue: WorkQueue = queue
         self.options = options

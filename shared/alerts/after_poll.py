@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NotRequired, TypedDict
 
+from shared import telemetry
 from shared.alerts.conditions import AlertConfig
 from shared.alerts.delivery import DeliveryCounts, deliver_outbox
 from shared.alerts.error_codes import RECENT_HOURS, CodeCount, JobKey, failures_by_code, learning, unknown_codes
@@ -139,6 +140,8 @@ async def run_alerts(
         await release_lease(store, lease)
     states = dict(rows.states)
     states.update({(s["servicePrincipalId"], s["jobId"], s["rule"]): s for s in evaluation.states})
+    # Metrics from what this step read anyway: the tenant's jobs after the poll, its open alerts.
+    telemetry.tenant_state(store.tenant_id, jobs, [s["severity"] for s in states.values() if s["status"] == "open"])
     return {
         "status": "partial" if delivery["retrying"] or delivery["failed"] else "succeeded",
         "targets": [target.kind for target in targets],
@@ -168,6 +171,8 @@ async def alerts_after_poll(
     """The alert step of a poll that stored its jobs: returns the record with an `alerts`
     section (also stored with the poll record). Never raises: alerts failing must not fail
     the poll, so the failure is logged and recorded instead."""
+    if record.get("work") and record.get("status") != "dispatched":
+        telemetry.poll_ended(record)  # a fanned-out poll ends here, completed from its work items
     alert_settings: AlertSettings | None = None
     section: AlertsSection
     try:

@@ -17,6 +17,7 @@ from typing import Any, TypedDict
 
 import aiohttp
 
+from shared import telemetry
 from shared.alerts.store import undelivered, update_delivery
 from shared.alerts.webhooks import DeliveryPolicy, Target, send
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
@@ -64,6 +65,7 @@ async def deliver_outbox(store: Store, targets: list[Target], policy: DeliveryPo
                 last = row.get("lastError") or ("target not configured" if target is None else "not attempted")
                 await update_delivery(store, row, {"status": "failed", "lastError": f"{why}: {last}"[:500]})
                 counts["failed"] += 1
+                telemetry.delivery_failed(store.tenant_id, kind)
                 log.warning("alert notification %s to %s given up: %s", row["notificationId"], kind, last)
                 continue
             next_at = parse_timestamp(row.get("nextAttemptAt"))
@@ -96,6 +98,7 @@ async def deliver_outbox(store: Store, targets: list[Target], policy: DeliveryPo
                     ),
                 }
                 counts["retrying"] += 1
+                telemetry.delivery_failed(store.tenant_id, kind)
                 blocked = True
                 log.warning(
                     "alert notification %s to %s not delivered after %d attempts: %s",

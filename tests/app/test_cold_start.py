@@ -14,6 +14,7 @@ from tests.support.paths import ROOT
 
 PROBE = """
 import asyncio, json, sys, time
+TELEMETRY_SDK = {telemetry_sdk!r}
 started = time.perf_counter()
 import function_app
 imported = time.perf_counter() - started
@@ -35,23 +36,33 @@ async def main():
 status, first_answer = asyncio.run(main())
 print(json.dumps({"import": imported, "firstAnswer": first_answer, "status": status,
                   "msgraph": any(name.split(".")[0] in ("msgraph", "msgraph_core", "kiota_http")
-                                 for name in sys.modules)}))
+                                 for name in sys.modules),
+                  "telemetry": sorted(name for name in sys.modules if name.startswith(TELEMETRY_SDK))}))
 """
+# What only a configured process loads (shared/telemetry.py). FastAPI itself imports the
+# OpenTelemetry API (`opentelemetry.trace`), which is no-op until a provider is set.
+TELEMETRY_SDK = ("azure.monitor", "opentelemetry.sdk", "opentelemetry.instrumentation", "azure.core.tracing.ext")
 
 
 async def test_no_http_request_imports_the_graph_sdk(app_env: dict[str, str], demo_emulator: EmulatorServer) -> None:
     await run_poll(trigger="test")
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", PROBE.replace("{telemetry_sdk!r}", repr(TELEMETRY_SDK))],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **app_env},
+        env={
+            **os.environ,
+            **app_env,
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+            "IngestionEndpoint=http://127.0.0.1:9/",
+        },
         check=True,
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert measured["status"] == 200
     assert measured["msgraph"] is False
+    assert measured["telemetry"] == []  # even with a connection string: only the timers and queues configure it
     assert measured["import"] < 10 and measured["firstAnswer"] < 10  # generous: shared CI machines

@@ -13,20 +13,32 @@ SHARED = ROOT / "shared"
 # Which of our rooms each room may import at module level.
 ALLOWED = {
     "domain": {"domain"},
-    "graph": {"domain", "graph", "settings", "process_cache"},
+    "graph": {"domain", "graph", "settings", "process_cache", "telemetry"},
     "storage": {"domain", "storage", "settings", "process_cache"},
-    "alerts": {"domain", "storage", "settings", "alerts", "process_cache"},
+    "alerts": {"domain", "storage", "settings", "alerts", "process_cache", "telemetry"},
     "api": {"domain", "storage", "settings", "alerts", "api", "process_cache", "actions", "tenants"},
     # graph only inside the action (the HTTP path never loads msgraph at import)
     "actions": {"domain", "storage", "settings"},
     "discovery": {"domain", "graph", "storage", "settings"},
-    "poll": {"domain", "graph", "storage", "settings", "alerts", "discovery", "fanout", "provisioning_logs"},
+    "poll": {
+        "domain",
+        "graph",
+        "storage",
+        "settings",
+        "alerts",
+        "discovery",
+        "fanout",
+        "provisioning_logs",
+        "telemetry",
+    },
     "provisioning_logs": {"domain", "graph", "storage", "settings"},
     "fanout": {"domain", "storage", "settings", "alerts", "discovery"},
-    "work": {"domain", "graph", "storage", "settings", "alerts", "poll", "fanout", "tenants"},
+    "work": {"domain", "graph", "storage", "settings", "alerts", "poll", "fanout", "tenants", "telemetry"},
     # the registry of tenants, and polling each on its own (docs/multitenant.md)
     "tenants": {"domain", "storage", "settings"},
-    "tenant_polls": {"domain", "storage", "settings", "poll", "tenants"},
+    "tenant_polls": {"domain", "storage", "settings", "poll", "tenants", "telemetry"},
+    # traces and metrics (docs/telemetry.md): the OpenTelemetry SDK only once configured
+    "telemetry": {"domain"},
     "retention": {"domain", "storage", "settings"},
     "settings": {"domain", "alerts"},
 }
