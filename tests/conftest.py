@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,8 @@ if str(ROOT) not in sys.path:
 
 from devtools.azurite import AzuriteServer  # noqa: E402
 from devtools.graph_emulator import EmulatorServer, demo_tenant  # noqa: E402
-from shared.domain.timestamps import parse_timestamp  # noqa: E402
 from tests.support.env import app_settings, apply_settings  # noqa: E402
+from tests.support.tenants import reset_to_demo  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +37,7 @@ def emulator() -> Iterator[EmulatorServer]:
 def demo_emulator(emulator: EmulatorServer) -> Iterator[EmulatorServer]:
     """The session's emulator, reset to the demo tenant with no faults, its clock back on the
     wall clock (earlier tests move it days ahead; the app's own clock is the wall clock)."""
-    emulator.freeze_clock(False)
-    now = parse_timestamp(emulator.now())
-    assert now is not None
-    emulator.advance_clock((datetime.now(UTC) - now).total_seconds())
-    emulator.set_demo_tenant()
-    emulator.clear_faults()
+    reset_to_demo(emulator)
     emulator.reset_stats()
     yield emulator
     emulator.clear_faults()

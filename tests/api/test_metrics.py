@@ -41,7 +41,7 @@ from shared.domain.timestamps import parse_timestamp
 from tests.support.api import api_client, follow
 from tests.support.env import app_settings, apply_settings
 from tests.support.paths import ROOT
-from tests.support.tenants import job, run, tenant
+from tests.support.tenants import job, reset_to_demo, run, tenant
 
 HOME = DEMO_TENANT_ID
 OTHER = "22222222-3333-4444-5555-666666666666"
@@ -74,12 +74,7 @@ def polled(azurite: AzuriteServer, emulator: EmulatorServer) -> Iterator[dict[st
     from shared.poll import run_poll
     from shared.storage.store import close_store
 
-    emulator.freeze_clock(False)
-    served_now = parse_timestamp(emulator.now())
-    assert served_now is not None
-    emulator.advance_clock((datetime.now(UTC) - served_now).total_seconds())
-    emulator.set_demo_tenant()
-    emulator.clear_faults()
+    reset_to_demo(emulator)
     other = emulator.add_tenant(OTHER, hostile_tenant())
     tenants = [{"tenantId": OTHER, "displayName": "Hostile", "graphBaseUrl": other.base_url}]
     env = {

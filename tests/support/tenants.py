@@ -10,6 +10,19 @@ from devtools.graph_emulator import DEMO_TENANT_ID, EmulatorServer
 from shared.domain.model import EXECUTION_KINDS
 
 
+def reset_to_demo(emulator: EmulatorServer) -> None:
+    """The emulator back on the demo tenant with no faults, its clock on the wall clock (earlier
+    tests move it days ahead; the app's own clock is the wall clock)."""
+    from shared.domain.timestamps import parse_timestamp
+
+    emulator.freeze_clock(False)
+    now = parse_timestamp(emulator.now())
+    assert now is not None
+    emulator.advance_clock((datetime.now(UTC) - now).total_seconds())
+    emulator.set_demo_tenant()
+    emulator.clear_faults()
+
+
 def at(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
