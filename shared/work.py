@@ -474,6 +474,8 @@ async def drain_tenant_polls(settings: Settings, polls: list[dict[str, Any]], de
 
     async def completed() -> bool:
         for poll in polls:
+            if latest.get(poll["tenantId"], {}).get("status") not in (None, DISPATCHED, "queued"):
+                continue  # complete already: not read again
             tenant = await find_tenant(settings, poll["tenantId"])
             if tenant is None:
                 latest[poll["tenantId"]] = {**poll, "status": "dropped"}
