@@ -260,6 +260,10 @@ class Settings:
     tenant_access: TenantAccess | None = None  # API_TENANT_ROLES
     home_tenant_id: str = ""  # AZURE_TENANT_ID, also in the settings of another tenant
     alert_settings_suffix: str | None = None  # the tenant's own alert targets
+    # A Retry-After longer than this is not waited out: those reads are left to the next poll
+    # (None: waited up to the poll's deadline). Set for the tenants of a deployment that polls
+    # several, so that one throttled tenant does not hold a worker long (shared/tenant_polls.py).
+    graph_retry_wait_max_seconds: float | None = None
 
     def for_tenant(self, tenant: Tenant) -> Settings:
         """These settings as one tenant's poll and API use them: its id, its cloud's (or its

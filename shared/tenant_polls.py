@@ -14,6 +14,7 @@ waited in the queue past a newer poll of its tenant is dropped as superseded.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -33,6 +34,10 @@ from shared.tenants import find_tenant
 log = logging.getLogger("entra_sync_monitor.tenants")
 
 INLINE_TENANTS_AT_ONCE = 4  # tenants polled at once when there is no queue
+# The longest Retry-After one tenant's poll waits out; a longer one leaves those reads to the
+# tenant's next poll, so a throttled tenant holds a worker (or an inline slot) for seconds, not
+# for its whole deadline, while the other tenants wait for one.
+TENANT_RETRY_WAIT_MAX_SECONDS = 30.0
 _STATUS_ORDER = ("succeeded", DISPATCHED, "partial", "failed")
 
 
@@ -47,6 +52,11 @@ def tenant_poll(tenant: Tenant, *, trigger: str, discover: bool, past_due: bool)
         "discover": discover,
         "pastDue": past_due,
     }
+
+
+def tenant_settings(settings: Settings, tenant: Tenant) -> Settings:
+    """A tenant's settings for its poll among others: its own, and a bounded wait on throttling."""
+    return dataclasses.replace(settings.for_tenant(tenant), graph_retry_wait_max_seconds=TENANT_RETRY_WAIT_MAX_SECONDS)
 
 
 def _brief(tenant_id: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -84,7 +94,9 @@ async def poll_every_tenant(
 
     async def one(poll: TenantPoll) -> dict[str, Any]:
         async with limit:
-            return _brief(poll["tenantId"], await poll_tenant_now(settings.for_tenant(by_id[poll["tenantId"]]), poll))
+            return _brief(
+                poll["tenantId"], await poll_tenant_now(tenant_settings(settings, by_id[poll["tenantId"]]), poll)
+            )
 
     briefs = list(await asyncio.gather(*(one(poll) for poll in polls)))
     worst = max((brief["status"] for brief in briefs), key=_STATUS_ORDER.index, default="succeeded")
@@ -115,7 +127,7 @@ async def do_tenant_poll(settings: Settings, poll: TenantPoll) -> dict[str, Any]
     if tenant is None or not tenant.enabled:
         log.info("tenant poll of %s dropped: the tenant is not watched", poll["tenantId"])
         return None
-    own = settings.for_tenant(tenant)
+    own = tenant_settings(settings, tenant)
     store = open_store(own)
     await store.ensure_tables()
     if await store.poll_with_etag(poll["pollStartedAt"], poll["pollId"]) is not None:

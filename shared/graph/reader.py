@@ -327,7 +327,10 @@ class GraphReader:
             wait = max(waits) + random.uniform(0, 0.25)
             if deadline is None:
                 wait = min(wait, _RETRY_AFTER_CAP)  # no deadline to bound it (a pinned lookup)
-            if deadline is not None and time.monotonic() + wait >= deadline:
+            patience = self.settings.graph_retry_wait_max_seconds
+            if (deadline is not None and time.monotonic() + wait >= deadline) or (
+                patience is not None and wait > patience
+            ):
                 log.warning("%d items asked to retry after %.0f s, past the poll's deadline", len(retry), wait)
                 counters().throttled_past_deadline += len(retry)
                 break  # left out of the answer: unfinished, their stored jobs untouched

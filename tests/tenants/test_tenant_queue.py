@@ -153,3 +153,26 @@ async def test_a_tenant_throttled_on_every_request_reads_as_throttled(graph: Emu
         tailspin = (await api.get(f"/api/v1/tenants/{TAILSPIN}")).json()
     assert tailspin["state"] == "throttled"
     assert tailspin["lastPoll"]["errorsByKind"] == {"graphThrottled": 1}
+
+
+@pytest.mark.usefixtures("env")
+async def test_a_throttled_tenant_waits_seconds_not_its_deadline(graph: EmulatorServer) -> None:
+    from shared.poll import run_poll
+    from shared.tenant_polls import TENANT_RETRY_WAIT_MAX_SECONDS
+
+    graph.for_tenant(TAILSPIN).clear_faults()
+    first = await run_poll(trigger="test", tenants_inline=True)  # the discoveries, all read
+    assert {brief["tenantId"] for brief in first["tenants"]} >= {HOME, FABRIKAM, TAILSPIN}
+    # A Retry-After well inside the poll's deadline (480 s), but longer than a tenant among
+    # others waits: its reads are left for its next poll, and the poll ends at once.
+    retry_after = int(4 * TENANT_RETRY_WAIT_MAX_SECONDS)
+    graph.for_tenant(TAILSPIN).set_faults(
+        {"rules": [{"path": "^/servicePrincipals/.+/synchronization/jobs", "status": 429, "retryAfter": retry_after}]}
+    )
+    started = time.monotonic()
+    second = await run_poll(trigger="test", tenants_inline=True)
+    assert time.monotonic() - started < TENANT_RETRY_WAIT_MAX_SECONDS
+    by_tenant = {brief["tenantId"]: brief for brief in second["tenants"]}
+    assert by_tenant[TAILSPIN]["status"] == "partial" and by_tenant[FABRIKAM]["status"] == "succeeded"
+    async with api_client() as api:
+        assert (await api.get(f"/api/v1/tenants/{TAILSPIN}")).json()["state"] == "throttled"
