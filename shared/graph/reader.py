@@ -34,6 +34,7 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.audit_logs.provisioning.provisioning_request_builder import ProvisioningRequestBuilder
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -145,11 +146,17 @@ class GraphReader:
         builder = self._client.service_principals
         request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
         found: list[dict[str, Any]] = []
+        waited = 0
         while True:
             try:
-                page = await self._send(request)
+                page = await self._send(self._bounded(request))
             except APIError as error:
                 status = getattr(error, "response_status_code", 0)
+                if (wait := self._bounded_wait(error, waited)) is not None:
+                    waited += 1
+                    counters().retries += 1
+                    await _sleep(wait)
+                    continue
                 if status == 401:
                     raise GraphUnauthorizedError(
                         "Graph refused the app's token (HTTP 401): is the app consented in this tenant?", status=401
@@ -172,6 +179,25 @@ class GraphReader:
             if not isinstance(next_link, str) or not next_link:
                 return found
             request = builder.with_url(next_link).to_get_request_information()
+            waited = 0
+
+    def _bounded(self, request: RequestInformation) -> RequestInformation:
+        """With a bound on throttling waits (a tenant polled among others), the SDK is not left to
+        wait out a Retry-After itself, up to three times 180 s: this reader waits, within it."""
+        if self.settings.graph_retry_wait_max_seconds is not None:
+            request.add_request_options([RetryHandlerOption(max_retries=0)])
+        return request
+
+    def _bounded_wait(self, error: APIError, waited: int) -> float | None:
+        """How long to wait before asking again (throttled or unavailable, within the bound and
+        three tries); None: do not ask again."""
+        patience = self.settings.graph_retry_wait_max_seconds
+        status = getattr(error, "response_status_code", 0)
+        if patience is None or status not in _RETRYABLE_ITEM or waited >= _ITEM_ATTEMPTS - 1:
+            return None
+        retry_after = _retry_after_seconds(dict(getattr(error, "response_headers", None) or {}))
+        wait = retry_after if retry_after is not None else 0.5 * 2 ** (waited + 1)
+        return wait if wait <= patience else None
 
     # ------------------------------------------------------------ provisioning logs
 
@@ -348,7 +374,7 @@ class GraphReader:
         request.headers.try_add("Accept", "application/json")
         request.set_stream_content(json.dumps(payload).encode(), "application/json")
         try:
-            body = await self._send(request)
+            body = await self._send(self._bounded(request))
         except AnswerError as error:
             # This batch never answered usably: its items fail, the other batches go on. An
             # answer that is not JSON is still an answer (Graph is up): malformed, per item.

@@ -176,3 +176,20 @@ async def test_a_throttled_tenant_waits_seconds_not_its_deadline(graph: Emulator
     assert by_tenant[TAILSPIN]["status"] == "partial" and by_tenant[FABRIKAM]["status"] == "succeeded"
     async with api_client() as api:
         assert (await api.get(f"/api/v1/tenants/{TAILSPIN}")).json()["state"] == "throttled"
+
+
+@pytest.mark.usefixtures("env")
+async def test_a_throttled_service_principal_list_is_not_waited_out_for_minutes(graph: EmulatorServer) -> None:
+    from shared.poll import run_poll
+    from shared.tenant_polls import TENANT_RETRY_WAIT_MAX_SECONDS
+
+    # Left to the SDK, a Retry-After of two minutes would be waited out three times over.
+    graph.for_tenant(TAILSPIN).set_faults(
+        {"rules": [{"path": ".*", "status": 429, "retryAfter": int(4 * TENANT_RETRY_WAIT_MAX_SECONDS)}]}
+    )
+    started = time.monotonic()
+    result = await run_poll(trigger="test", tenants_inline=True)
+    assert time.monotonic() - started < TENANT_RETRY_WAIT_MAX_SECONDS
+    by_tenant = {brief["tenantId"]: brief for brief in result["tenants"]}
+    assert by_tenant[TAILSPIN]["status"] == "failed" and by_tenant[FABRIKAM]["status"] == "succeeded"
+    assert graph.for_tenant(TAILSPIN).stats()["requests"] == 1  # asked once, not retried
