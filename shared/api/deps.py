@@ -117,7 +117,12 @@ async def get_tenant(
         if not visible:
             raise HTTPException(404, NOT_FOUND)
         raise HTTPException(400, "tenant is required: GET /api/v1/tenants lists the tenants you may see")
-    found = next((t for t in visible if t.tenant_id == tenant.strip().lower()), None)
+    return visible_tenant(visible, tenant)
+
+
+def visible_tenant(visible: list[Tenant], tenant_id: str) -> Tenant:
+    """The tenant of that id among those the caller may see; else 404, as for one not watched."""
+    found = next((t for t in visible if t.tenant_id == tenant_id.strip().lower()), None)
     if found is None:
         raise HTTPException(404, NOT_FOUND)
     return found

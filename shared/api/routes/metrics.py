@@ -2,7 +2,7 @@
 see (or the one `?tenant=` names), as the Prometheus text format or OpenMetrics (by Accept).
 
 Read from storage only (each tenant's Jobs partition, its last poll records, its open alerts),
-never from this process's memory, so any instance answers the same; at most `_AT_ONCE`
+never from this process's memory, so any instance answers the same; at most `TENANTS_AT_ONCE`
 tenants are read at a time. The families and their rendering are `shared.api.metrics_text`;
 docs/metrics.md is the reader's guide. shared/api/app.py includes `router` under /api/v1
 behind the caller check.
@@ -14,12 +14,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from shared import __version__
 from shared.alerts.store import list_alerts
-from shared.api.current import current_jobs
-from shared.api.deps import NOT_FOUND, CallerDep, DeploymentSettingsDep, Minute, visible_tenants
+from shared.api.current import current_job, each_tenant, stopped_at, tenant_state_now
+from shared.api.deps import CallerDep, DeploymentSettingsDep, Minute, visible_tenant, visible_tenants
 from shared.api.metrics_text import (
     OPENMETRICS_FORMAT,
     TEXT_FORMAT,
@@ -29,14 +29,11 @@ from shared.api.metrics_text import (
     wants_openmetrics,
 )
 from shared.api.params import problems
-from shared.api.service_health import max_poll_age_seconds
-from shared.domain.tenants import Tenant, tenant_state
-from shared.domain.timestamps import parse_timestamp
+from shared.domain.tenants import Tenant
 from shared.settings import Settings
 from shared.storage.store import open_store
 
 router = APIRouter(tags=["metrics"])
-_AT_ONCE = 8  # tenants read at once
 
 _EXPOSITION = {"schema": {"type": "string", "description": "metric families (docs/metrics.md)"}}
 _RESPONSES = {
@@ -51,20 +48,15 @@ _RESPONSES = {
 async def _figures(settings: Settings, tenant: Tenant, minute: datetime, now: datetime) -> TenantFigures:
     own = settings.for_tenant(tenant)
     store = open_store(own)
-    jobs, last, last_ok, alerts = await asyncio.gather(
-        current_jobs(store, minute, own),
+    stored, last, last_ok, alerts = await asyncio.gather(
+        store.list_jobs(),
         store.last_poll(),
         store.last_successful_poll(),
         list_alerts(store, status="open"),
     )
-    ended = parse_timestamp(last.get("endedAt")) if last else None
-    state = tenant_state(
-        last,
-        enabled=tenant.enabled,
-        age_seconds=(now - ended).total_seconds() if ended else None,
-        max_age=max_poll_age_seconds(settings),
-    )
-    return TenantFigures(tenant.tenant_id, state, jobs, last, last_ok, alerts)
+    stopped = stopped_at(last_ok, own, minute)  # the last successful poll, read once
+    jobs = [current_job(job, minute, own, stopped) for job in stored]
+    return TenantFigures(tenant.tenant_id, tenant_state_now(settings, tenant, last, now), jobs, last, last_ok, alerts)
 
 
 @router.get(
@@ -94,17 +86,13 @@ async def metrics(
     minute; ages are seconds before the answer. docs/metrics.md lists the families and labels."""
     tenants = await visible_tenants(settings, caller)
     if tenant is not None:
-        tenants = [t for t in tenants if t.tenant_id == tenant.strip().lower()]
-        if not tenants:
-            raise HTTPException(404, NOT_FOUND)
+        tenants = [visible_tenant(tenants, tenant)]
     now = datetime.now(UTC)
-    limit = asyncio.Semaphore(_AT_ONCE)
 
-    async def one(watched: Tenant) -> TenantFigures:
-        async with limit:
-            return await _figures(settings, watched, minute, now)
+    async def figures_of(watched: Tenant) -> TenantFigures:
+        return await _figures(settings, watched, minute, now)
 
-    figures = await asyncio.gather(*(one(t) for t in tenants))
+    figures = await each_tenant(tenants, figures_of)
     openmetrics = wants_openmetrics(request.headers.get("accept"))
     body = render(metric_families(figures, now, __version__), openmetrics=openmetrics)
     return Response(body, media_type=OPENMETRICS_FORMAT if openmetrics else TEXT_FORMAT)

@@ -19,15 +19,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Response
 
 from shared.api.auth import Caller
-from shared.api.current import current_jobs
+from shared.api.current import current_jobs, each_tenant, tenant_state_now
 from shared.api.deps import (
     NOT_FOUND,
     CallerDep,
     DeploymentSettingsDep,
     Minute,
     WriterDep,
-    may_see,
     sees_every_tenant,
+    visible_tenant,
     visible_tenants,
 )
 from shared.api.models import (
@@ -40,10 +40,9 @@ from shared.api.models import (
     TenantsSummary,
 )
 from shared.api.params import problems
-from shared.api.service_health import max_poll_age_seconds
 from shared.api.views import count_by, quarantined_jobs
-from shared.domain.tenants import GUID, Tenant, TenantError, parse_tenant, tenant_state
-from shared.domain.timestamps import isoformat_utc, parse_timestamp
+from shared.domain.tenants import GUID, Tenant, TenantError, parse_tenant
+from shared.domain.timestamps import isoformat_utc
 from shared.settings import Settings
 from shared.storage.store import open_store
 from shared.tenants import forget_registry, registry
@@ -52,7 +51,6 @@ router = APIRouter(tags=["tenants"])
 audit_log = logging.getLogger("entra_sync_monitor.audit")
 
 TenantId = Annotated[str, Path(min_length=36, max_length=36, description="The tenant's GUID")]
-_AT_ONCE = 8  # tenants read at once
 _QUARANTINED_KEPT = 50
 
 
@@ -61,8 +59,6 @@ async def _describe(settings: Settings, tenant: Tenant, audit: dict[str, Any], n
     own = settings.for_tenant(tenant)
     store = open_store(own)
     jobs, last = await asyncio.gather(current_jobs(store, now, own), store.last_poll())
-    ended = parse_timestamp(last.get("endedAt")) if last else None
-    age = (now - ended).total_seconds() if ended else None
     last_poll = None
     if last is not None:
         errors = last.get("errors") or []
@@ -79,7 +75,7 @@ async def _describe(settings: Settings, tenant: Tenant, audit: dict[str, Any], n
         **tenant.document(),
         "graphHost": own.graph_host,
         **{key: audit.get(key) for key in ("updatedAt", "updatedBy")},
-        "state": tenant_state(last, enabled=tenant.enabled, age_seconds=age, max_age=max_poll_age_seconds(settings)),
+        "state": tenant_state_now(settings, tenant, last, now),
         "lastPoll": last_poll,
         "jobs": {
             "total": len(jobs),
@@ -93,13 +89,11 @@ async def _describe(settings: Settings, tenant: Tenant, audit: dict[str, Any], n
 
 async def _describe_all(settings: Settings, caller: Caller, now: datetime) -> list[dict[str, Any]]:
     _, audit = await registry(settings)
-    limit = asyncio.Semaphore(_AT_ONCE)
 
-    async def one(tenant: Tenant) -> dict[str, Any]:
-        async with limit:
-            return await _describe(settings, tenant, audit.get(tenant.tenant_id, {}), now)
+    async def describe(tenant: Tenant) -> dict[str, Any]:
+        return await _describe(settings, tenant, audit.get(tenant.tenant_id, {}), now)
 
-    return list(await asyncio.gather(*(one(t) for t in await visible_tenants(settings, caller))))
+    return await each_tenant(await visible_tenants(settings, caller), describe)
 
 
 @router.get(
@@ -151,12 +145,9 @@ async def tenants_summary(settings: DeploymentSettingsDep, caller: CallerDep, no
 
 
 async def _visible(settings: Settings, caller: Caller, tenant_id: str) -> tuple[Tenant, dict[str, Any]]:
-    tenants, audit = await registry(settings)
-    tenant_id = tenant_id.lower()
-    found = next((t for t in tenants if t.tenant_id == tenant_id), None)
-    if found is None or not may_see(settings, caller, tenant_id):
-        raise HTTPException(404, NOT_FOUND)
-    return found, audit.get(tenant_id, {})
+    found = visible_tenant(await visible_tenants(settings, caller), tenant_id)
+    _, audit = await registry(settings)  # read once: the registry is cached
+    return found, audit.get(found.tenant_id, {})
 
 
 @router.get(
