@@ -30,21 +30,17 @@ async def _poll(discover: bool, dispatch_only: bool) -> dict[str, Any]:
         if record["status"] != DISPATCHED or dispatch_only:
             return record
         if "tenants" in record:  # several tenants, each poll a queue message: do them here
+            from shared.tenant_polls import worst_status
             from shared.work import drain_tenant_polls
 
             tenants = await drain_tenant_polls(load_settings(), record["tenants"], deadline)
-            return {**record, "status": _worst(tenants), "tenants": tenants}
+            return {**record, "status": worst_status(tenants), "tenants": tenants}
         # A poll fanned out: with no worker running this process does its items itself.
         from shared.work import drain_own_poll
 
         return await drain_own_poll(load_settings(), record["startedAt"], record["pollId"], deadline)
     finally:
         await _close_clients()
-
-
-def _worst(records: list[dict[str, Any]]) -> str:
-    statuses = {str(record.get("status")) for record in records}
-    return next((s for s in ("failed", "queued", "dispatched", "partial") if s in statuses), "succeeded")
 
 
 async def _close_clients() -> None:

@@ -17,11 +17,12 @@ import asyncio
 import dataclasses
 import logging
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from shared import telemetry
-from shared.domain.poll_record import PollRecord
+from shared.domain.poll_record import PollRecord, no_graph_requests
 from shared.domain.tenants import Tenant
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.domain.work import DISPATCHED, ITEM_VERSION, TENANT_POLL, TenantPoll
@@ -38,7 +39,15 @@ INLINE_TENANTS_AT_ONCE = 4  # tenants polled at once when there is no queue
 # tenant's next poll, so a throttled tenant holds a worker (or an inline slot) for seconds, not
 # for its whole deadline, while the other tenants wait for one.
 TENANT_RETRY_WAIT_MAX_SECONDS = 30.0
-_STATUS_ORDER = ("succeeded", DISPATCHED, "partial", "failed")
+# Best to worst: a poll not done yet (dispatched, or its message still queued) ranks below one
+# done with errors, above one that failed.
+_STATUS_ORDER = ("succeeded", "partial", DISPATCHED, "queued", "failed")
+
+
+def worst_status(records: Iterable[Mapping[str, Any]]) -> str:
+    """The worst status among tenants' poll records (succeeded when there are none)."""
+    statuses = [str(record.get("status")) for record in records]
+    return max((s for s in statuses if s in _STATUS_ORDER), key=_STATUS_ORDER.index, default="succeeded")
 
 
 def tenant_poll(tenant: Tenant, *, trigger: str, discover: bool, past_due: bool) -> TenantPoll:
@@ -99,8 +108,7 @@ async def poll_every_tenant(
             )
 
     briefs = list(await asyncio.gather(*(one(poll) for poll in polls)))
-    worst = max((brief["status"] for brief in briefs), key=_STATUS_ORDER.index, default="succeeded")
-    return {"status": worst, "trigger": trigger, "tenants": briefs}
+    return {"status": worst_status(briefs), "trigger": trigger, "tenants": briefs}
 
 
 async def poll_tenant_now(settings: Settings, poll: TenantPoll) -> dict[str, Any]:
@@ -153,7 +161,7 @@ async def record_poisoned_tenant_poll(settings: Settings, poll: TenantPoll) -> N
     summary = record.to_dict(
         status="failed",
         ended_at=datetime.now(UTC),
-        graph={"requests": 0, "throttled": 0, "retries": 0, "statusCounts": {}, "throttledPastDeadline": 0},
+        graph=no_graph_requests(),
     )
     store = open_store(own)
     await store.ensure_tables()

@@ -37,7 +37,7 @@ from azure.storage.queue.aio import QueueClient
 from shared import telemetry
 from shared.domain.model import ServicePrincipal
 from shared.domain.observation import not_observed
-from shared.domain.poll_record import PollRecord
+from shared.domain.poll_record import PollRecord, no_graph_requests
 from shared.domain.work import DISPATCHED, WorkItem, WorkItemError, is_tenant_poll, parse_item
 from shared.fanout import complete_if_whole
 from shared.graph.errors import GraphUnavailableError
@@ -234,7 +234,7 @@ async def _record_poisoned(settings: Settings, envelope: dict[str, Any]) -> None
         part = record.to_dict(
             status="failed",
             ended_at=datetime.now(UTC),
-            graph={"requests": 0, "throttled": 0, "retries": 0, "statusCounts": {}, "throttledPastDeadline": 0},
+            graph=no_graph_requests(),
         )
         await store.save_item_part(poll, number, part, outcome="poisoned", unanswered=ids)
     await complete_if_whole(settings, store, poll, envelope["items"])

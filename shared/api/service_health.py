@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import __version__
-from shared.domain.poll_record import PollSummary
+from shared.domain.poll_record import PollSummary, blind_reason
 from shared.domain.schedule import schedule_interval_seconds
 from shared.domain.timestamps import isoformat_utc, parse_timestamp
 from shared.settings import Settings, SettingsError, load_settings
@@ -42,29 +42,6 @@ def max_poll_age_seconds(settings: Settings) -> float:
     except ValueError:
         interval = FALLBACK_INTERVAL_SECONDS
     return 2 * interval + settings.poll_deadline_seconds
-
-
-_GRANT = (
-    "grant the Microsoft Graph application permission {permission} to the app's identity, with admin consent "
-    "(infra/app/graph-permissions.bicep with grantGraphPermissions=true, or docs/deploy.md)"
-)
-_BLIND_JOBS = "Graph refused every job read (HTTP 403): " + _GRANT.format(permission="Synchronization.Read.All")
-_BLIND_PRINCIPALS = "Graph refused to read the service principals (HTTP 403): " + _GRANT.format(
-    permission="Application.Read.All"
-)
-
-
-def blind_reason(record: Mapping[str, Any]) -> str | None:
-    """Why a poll saw nothing because Graph refused every read, or None. Decided from the
-    record's counts only (`jobReads`, `forbiddenReads`), never from tenant data."""
-    raw = record.get("forbiddenReads")
-    forbidden: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    job_reads = int(record.get("jobReads") or 0)
-    if job_reads > 0 and int(forbidden.get("jobs") or 0) >= job_reads:
-        return _BLIND_JOBS
-    if job_reads == 0 and int(forbidden.get("servicePrincipals") or 0) > 0:
-        return _BLIND_PRINCIPALS
-    return None
 
 
 def _ended(record: Mapping[str, Any]) -> datetime | None:

@@ -4,6 +4,7 @@ added since: code that reads stored records uses `.get`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict
@@ -29,6 +30,11 @@ class GraphCounts(TypedDict):
     statusCounts: dict[str, int]
     throttledPastDeadline: int
     failedTries: NotRequired[int]  # a fanned-out poll's item tries that failed after reading Graph
+
+
+def no_graph_requests() -> GraphCounts:
+    """The `graph` section of a record that asked Graph nothing (a poisoned item or poll)."""
+    return {"requests": 0, "throttled": 0, "retries": 0, "statusCounts": {}, "throttledPastDeadline": 0}
 
 
 class PollSummary(TypedDict):
@@ -145,3 +151,26 @@ class PollRecord:
             "errorsByServicePrincipal": errors_by_sp,
             "errors": self.errors,
         }
+
+
+_GRANT = (
+    "grant the Microsoft Graph application permission {permission} to the app's identity, with admin consent "
+    "(infra/app/graph-permissions.bicep with grantGraphPermissions=true, or docs/deploy.md)"
+)
+_BLIND_JOBS = "Graph refused every job read (HTTP 403): " + _GRANT.format(permission="Synchronization.Read.All")
+_BLIND_PRINCIPALS = "Graph refused to read the service principals (HTTP 403): " + _GRANT.format(
+    permission="Application.Read.All"
+)
+
+
+def blind_reason(record: Mapping[str, Any]) -> str | None:
+    """Why a poll saw nothing because Graph refused every read, or None. Decided from the
+    record's counts only (`jobReads`, `forbiddenReads`), never from tenant data."""
+    raw = record.get("forbiddenReads")
+    forbidden: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    job_reads = int(record.get("jobReads") or 0)
+    if job_reads > 0 and int(forbidden.get("jobs") or 0) >= job_reads:
+        return _BLIND_JOBS
+    if job_reads == 0 and int(forbidden.get("servicePrincipals") or 0) > 0:
+        return _BLIND_PRINCIPALS
+    return None

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from shared.domain.poll_record import blind_reason
+
 TenantSource = Literal["home", "setting", "api"]
 
 # Graph and Entra hosts of each national cloud
@@ -239,12 +241,10 @@ def tenant_state(
         e.get("kind") == "graphToken" and _NO_CONSENT.search(str(e.get("message"))) for e in errors
     ):
         return "consentMissing"
-    forbidden: Mapping[str, Any] = record.get("forbiddenReads") or {}
-    job_reads = int(record.get("jobReads") or 0)
-    if (job_reads and int(forbidden.get("jobs") or 0) >= job_reads) or (
+    if blind_reason(record) is not None or (
         refused and record.get("status") == "failed" and not record.get("jobsRead")
     ):
-        return "consentMissing"  # every job read refused: the permissions were taken back
+        return "consentMissing"  # every read refused (403 as the health check counts, or 401): taken back
     if "graphToken" in kinds:
         return "signInFailed"
     graph: Mapping[str, Any] = record.get("graph") or {}
